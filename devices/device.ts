@@ -1,0 +1,51 @@
+/**
+ * The small interface every device model implements. Devices never see the socket: the session
+ * calls into them for region accesses and resets, and hands them a {@link DeviceContext} through
+ * which they reach guest memory and raise interrupts.
+ *
+ * @module
+ */
+import type { GuestMemory } from "../dma/guest_memory.ts";
+import type { PciConfigSpec } from "../pci/spec.ts";
+
+/** What a device can do to the outside world. */
+export interface DeviceContext {
+  /** Guest memory, mmapped or message-based; identical for the device either way. */
+  readonly mem: GuestMemory;
+  /**
+   * Raises an interrupt. With MSI-X enabled this signals MSI-X vector `vector` (or sets its
+   * pending bit while masked); otherwise it asserts the INTx line (level, see {@link lowerIntx}).
+   */
+  trigger(vector: number): void;
+  /** Deasserts the INTx line (e.g. when the guest reads an interrupt status register). */
+  lowerIntx(): void;
+  /** True when the guest enabled MSI-X (MSI-X capability Enable bit, function not masked). */
+  msixEnabled(): boolean;
+  /** True when the guest enabled bus mastering (PCI COMMAND bit 2): DMA is allowed. */
+  busMaster(): boolean;
+}
+
+/** A PCI device model. */
+export interface Device {
+  /** Short type name, e.g. "virtio-blk". */
+  readonly type: string;
+  /** Identity, BARs, capabilities and interrupts of the function. */
+  readonly pci: PciConfigSpec;
+  /** Called once before any other method with the context of the device. */
+  attach(ctx: DeviceContext): void;
+  /** A read of `dst.length` bytes at `offset` of BAR `bar` (device-owned part of the BAR). */
+  barRead(bar: number, offset: number, dst: Uint8Array): void;
+  /** A write of `src` at `offset` of BAR `bar`. May start asynchronous work (e.g. a queue kick). */
+  barWrite(bar: number, offset: number, src: Uint8Array): void;
+  /**
+   * Resets device state to power-on (DEVICE_RESET, or the guest's own reset). Resolves when no
+   * request of the device touches guest memory anymore.
+   */
+  reset(): Promise<void>;
+  /** Waits until in-flight requests finished (used before DMA unmap/disconnect/shutdown). */
+  quiesce(): Promise<void>;
+  /** Flushes backing storage (shutdown). */
+  flush?(): Promise<void>;
+  /** Frees host resources at exit. */
+  close(): void;
+}

@@ -1,0 +1,54 @@
+/**
+ * The one interface device models use to reach guest memory, whatever the DMA mode (mmapped
+ * fd-backed maps or message-based DMA_READ/DMA_WRITE through bounce buffers). Device code never
+ * branches on the mode.
+ *
+ * @module
+ */
+
+/** A guest range made accessible to the device. */
+export interface GuestMapping {
+  /**
+   * The bytes of the range, in order. More than one segment when the range spans several DMA
+   * maps. For mmapped maps these are zero-copy views of guest RAM; otherwise bounce buffers.
+   */
+  readonly segments: readonly Uint8Array[];
+  /** Total length in bytes (sum of segment lengths). */
+  readonly length: number;
+  /**
+   * Ends the device's access. For a writable mapping backed by bounce buffers this writes the
+   * bytes back to the guest (DMA_WRITE). Must be called exactly once, also on error paths.
+   * After it resolves the segments must not be touched.
+   */
+  release(): Promise<void>;
+}
+
+/** Guest physical memory as seen by one device. */
+export interface GuestMemory {
+  /**
+   * Makes [addr, addr+length) accessible. `writable` asks for write access (the map must allow
+   * it). Throws `VfioUserError` (EFAULT) when the range is not fully covered by DMA maps or the
+   * permissions do not allow the access. May wait (e.g. for bounce-buffer space) but never fails
+   * for lack of it. For message-based memory a single map is limited to the bounce-buffer size
+   * (E2BIG beyond it): large data goes through {@link transfer}.
+   */
+  map(addr: bigint, length: number, writable: boolean): Promise<GuestMapping>;
+  /**
+   * Moves a possibly large range in pieces: calls `fn` with the segments of consecutive chunks
+   * of [addr, addr+length) and the chunk's offset in the range, one chunk mapped at a time, and
+   * releases each chunk (flushing writes) before mapping the next. For mmapped memory the whole
+   * range is one zero-copy chunk; for message-based memory chunks respect the bounce-buffer
+   * limit. Use this for data buffers; a device must not hold another mapping while it waits
+   * here (that could wait for bounce space it holds itself).
+   */
+  transfer(
+    addr: bigint,
+    length: number,
+    writable: boolean,
+    fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+  ): Promise<void>;
+  /** Copies guest bytes at `addr` into `dst` (convenience for small structures). */
+  read(addr: bigint, dst: Uint8Array): Promise<void>;
+  /** Copies `src` into guest memory at `addr` (convenience for small structures). */
+  write(addr: bigint, src: Uint8Array): Promise<void>;
+}
