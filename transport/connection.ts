@@ -1,0 +1,268 @@
+/**
+ * Message framing over one connected UNIX stream socket: reassembles messages from partial
+ * reads, attributes passed fds to the message they came with, writes replies and requests with
+ * gather `sendmsg` and queues what the socket cannot take yet (EPOLLOUT is armed only then).
+ *
+ * It knows the 16-byte header and nothing else of the protocol: every complete message (command
+ * or reply) goes to one handler, which demultiplexes.
+ *
+ * @module
+ */
+import { decodeHeader, encodeHeader, type Header, SIZE as HDR } from "../protocol/header.ts";
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { closeFd } from "./ffi.ts";
+import { C } from "./layout.ts";
+import type { EventLoop } from "./event_loop.ts";
+import { Messenger } from "./socket.ts";
+
+/** One received message. `payload` is only valid during the handler call: copy what you keep. */
+export interface Message {
+  header: Header;
+  /** Bytes after the header. */
+  payload: Uint8Array;
+  /** Fds that came with the message; the handler owns (and must close) them. */
+  fds: number[];
+  /** Set when the message was dropped unread (too large); its payload is empty. */
+  error?: VfioUserError;
+}
+
+/** Callbacks of a {@link Connection}. */
+export interface ConnectionHandler {
+  onMessage(msg: Message): void;
+  /** The connection ended (peer closed, I/O or framing error, or {@link Connection.close}). */
+  onClose(reason: Error | undefined): void;
+}
+
+interface FdGroup {
+  fds: number[];
+  /** Stream positions [start, end) of the recv that brought them. */
+  start: number;
+  end: number;
+}
+
+interface Pending {
+  bufs: Uint8Array[];
+  fds: number[];
+}
+
+/** A framed, full-duplex vfio-user connection. */
+export class Connection {
+  readonly fd: number;
+  readonly #loop: EventLoop;
+  readonly #io: Messenger;
+  readonly #handler: ConnectionHandler;
+  readonly #maxMsg: number;
+  #rx: Uint8Array;
+  #rxStart = 0;
+  #rxEnd = 0;
+  /** Stream position of #rx[0]. */
+  #rxBase = 0;
+  #discard = 0;
+  #fdGroups: FdGroup[] = [];
+  #txQueue: Pending[] = [];
+  #closed = false;
+  #hdrBuf = new Uint8Array(HDR);
+
+  constructor(loop: EventLoop, fd: number, maxMessageSize: number, handler: ConnectionHandler) {
+    this.fd = fd;
+    this.#loop = loop;
+    this.#io = new Messenger(fd);
+    this.#handler = handler;
+    this.#maxMsg = maxMessageSize;
+    this.#rx = new Uint8Array(Math.max(2 * maxMessageSize, 1 << 16));
+    loop.add(fd, C.EPOLLIN | C.EPOLLRDHUP, (ev) => this.#onReady(ev));
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends a message: header fields plus payload parts, with `fds` attached to its first byte.
+   * Never blocks; what the socket does not take now is copied and sent when it drains.
+   */
+  send(header: Omit<Header, "size">, parts: readonly Uint8Array[] = [], fds: number[] = []): void {
+    if (this.#closed) throw new VfioUserError(Errno.ENOTCONN, "connection closed");
+    let size = HDR;
+    for (const p of parts) size += p.length;
+    const hdr = this.#txQueue.length ? new Uint8Array(HDR) : this.#hdrBuf;
+    encodeHeader({ ...header, size }, hdr);
+    const bufs = [hdr, ...parts];
+    if (this.#txQueue.length === 0) {
+      const sent = this.#trySend(bufs, fds);
+      if (sent < 0) return;
+      if (sent === size) return;
+      this.#queue(bufs, sent > 0 ? [] : fds, Math.max(sent, 0));
+    } else {
+      this.#queue(bufs, fds, 0);
+    }
+    this.#loop.modify(this.fd, C.EPOLLIN | C.EPOLLOUT | C.EPOLLRDHUP);
+  }
+
+  /** Sends; returns bytes sent, 0 when the socket was full, -1 when the connection broke. */
+  #trySend(bufs: Uint8Array[], fds: number[]): number {
+    try {
+      const n = this.#io.send(bufs.length > 8 ? [concat(bufs)] : bufs, fds);
+      return n < 0 ? 0 : n;
+    } catch (e) {
+      this.close(e as Error);
+      return -1;
+    }
+  }
+
+  #queue(bufs: Uint8Array[], fds: number[], skip: number): void {
+    // Copy the unsent remainder: callers may reuse or release their buffers after send().
+    const rest = concat(bufs).subarray(skip);
+    this.#txQueue.push({ bufs: [rest.slice()], fds });
+  }
+
+  #flushQueue(): void {
+    while (this.#txQueue.length) {
+      const head = this.#txQueue[0];
+      const n = this.#trySend(head.bufs, head.fds);
+      if (n < 0) return;
+      if (n === 0) return;
+      head.fds = [];
+      const rest = head.bufs[0].subarray(n);
+      if (rest.length) {
+        head.bufs[0] = rest;
+        return;
+      }
+      this.#txQueue.shift();
+    }
+    if (!this.#closed) this.#loop.modify(this.fd, C.EPOLLIN | C.EPOLLRDHUP);
+  }
+
+  #onReady(events: number): void {
+    if (events & C.EPOLLOUT) this.#flushQueue();
+    if (this.#closed) return;
+    if (events & (C.EPOLLIN | C.EPOLLHUP | C.EPOLLERR | C.EPOLLRDHUP)) this.#readAll();
+  }
+
+  #readAll(): void {
+    for (let rounds = 0; rounds < 64 && !this.#closed; rounds++) {
+      this.#makeRoom();
+      const start = this.#rxBase + this.#rxEnd;
+      let r;
+      try {
+        r = this.#io.recv(this.#rx.subarray(this.#rxEnd));
+      } catch (e) {
+        this.close(e as Error);
+        return;
+      }
+      if (r.truncated) {
+        r.fds.forEach(closeFd);
+        this.close(new VfioUserError(Errno.EINVAL, "control data truncated (MSG_CTRUNC)"));
+        return;
+      }
+      if (r.n === 0) {
+        r.fds.forEach(closeFd);
+        this.close(undefined);
+        return;
+      }
+      if (r.n < 0) return;
+      this.#rxEnd += r.n;
+      if (r.fds.length) this.#fdGroups.push({ fds: r.fds, start, end: start + r.n });
+      this.#parse();
+    }
+  }
+
+  #makeRoom(): void {
+    if (this.#rxStart === this.#rxEnd) {
+      this.#rxBase += this.#rxStart;
+      this.#rxStart = this.#rxEnd = 0;
+    } else if (this.#rx.length - this.#rxEnd < this.#maxMsg) {
+      this.#rx.copyWithin(0, this.#rxStart, this.#rxEnd);
+      this.#rxBase += this.#rxStart;
+      this.#rxEnd -= this.#rxStart;
+      this.#rxStart = 0;
+    }
+  }
+
+  #parse(): void {
+    while (!this.#closed) {
+      if (this.#discard > 0) {
+        const n = Math.min(this.#discard, this.#rxEnd - this.#rxStart);
+        this.#rxStart += n;
+        this.#discard -= n;
+        if (this.#discard > 0) return;
+        continue;
+      }
+      const avail = this.#rxEnd - this.#rxStart;
+      if (avail < HDR) return;
+      const header = decodeHeader(this.#rx.subarray(this.#rxStart, this.#rxStart + HDR));
+      const pos = this.#rxBase + this.#rxStart;
+      if (header.size < HDR) {
+        this.close(new VfioUserError(Errno.EINVAL, `message size ${header.size} < ${HDR}`));
+        return;
+      }
+      if (header.size > this.#maxMsg) {
+        this.#dropOversized(header, pos);
+        continue;
+      }
+      if (avail < header.size) return;
+      const payload = this.#rx.subarray(this.#rxStart + HDR, this.#rxStart + header.size);
+      this.#rxStart += header.size;
+      this.#handler.onMessage({ header, payload, fds: this.#takeFds(pos, header.size) });
+    }
+  }
+
+  /** A too-large message is skipped (its bytes discarded) and reported; the stream goes on. */
+  #dropOversized(header: Header, pos: number): void {
+    const fds = this.#takeFds(pos, header.size);
+    this.#discard = header.size;
+    const error = new VfioUserError(
+      Errno.E2BIG,
+      `message size ${header.size} exceeds limit ${this.#maxMsg}`,
+    );
+    this.#handler.onMessage({ header, payload: new Uint8Array(0), fds, error });
+  }
+
+  /**
+   * Fds come with the socket buffer of the first byte of the message they were sent with, and a
+   * recvmsg stops right after such a buffer: so a group belongs to the last message that starts
+   * inside the recv that brought it. Groups that no message starts in are closed (bad peer).
+   */
+  #takeFds(pos: number, size: number): number[] {
+    const out: number[] = [];
+    while (this.#fdGroups.length) {
+      const g = this.#fdGroups[0];
+      if (pos < g.start) break; // this message started before the group's recv
+      if (pos >= g.end) {
+        g.fds.forEach(closeFd); // no message started within that recv: orphaned fds
+        this.#fdGroups.shift();
+        continue;
+      }
+      if (pos + size < g.end) break; // a later message starts inside the same recv
+      out.push(...g.fds);
+      this.#fdGroups.shift();
+    }
+    return out;
+  }
+
+  /** Closes the socket, drops queued output and received fds, and notifies the handler once. */
+  close(reason?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#loop.remove(this.fd);
+    closeFd(this.fd);
+    for (const g of this.#fdGroups) g.fds.forEach(closeFd);
+    this.#fdGroups = [];
+    this.#txQueue = [];
+    this.#handler.onClose(reason);
+  }
+}
+
+function concat(bufs: readonly Uint8Array[]): Uint8Array {
+  if (bufs.length === 1) return bufs[0];
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const b of bufs) {
+    out.set(b, off);
+    off += b.length;
+  }
+  return out;
+}

@@ -1,0 +1,149 @@
+/**
+ * Every libc symbol vfud uses, in one place, with its C prototype. Raw fds (sockets, eventfds,
+ * memfds, epoll) cannot become Deno resources, so the socket path is driven through FFI
+ * (see ../shared/ffi-notes.md). Only `--allow-ffi` is needed.
+ *
+ * x86_64 Linux (glibc) layouts are assumed; `layout.ts` holds the struct offsets.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  /** int *__errno_location(void); */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum); */
+  strerror: { parameters: ["i32"], result: "pointer" },
+  /** int socket(int domain, int type, int protocol); */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int socketpair(int domain, int type, int protocol, int sv[2]); */
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen); */
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int listen(int sockfd, int backlog); */
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  /** int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags); */
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  /** int connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen); */
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen); */
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /** int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen); */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** int shutdown(int sockfd, int how); */
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  /** ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags); */
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags); */
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** int close(int fd); */
+  close: { parameters: ["i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count); */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t count); */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** int open(const char *pathname, int flags, ... mode_t mode); (mode passed as a fixed arg) */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset); */
+  preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  /** ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset); */
+  pwritev: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  /** int fdatasync(int fd); */
+  fdatasync: { parameters: ["i32"], result: "i32" },
+  /** int ftruncate(int fd, off_t length); */
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  /** off_t lseek(int fd, off_t offset, int whence); */
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  /** void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset); */
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  /** int munmap(void *addr, size_t length); */
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  /** int eventfd(unsigned int initval, int flags); */
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** int memfd_create(const char *name, unsigned int flags); */
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  /** int epoll_create1(int flags); */
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event); */
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout); */
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  /** Same as epoll_wait, run on Deno's blocking thread pool so the JS event loop stays free. */
+  epoll_wait_async: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** int fcntl(int fd, int cmd, ... int arg); (arg passed as a fixed arg) */
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** pid_t getpid(void); */
+  getpid: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened libc with every symbol above. */
+export const libc: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] =
+  Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+
+// errno lives in thread-local storage; one view per thread, made once.
+const errnoView = new Int32Array(
+  Deno.UnsafePointerView.getArrayBuffer(libc.__errno_location()!, 4),
+);
+
+/** Current thread's errno (read it right after the failing sync call). */
+export function errno(): number {
+  return errnoView[0];
+}
+
+/** An OS call failure with its errno and the call's name. */
+export class SysError extends Error {
+  /** The errno the call failed with. */
+  readonly errno: number;
+  constructor(call: string, err: number) {
+    super(`${call}: ${strerror(err)} (errno ${err})`);
+    this.name = "SysError";
+    this.errno = err;
+  }
+}
+
+/** Human-readable text of an errno. */
+export function strerror(err: number): string {
+  const p = libc.strerror(err);
+  return p === null ? `errno ${err}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/**
+ * The one errno helper: returns `ret` when it is not negative, else throws `SysError` with the
+ * current errno. `EINTR` is never returned to callers: they use {@link retry}.
+ */
+export function check<T extends number | bigint>(call: string, ret: T): T {
+  if (ret < 0) throw new SysError(call, errno());
+  return ret;
+}
+
+/** Errno values vfud tests for. */
+export const E = {
+  EINTR: 4,
+  EAGAIN: 11,
+  EBADF: 9,
+  EPIPE: 32,
+  ECONNRESET: 104,
+  ENOTSOCK: 88,
+} as const;
+
+/** Runs a syscall wrapper again while it fails with EINTR; returns the raw result. */
+export function retry<T extends number | bigint>(fn: () => T): T {
+  for (;;) {
+    const r = fn();
+    if (r >= 0 || errno() !== E.EINTR) return r;
+  }
+}
+
+/** Closes `fd`, ignoring errors (used on cleanup paths where there is nothing left to do). */
+export function closeFd(fd: number): void {
+  if (fd >= 0) libc.close(fd);
+}
+
+/** NUL-terminated C string for FFI `buffer` parameters. */
+export function cstr(s: string): Uint8Array {
+  return new TextEncoder().encode(s + "\0");
+}

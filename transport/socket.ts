@@ -1,0 +1,244 @@
+/**
+ * UNIX stream sockets through FFI: listen/accept/connect, and `sendmsg`/`recvmsg` carrying
+ * file descriptors as SCM_RIGHTS ancillary data.
+ *
+ * @module
+ */
+import { check, closeFd, E, errno, libc, retry, SysError } from "./ffi.ts";
+import {
+  C,
+  CMSG_HDR,
+  cmsgSpace,
+  fillIovec,
+  IOVEC_SIZE,
+  MSGHDR_SIZE,
+  SCM_MAX_FD,
+} from "./layout.ts";
+
+const SUN_PATH_MAX = 108;
+
+function sockaddrUn(path: string): Uint8Array {
+  const p = new TextEncoder().encode(path);
+  if (p.length >= SUN_PATH_MAX) throw new Error(`socket path too long (${p.length} bytes)`);
+  const sa = new Uint8Array(2 + SUN_PATH_MAX);
+  new DataView(sa.buffer).setUint16(0, C.AF_UNIX, true);
+  sa.set(p, 2);
+  return sa;
+}
+
+function newSocket(): number {
+  return check(
+    "socket",
+    libc.socket(C.AF_UNIX, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0),
+  );
+}
+
+/** Creates a non-blocking listening socket bound to `path` (which must not exist). */
+export function listenUnix(path: string, backlog = 16): number {
+  const fd = newSocket();
+  try {
+    const sa = sockaddrUn(path);
+    check("bind", libc.bind(fd, sa, sa.length));
+    check("listen", libc.listen(fd, backlog));
+    return fd;
+  } catch (e) {
+    closeFd(fd);
+    throw e;
+  }
+}
+
+/** Connects to the UNIX socket at `path`; returns a non-blocking fd. */
+export function connectUnix(path: string): number {
+  const fd = newSocket();
+  const sa = sockaddrUn(path);
+  // A non-blocking connect on AF_UNIX completes at once or fails (EAGAIN: backlog full).
+  const r = retry(() => libc.connect(fd, sa, sa.length));
+  if (r < 0) {
+    const err = errno();
+    closeFd(fd);
+    throw new SysError(`connect ${path}`, err);
+  }
+  return fd;
+}
+
+/** Creates a connected pair of non-blocking UNIX stream sockets. */
+export function socketPair(): [number, number] {
+  const sv = new Int32Array(2);
+  check(
+    "socketpair",
+    libc.socketpair(
+      C.AF_UNIX,
+      C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC,
+      0,
+      new Uint8Array(sv.buffer),
+    ),
+  );
+  return [sv[0], sv[1]];
+}
+
+/** Accepts one pending connection as a non-blocking fd, or returns -1 when none is pending. */
+export function acceptUnix(lfd: number): number {
+  const fd = retry(() => libc.accept4(lfd, null, null, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC));
+  if (fd < 0) {
+    const err = errno();
+    if (err === E.EAGAIN) return -1;
+    throw new SysError("accept4", err);
+  }
+  return fd;
+}
+
+function sockOptInt(fd: number, opt: number): number {
+  const val = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  check(
+    "getsockopt",
+    libc.getsockopt(
+      fd,
+      C.SOL_SOCKET,
+      opt,
+      new Uint8Array(val.buffer),
+      new Uint8Array(len.buffer),
+    ),
+  );
+  return val[0];
+}
+
+/** What an inherited fd is: a listening or a connected stream socket (else it throws). */
+export function socketKind(fd: number): "listening" | "connected" {
+  const type = sockOptInt(fd, C.SO_TYPE);
+  if (type !== C.SOCK_STREAM) throw new Error(`fd ${fd} is not a stream socket`);
+  return sockOptInt(fd, C.SO_ACCEPTCONN) ? "listening" : "connected";
+}
+
+/** Sets O_NONBLOCK (and FD_CLOEXEC) on an inherited socket we own. */
+export function makeNonBlocking(fd: number): void {
+  const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+  const fl = check("fcntl", libc.fcntl(fd, F_GETFL, 0));
+  check("fcntl", libc.fcntl(fd, F_SETFL, fl | O_NONBLOCK));
+  check("fcntl", libc.fcntl(fd, C.F_SETFD, C.FD_CLOEXEC));
+}
+
+/** Result of one {@link Messenger.recv}. */
+export interface RecvResult {
+  /** Bytes received; 0 means the peer closed the connection, -1 nothing available. */
+  n: number;
+  /** File descriptors that arrived with the bytes (now owned by the caller). */
+  fds: number[];
+  /** True when the kernel dropped fds for lack of control-buffer room (MSG_CTRUNC). */
+  truncated: boolean;
+}
+
+/**
+ * Reusable sendmsg/recvmsg state for one socket: the msghdr, iovec and control buffers are
+ * allocated once (they are on every message's path) and kept referenced while in use.
+ */
+export class Messenger {
+  readonly fd: number;
+  #hdr = new Uint8Array(MSGHDR_SIZE);
+  #hdrView = new DataView(this.#hdr.buffer);
+  #iov = new Uint8Array(IOVEC_SIZE * 8);
+  #iovView = new DataView(this.#iov.buffer);
+  #ctl = new Uint8Array(cmsgSpace(4 * SCM_MAX_FD));
+  #ctlView = new DataView(this.#ctl.buffer);
+  #iovAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#iov)));
+  #ctlAddr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#ctl)));
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  /**
+   * Sends the concatenation of `bufs` (at most 8) with `fds` attached to the first byte.
+   * Returns the bytes sent (possibly fewer than asked), or -1 when the socket is full.
+   * Throws `SysError` on a broken connection.
+   */
+  send(bufs: readonly Uint8Array[], fds: readonly number[] = []): number {
+    if (bufs.length > 8) throw new Error("too many iovecs");
+    fillIovec(this.#iovView, bufs);
+    const h = this.#hdrView;
+    h.setBigUint64(0, 0n, true);
+    h.setUint32(8, 0, true);
+    h.setBigUint64(16, this.#iovAddr, true);
+    h.setBigUint64(24, BigInt(bufs.length), true);
+    if (fds.length > 0) {
+      const len = CMSG_HDR + 4 * fds.length;
+      this.#ctlView.setBigUint64(0, BigInt(len), true);
+      this.#ctlView.setInt32(8, C.SOL_SOCKET, true);
+      this.#ctlView.setInt32(12, C.SCM_RIGHTS, true);
+      fds.forEach((fd, i) => this.#ctlView.setInt32(CMSG_HDR + 4 * i, fd, true));
+      h.setBigUint64(32, this.#ctlAddr, true);
+      h.setBigUint64(40, BigInt(cmsgSpace(4 * fds.length)), true);
+    } else {
+      h.setBigUint64(32, 0n, true);
+      h.setBigUint64(40, 0n, true);
+    }
+    h.setInt32(48, 0, true);
+    const r = retry(() => libc.sendmsg(this.fd, this.#hdr, C.MSG_DONTWAIT | C.MSG_NOSIGNAL));
+    if (r < 0) {
+      const err = errno();
+      if (err === E.EAGAIN) return -1;
+      throw new SysError("sendmsg", err);
+    }
+    return Number(r);
+  }
+
+  /** Receives into `buf`, collecting any passed fds. Never blocks. */
+  recv(buf: Uint8Array): RecvResult {
+    fillIovec(this.#iovView, [buf]);
+    const h = this.#hdrView;
+    h.setBigUint64(0, 0n, true);
+    h.setUint32(8, 0, true);
+    h.setBigUint64(16, this.#iovAddr, true);
+    h.setBigUint64(24, 1n, true);
+    h.setBigUint64(32, this.#ctlAddr, true);
+    h.setBigUint64(40, BigInt(this.#ctl.length), true);
+    h.setInt32(48, 0, true);
+    const r = retry(() => libc.recvmsg(this.fd, this.#hdr, C.MSG_DONTWAIT | C.MSG_CMSG_CLOEXEC));
+    if (r < 0) {
+      const err = errno();
+      if (err === E.EAGAIN) return { n: -1, fds: [], truncated: false };
+      throw new SysError("recvmsg", err);
+    }
+    const fds = this.#parseControl();
+    const truncated = (h.getInt32(48, true) & C.MSG_CTRUNC) !== 0;
+    return { n: Number(r), fds, truncated };
+  }
+
+  #parseControl(): number[] {
+    const fds: number[] = [];
+    const total = Number(this.#hdrView.getBigUint64(40, true));
+    let off = 0;
+    while (off + CMSG_HDR <= total) {
+      const len = Number(this.#ctlView.getBigUint64(off, true));
+      if (len < CMSG_HDR || off + len > total) break;
+      const level = this.#ctlView.getInt32(off + 8, true);
+      const type = this.#ctlView.getInt32(off + 12, true);
+      if (level === C.SOL_SOCKET && type === C.SCM_RIGHTS) {
+        for (let p = off + CMSG_HDR; p + 4 <= off + len; p += 4) {
+          fds.push(this.#ctlView.getInt32(p, true));
+        }
+      }
+      off += (len + 7) & ~7;
+    }
+    return fds;
+  }
+}
+
+/** Removes `path` if it is a stale UNIX socket (nobody accepts on it); refuses other files. */
+export function removeStaleSocket(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  if (!info.isSocket) throw new Error(`${path} exists and is not a socket: refusing to replace it`);
+  try {
+    closeFd(connectUnix(path));
+  } catch {
+    Deno.removeSync(path);
+    return;
+  }
+  throw new Error(`${path} is in use by another server`);
+}
