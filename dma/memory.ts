@@ -1,0 +1,199 @@
+/**
+ * {@link GuestMemory} over a session's {@link DmaTable}: zero-copy views for mmapped regions,
+ * bounce buffers filled and flushed through DMA messages for the others.
+ *
+ * @module
+ */
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+import type { GuestMapping, GuestMemory } from "./guest_memory.ts";
+import { DmaProt, type DmaRegion, type DmaTable } from "./table.ts";
+
+/**
+ * Moves bytes to and from message-based regions (DMA_READ / DMA_WRITE to the client), and
+ * hands out bounce buffers under the session's size limit.
+ */
+export interface MessageDma {
+  /** Reads guest bytes at `addr` into `dst` (split into messages as needed). */
+  read(addr: bigint, dst: Uint8Array): Promise<void>;
+  /** Writes `src` to guest memory at `addr`. */
+  write(addr: bigint, src: Uint8Array): Promise<void>;
+  /** Gets a bounce buffer of `length` bytes, waiting in FIFO order for room under the limit. */
+  acquire(length: number): Promise<Uint8Array>;
+  /** Returns a bounce buffer. */
+  releaseBuffer(buf: Uint8Array): void;
+  /** Largest bounce buffer one acquire may ask for. */
+  readonly maxBuffer: number;
+}
+
+interface Piece {
+  region: DmaRegion;
+  addr: bigint;
+  length: number;
+}
+
+/** Guest memory of one session. */
+export class SessionMemory implements GuestMemory {
+  readonly #table: DmaTable;
+  #dma: MessageDma | undefined;
+
+  constructor(table: DmaTable, dma?: MessageDma) {
+    this.#table = table;
+    this.#dma = dma;
+  }
+
+  /** Installs (or removes) the message-based DMA path. */
+  setMessageDma(dma: MessageDma | undefined): void {
+    this.#dma = dma;
+  }
+
+  /** Splits [addr, addr+length) into per-region pieces, checking coverage and permission. */
+  #resolve(addr: bigint, length: number, writable: boolean): Piece[] {
+    const pieces: Piece[] = [];
+    let a = addr;
+    let left = BigInt(length);
+    const need = writable ? DmaProt.WRITE : DmaProt.READ;
+    while (left > 0n) {
+      const region = this.#table.find(a);
+      if (!region) throw fault(addr, length, `0x${a.toString(16)} is not mapped`);
+      if ((region.prot & need) === 0) {
+        throw fault(addr, length, `map at 0x${region.iova.toString(16)} forbids this access`);
+      }
+      const n = region.end - a < left ? region.end - a : left;
+      pieces.push({ region, addr: a, length: Number(n) });
+      a += n;
+      left -= n;
+    }
+    return pieces;
+  }
+
+  async map(addr: bigint, length: number, writable: boolean): Promise<GuestMapping> {
+    const pieces = this.#resolve(addr, length, writable);
+    const bounced = pieces.reduce((n, p) => n + (p.region.view ? 0 : p.length), 0);
+    // One acquire for all message-based pieces: holding part of the pool while waiting for
+    // more could deadlock against another request doing the same.
+    const dma = bounced > 0 ? this.#message(pieces[0]) : undefined;
+    if (dma && bounced > dma.maxBuffer) {
+      throw new VfioUserError(Errno.E2BIG, `map of ${bounced} message-based bytes: use transfer()`);
+    }
+    for (const p of pieces) p.region.ref();
+    const unref = () => pieces.forEach((p) => p.region.unref());
+    let bounce: Uint8Array | undefined;
+    try {
+      bounce = dma ? await dma.acquire(bounced) : undefined;
+      const { segments, copies } = await this.#segments(pieces, bounce);
+      return new Mapping(segments, length, async () => {
+        try {
+          if (writable) { for (const c of copies) await dma!.write(c.addr, c.buf); }
+        } finally {
+          if (bounce) dma!.releaseBuffer(bounce);
+          unref();
+        }
+      });
+    } catch (e) {
+      if (bounce) dma!.releaseBuffer(bounce);
+      unref();
+      throw e;
+    }
+  }
+
+  /**
+   * Views for mmapped pieces; slices of `bounce` for message-based ones, filled from the guest
+   * first (even a write-only user may write only part of the range, and the flush writes back
+   * the whole slice).
+   */
+  async #segments(pieces: Piece[], bounce: Uint8Array | undefined) {
+    const segments: Uint8Array[] = [];
+    const copies: { buf: Uint8Array; addr: bigint }[] = [];
+    let used = 0;
+    for (const p of pieces) {
+      if (p.region.view) {
+        const off = Number(p.addr - p.region.iova);
+        segments.push(p.region.view.subarray(off, off + p.length));
+      } else {
+        const buf = bounce!.subarray(used, used + p.length);
+        used += p.length;
+        await this.#dma!.read(p.addr, buf);
+        copies.push({ buf, addr: p.addr });
+        segments.push(buf);
+      }
+    }
+    return { segments, copies };
+  }
+
+  async transfer(
+    addr: bigint,
+    length: number,
+    writable: boolean,
+    fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+  ): Promise<void> {
+    const pieces = this.#resolve(addr, length, writable);
+    const chunk = pieces.every((p) => p.region.view) ? length : this.#message(pieces[0]).maxBuffer;
+    for (let off = 0; off < length; off += chunk) {
+      const m = await this.map(addr + BigInt(off), Math.min(chunk, length - off), writable);
+      try {
+        await fn(m.segments, off);
+      } finally {
+        await m.release();
+      }
+    }
+  }
+
+  async read(addr: bigint, dst: Uint8Array): Promise<void> {
+    const pieces = this.#resolve(addr, dst.length, false);
+    let off = 0;
+    for (const p of pieces) {
+      const part = dst.subarray(off, off + p.length);
+      if (p.region.view) {
+        const o = Number(p.addr - p.region.iova);
+        part.set(p.region.view.subarray(o, o + p.length));
+      } else {
+        await this.#message(p).read(p.addr, part);
+      }
+      off += p.length;
+    }
+  }
+
+  async write(addr: bigint, src: Uint8Array): Promise<void> {
+    const pieces = this.#resolve(addr, src.length, true);
+    let off = 0;
+    for (const p of pieces) {
+      const part = src.subarray(off, off + p.length);
+      if (p.region.view) {
+        p.region.view.set(part, Number(p.addr - p.region.iova));
+      } else {
+        await this.#message(p).write(p.addr, part);
+      }
+      off += p.length;
+    }
+  }
+
+  #message(p: Piece): MessageDma {
+    if (!this.#dma) throw fault(p.addr, p.length, "message-based DMA is not available");
+    return this.#dma;
+  }
+}
+
+class Mapping implements GuestMapping {
+  readonly segments: readonly Uint8Array[];
+  readonly length: number;
+  #done: (() => Promise<void>) | undefined;
+
+  constructor(segments: Uint8Array[], length: number, done: () => Promise<void>) {
+    this.segments = segments;
+    this.length = length;
+    this.#done = done;
+  }
+
+  release(): Promise<void> {
+    const d = this.#done;
+    this.#done = undefined;
+    return d ? d() : Promise.resolve();
+  }
+}
+
+function fault(addr: bigint, length: number, why: string): VfioUserError {
+  return new VfioUserError(
+    Errno.EFAULT,
+    `guest access [0x${addr.toString(16)}, +0x${length.toString(16)}): ${why}`,
+  );
+}

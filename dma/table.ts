@@ -1,0 +1,181 @@
+/**
+ * The DMA map table of one session (spec, "VFIO_USER_DMA_MAP" / "VFIO_USER_DMA_UNMAP").
+ * Regions that come with an fd are mmapped once and accessed through zero-copy views; regions
+ * without one are recorded and reached through DMA_READ/DMA_WRITE messages.
+ *
+ * A region is reference-counted by the guest mappings that use it: DMA_UNMAP removes it from the
+ * table at once (no new access can find it) and the memory is unmapped when the last in-flight
+ * user releases it, so no view is ever touched after munmap.
+ *
+ * @module
+ */
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { closeFd, errno, libc, SysError } from "../transport/ffi.ts";
+import { C } from "../transport/layout.ts";
+
+/** DMA_MAP permission flags. */
+export const DmaProt = { READ: 1, WRITE: 2 } as const;
+
+/** One DMA region. */
+export class DmaRegion {
+  readonly iova: bigint;
+  readonly size: bigint;
+  readonly prot: number;
+  /** Zero-copy view of the whole region when it was mmapped; undefined for message-based ones. */
+  readonly view: Uint8Array | undefined;
+  #ptr: Deno.PointerValue;
+  #refs = 0;
+  #removed = false;
+
+  constructor(iova: bigint, size: bigint, prot: number, ptr: Deno.PointerValue) {
+    this.iova = iova;
+    this.size = size;
+    this.prot = prot;
+    this.#ptr = ptr;
+    this.view = ptr === null ? undefined : new Uint8Array(
+      Deno.UnsafePointerView.getArrayBuffer(ptr, Number(size)),
+    );
+  }
+
+  /** One past the last address. */
+  get end(): bigint {
+    return this.iova + this.size;
+  }
+
+  /** True while a DMA_UNMAP has not removed it. */
+  get live(): boolean {
+    return !this.#removed;
+  }
+
+  /** Number of in-flight users. */
+  get refs(): number {
+    return this.#refs;
+  }
+
+  /** Takes a reference for an in-flight access. */
+  ref(): void {
+    this.#refs++;
+  }
+
+  /** Drops a reference; unmaps the memory once removed and unused. */
+  unref(): void {
+    this.#refs--;
+    this.#maybeUnmap();
+  }
+
+  /** Removes the region from service; memory goes when the last user is done. */
+  remove(): void {
+    this.#removed = true;
+    this.#maybeUnmap();
+  }
+
+  #maybeUnmap(): void {
+    if (this.#removed && this.#refs === 0 && this.#ptr !== null) {
+      libc.munmap(this.#ptr, this.size);
+      this.#ptr = null;
+    }
+  }
+}
+
+/** The DMA regions of a session, sorted by address, non-overlapping. */
+export class DmaTable {
+  #regions: DmaRegion[] = [];
+  readonly #maxMaps: number;
+
+  constructor(maxMaps = 65535) {
+    this.#maxMaps = maxMaps;
+  }
+
+  /** All live regions in address order. */
+  get regions(): readonly DmaRegion[] {
+    return this.#regions;
+  }
+
+  /**
+   * Adds a region. With `fd` the region is mmapped (the fd is always closed before returning,
+   * also on errors); without one it is message-based.
+   */
+  map(iova: bigint, size: bigint, offset: bigint, prot: number, fd: number | undefined): DmaRegion {
+    try {
+      this.#validate(iova, size, prot);
+      const ptr = fd === undefined ? null : mmapRegion(fd, size, offset, prot);
+      const region = new DmaRegion(iova, size, prot, ptr);
+      this.#regions.splice(this.#insertIndex(iova), 0, region);
+      return region;
+    } finally {
+      if (fd !== undefined) closeFd(fd);
+    }
+  }
+
+  #validate(iova: bigint, size: bigint, prot: number): void {
+    if (size === 0n) throw new VfioUserError(Errno.EINVAL, "DMA_MAP of size 0");
+    if (iova + size > (1n << 64n)) throw new VfioUserError(Errno.EINVAL, "DMA_MAP wraps");
+    if ((prot & ~(DmaProt.READ | DmaProt.WRITE)) !== 0) {
+      throw new VfioUserError(Errno.EINVAL, `DMA_MAP flags 0x${prot.toString(16)}`);
+    }
+    if (this.#regions.length >= this.#maxMaps) {
+      throw new VfioUserError(Errno.ENOSPC, `more than ${this.#maxMaps} DMA maps`);
+    }
+    const i = this.#insertIndex(iova);
+    const prev = this.#regions[i - 1], next = this.#regions[i];
+    if ((prev && prev.end > iova) || (next && next.iova < iova + size)) {
+      throw new VfioUserError(
+        Errno.EEXIST,
+        `DMA_MAP [0x${iova.toString(16)}, +0x${size.toString(16)}) overlaps an existing map`,
+      );
+    }
+  }
+
+  /** Removes the region that exactly matches [iova, iova+size); returns it. */
+  unmap(iova: bigint, size: bigint): DmaRegion {
+    const i = this.#regions.findIndex((r) => r.iova === iova && r.size === size);
+    if (i < 0) {
+      throw new VfioUserError(
+        Errno.ENOENT,
+        `DMA_UNMAP [0x${iova.toString(16)}, +0x${size.toString(16)}) matches no map`,
+      );
+    }
+    const [r] = this.#regions.splice(i, 1);
+    r.remove();
+    return r;
+  }
+
+  /** Removes every region (DMA_UNMAP with the ALL flag, or client disconnect). */
+  clear(): void {
+    for (const r of this.#regions) r.remove();
+    this.#regions = [];
+  }
+
+  /** The region containing `addr`, if any. */
+  find(addr: bigint): DmaRegion | undefined {
+    let lo = 0, hi = this.#regions.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = this.#regions[mid];
+      if (addr < r.iova) hi = mid - 1;
+      else if (addr >= r.end) lo = mid + 1;
+      else return r;
+    }
+    return undefined;
+  }
+
+  #insertIndex(iova: bigint): number {
+    let lo = 0, hi = this.#regions.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#regions[mid].iova < iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Deno.PointerValue {
+  const p = (prot & DmaProt.READ ? C.PROT_READ : 0) | (prot & DmaProt.WRITE ? C.PROT_WRITE : 0);
+  const ptr = libc.mmap(null, size, p, C.MAP_SHARED, fd, offset);
+  if (ptr === null || Deno.UnsafePointer.value(ptr) === 0xffffffffffffffffn) {
+    const e = new SysError("mmap", errno());
+    throw new VfioUserError(e.errno || Errno.EINVAL, `DMA_MAP: ${e.message}`);
+  }
+  return ptr;
+}

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { DmaProt, DmaTable } from "./table.ts";
+import { SessionMemory } from "./memory.ts";
+import { check, cstr, libc } from "../transport/ffi.ts";
+import { C } from "../transport/layout.ts";
+import { VfioUserError } from "../protocol/errors.ts";
+
+const RW = DmaProt.READ | DmaProt.WRITE;
+
+/** A memfd of `size` bytes, plus a second mapping of it to observe the server's writes. */
+function memfd(size: number): { fd: number; view: Uint8Array } {
+  const fd = check("memfd_create", libc.memfd_create(cstr("t"), C.MFD_CLOEXEC));
+  check("ftruncate", libc.ftruncate(fd, BigInt(size)));
+  const p = libc.mmap(null, BigInt(size), C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd, 0n);
+  return { fd, view: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, size)) };
+}
+
+function errnoOf(fn: () => unknown): number {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof VfioUserError) return e.errno;
+    throw e;
+  }
+  return 0;
+}
+
+Deno.test("mmapped maps are zero-copy views of the client's memory", async () => {
+  const t = new DmaTable();
+  const { fd, view } = memfd(8192);
+  t.map(0x10000n, 8192n, 0n, RW, fd);
+  const mem = new SessionMemory(t);
+  view[5] = 42;
+  const m = await mem.map(0x10005n, 4, true);
+  assert.equal(m.segments.length, 1);
+  assert.equal(m.segments[0][0], 42);
+  m.segments[0][1] = 7;
+  await m.release();
+  assert.equal(view[6], 7);
+  await mem.write(0x11000n, new Uint8Array([1, 2, 3]));
+  assert.deepEqual([...view.subarray(0x1000, 0x1003)], [1, 2, 3]);
+});
+
+Deno.test("a range spanning two adjacent maps yields two segments", async () => {
+  const t = new DmaTable();
+  const a = memfd(4096), b = memfd(4096);
+  t.map(0n, 4096n, 0n, RW, a.fd);
+  t.map(4096n, 4096n, 0n, RW, b.fd);
+  a.view[4095] = 1;
+  b.view[0] = 2;
+  const m = await new SessionMemory(t).map(4095n, 2, false);
+  assert.deepEqual(m.segments.map((s) => [...s]), [[1], [2]]);
+  await m.release();
+});
+
+Deno.test("overlapping maps are refused with EEXIST, exact unmap only", () => {
+  const t = new DmaTable();
+  t.map(0x1000n, 0x2000n, 0n, RW, undefined);
+  assert.equal(errnoOf(() => t.map(0x2000n, 0x1000n, 0n, RW, undefined)), 17);
+  assert.equal(errnoOf(() => t.map(0n, 0x1001n, 0n, RW, undefined)), 17);
+  t.map(0x3000n, 0x1000n, 0n, RW, undefined); // adjacent is fine
+  assert.equal(errnoOf(() => t.unmap(0x1000n, 0x1000n)), 2);
+  t.unmap(0x1000n, 0x2000n);
+  assert.equal(t.find(0x1500n), undefined);
+  assert.equal(errnoOf(() => t.map(0n, 0n, 0n, RW, undefined)), 22);
+  assert.equal(errnoOf(() => t.map(0n, 16n, 0n, 4, undefined)), 22);
+});
+
+Deno.test("permissions: no writes into read-only maps, unmapped access faults", async () => {
+  const t = new DmaTable();
+  const { fd } = memfd(4096);
+  t.map(0n, 4096n, 0n, DmaProt.READ, fd);
+  const mem = new SessionMemory(t);
+  await assert.rejects(() => mem.map(0n, 4, true), (e: VfioUserError) => e.errno === 14);
+  await assert.rejects(
+    () => mem.write(0n, new Uint8Array(1)),
+    (e: VfioUserError) => e.errno === 14,
+  );
+  await assert.rejects(
+    () => mem.read(4096n, new Uint8Array(1)),
+    (e: VfioUserError) => e.errno === 14,
+  );
+  const m = await mem.map(0n, 16, false);
+  await m.release();
+});
+
+Deno.test("a map without an fd fails cleanly while message DMA is unavailable", async () => {
+  const t = new DmaTable();
+  t.map(0n, 4096n, 0n, RW, undefined);
+  const mem = new SessionMemory(t);
+  await assert.rejects(() => mem.read(0n, new Uint8Array(4)), (e: VfioUserError) => e.errno === 14);
+});
+
+Deno.test("unmap while in use: memory stays until the last user releases it", async () => {
+  const t = new DmaTable();
+  const { fd } = memfd(4096);
+  const r = t.map(0n, 4096n, 0n, RW, fd);
+  const mem = new SessionMemory(t);
+  const m = await mem.map(0n, 16, true);
+  t.unmap(0n, 4096n);
+  assert.equal(r.live, false);
+  assert.equal(r.refs, 1);
+  m.segments[0][0] = 9; // still mapped: no crash
+  await m.release();
+  assert.equal(r.refs, 0);
+  await assert.rejects(() => mem.map(0n, 16, true), (e: VfioUserError) => e.errno === 14);
+});
