@@ -1,0 +1,223 @@
+/**
+ * DEVICE_GET_IRQ_INFO (7) and DEVICE_SET_IRQS (8) payloads
+ * (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO", "VFIO_USER_DEVICE_SET_IRQS").
+ *
+ * @module
+ */
+import { Errno, VfioUserError } from "./errors.ts";
+import { NoPayload } from "./message.ts";
+import {
+  requireArgsz,
+  requireExact,
+  requireFlags,
+  requireMin,
+  requireZero,
+  setU32,
+  U32_MAX,
+  viewOf,
+} from "./wire.ts";
+
+/** PCI IRQ indexes (spec/notes: 0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ). */
+export const IrqIndex = {
+  INTX: 0,
+  MSI: 1,
+  MSIX: 2,
+  ERR: 3,
+  REQ: 4,
+  /** Number of standard PCI IRQ indexes. */
+  NUM: 5,
+} as const;
+
+/** DEVICE_GET_IRQ_INFO reply flags (spec: EVENTFD, MASKABLE, AUTOMASKED, NORESIZE). */
+export const IrqInfoFlags = {
+  EVENTFD: 1,
+  MASKABLE: 2,
+  AUTOMASKED: 4,
+  NORESIZE: 8,
+} as const;
+
+/** DEVICE_SET_IRQS flags: exactly one DATA_* and exactly one ACTION_* bit. */
+export const IrqSetFlags = {
+  DATA_NONE: 1,
+  DATA_BOOL: 2,
+  DATA_EVENTFD: 4,
+  ACTION_MASK: 8,
+  ACTION_UNMASK: 16,
+  ACTION_TRIGGER: 32,
+  /** All DATA_* bits. */
+  DATA_TYPE_MASK: 7,
+  /** All ACTION_* bits. */
+  ACTION_TYPE_MASK: 0x38,
+} as const;
+
+/** A DEVICE_GET_IRQ_INFO request: only `argsz` and `index` may be non-zero. */
+export interface IrqInfoRequest {
+  /** Largest reply payload the client accepts (>= 16). */
+  argsz: number;
+  /** IRQ index (`IrqIndex`). */
+  index: number;
+}
+
+/** What the server reports about one IRQ index. */
+export interface IrqInfo {
+  /** `IrqInfoFlags` bits. */
+  flags: number;
+  /** IRQ index. */
+  index: number;
+  /** Number of interrupts (vectors) of that type. */
+  count: number;
+}
+
+/** A decoded DEVICE_GET_IRQ_INFO reply. */
+export interface IrqInfoReply extends IrqInfo {
+  /** Size of the full reply (16). */
+  argsz: number;
+}
+
+const INFO_SIZE = 16;
+const INFO_FLAGS = IrqInfoFlags.EVENTFD | IrqInfoFlags.MASKABLE | IrqInfoFlags.AUTOMASKED |
+  IrqInfoFlags.NORESIZE;
+
+/** DEVICE_GET_IRQ_INFO: argsz, flags, index, count (u32 each), both ways. */
+export const DeviceGetIrqInfo = {
+  /** Request and reply payload size. */
+  SIZE: INFO_SIZE,
+  /** Decodes a request: argsz >= 16; flags and count must be zero. */
+  decodeRequest(payload: Uint8Array): IrqInfoRequest {
+    requireExact(payload, INFO_SIZE, "DEVICE_GET_IRQ_INFO");
+    const v = viewOf(payload);
+    const argsz = v.getUint32(0, true);
+    requireArgsz(argsz, INFO_SIZE, "DEVICE_GET_IRQ_INFO");
+    requireZero(v.getUint32(4, true), "DEVICE_GET_IRQ_INFO flags");
+    requireZero(v.getUint32(12, true), "DEVICE_GET_IRQ_INFO count");
+    return { argsz, index: v.getUint32(8, true) };
+  },
+  /** Encodes a request. */
+  encodeRequest(req: IrqInfoRequest): Uint8Array {
+    const out = new Uint8Array(INFO_SIZE);
+    const v = viewOf(out);
+    setU32(v, 0, req.argsz, "argsz");
+    setU32(v, 8, req.index, "index");
+    return out;
+  },
+  /** Decodes a reply: argsz >= 16, no unknown flag bits. */
+  decodeReply(payload: Uint8Array): IrqInfoReply {
+    requireExact(payload, INFO_SIZE, "DEVICE_GET_IRQ_INFO reply");
+    const v = viewOf(payload);
+    const argsz = v.getUint32(0, true);
+    requireArgsz(argsz, INFO_SIZE, "DEVICE_GET_IRQ_INFO reply");
+    const flags = v.getUint32(4, true);
+    requireFlags(flags, INFO_FLAGS, "DEVICE_GET_IRQ_INFO flags");
+    return { argsz, flags, index: v.getUint32(8, true), count: v.getUint32(12, true) };
+  },
+  /** Encodes a reply (argsz = 16). */
+  encodeReply(info: IrqInfo): Uint8Array {
+    const out = new Uint8Array(INFO_SIZE);
+    const v = viewOf(out);
+    setU32(v, 0, INFO_SIZE, "argsz");
+    setU32(v, 4, info.flags, "flags");
+    setU32(v, 8, info.index, "index");
+    setU32(v, 12, info.count, "count");
+    return out;
+  },
+} as const;
+
+/**
+ * A DEVICE_SET_IRQS request. The eventfds of DATA_EVENTFD travel as ancillary data; fewer fds
+ * than `count` (or none) de-assign. `start = count = 0` with DATA_NONE|ACTION_TRIGGER disables
+ * the whole index.
+ */
+export interface SetIrqsRequest {
+  /** One `DATA_*` bit | one `ACTION_*` bit. */
+  flags: number;
+  /** IRQ index. */
+  index: number;
+  /** First sub-index (vector). */
+  start: number;
+  /** Number of sub-indexes. */
+  count: number;
+  /** DATA_BOOL: one byte per sub-index (non-zero = act); otherwise empty. */
+  data: Uint8Array;
+}
+
+const SET_SIZE = 20;
+
+/** Checks the flag rules of DEVICE_SET_IRQS; throws `VfioUserError(EINVAL)`. */
+function checkSetFlags(flags: number): void {
+  requireFlags(flags, IrqSetFlags.DATA_TYPE_MASK | IrqSetFlags.ACTION_TYPE_MASK, "SET_IRQS flags");
+  const bitCount = (x: number) => x.toString(2).replace(/0/g, "").length;
+  const data = flags & IrqSetFlags.DATA_TYPE_MASK;
+  const action = flags & IrqSetFlags.ACTION_TYPE_MASK;
+  if (bitCount(data) !== 1 || bitCount(action) !== 1) {
+    throw new VfioUserError(
+      Errno.EINVAL,
+      `SET_IRQS flags 0x${flags.toString(16)}: need exactly one DATA_* and one ACTION_* bit`,
+    );
+  }
+}
+
+/**
+ * DEVICE_SET_IRQS: argsz, flags, index, start, count (u32 each), then data. argsz is the size
+ * of the whole request payload including data, so it must equal the payload length.
+ */
+export const DeviceSetIrqs = {
+  /** Fixed part of the request payload. */
+  SIZE: SET_SIZE,
+  /**
+   * Decodes a request. Checks: argsz == payload length (>= 20), exactly one DATA_* and one
+   * ACTION_* bit, DATA_BOOL data of exactly `count` bytes, no data otherwise, and
+   * start + count <= 2^32.
+   */
+  decodeRequest(payload: Uint8Array): SetIrqsRequest {
+    requireMin(payload, SET_SIZE, "DEVICE_SET_IRQS");
+    const v = viewOf(payload);
+    const argsz = v.getUint32(0, true);
+    requireArgsz(argsz, SET_SIZE, "DEVICE_SET_IRQS");
+    requireExact(payload, argsz, "DEVICE_SET_IRQS (argsz)");
+    const flags = v.getUint32(4, true);
+    checkSetFlags(flags);
+    const req = {
+      flags,
+      index: v.getUint32(8, true),
+      start: v.getUint32(12, true),
+      count: v.getUint32(16, true),
+      data: payload.subarray(SET_SIZE),
+    };
+    if (req.start + req.count > U32_MAX + 1) {
+      throw new VfioUserError(
+        Errno.EINVAL,
+        `SET_IRQS start ${req.start} + count ${req.count} wraps`,
+      );
+    }
+    const want = (flags & IrqSetFlags.DATA_BOOL) !== 0 ? req.count : 0;
+    if (req.data.length !== want) {
+      throw new VfioUserError(
+        Errno.EINVAL,
+        `SET_IRQS: ${req.data.length} data bytes, expected ${want} for flags 0x${
+          flags.toString(16)
+        }`,
+      );
+    }
+    return req;
+  },
+  /** Encodes a request (argsz = 20 + data.length). */
+  encodeRequest(req: SetIrqsRequest): Uint8Array {
+    const out = new Uint8Array(SET_SIZE + req.data.length);
+    const v = viewOf(out);
+    setU32(v, 0, out.length, "argsz");
+    setU32(v, 4, req.flags, "flags");
+    setU32(v, 8, req.index, "index");
+    setU32(v, 12, req.start, "start");
+    setU32(v, 16, req.count, "count");
+    out.set(req.data, SET_SIZE);
+    return out;
+  },
+  /** The reply has no payload. */
+  decodeReply(payload: Uint8Array): void {
+    NoPayload.decode(payload, "DEVICE_SET_IRQS reply");
+  },
+  /** The reply has no payload. */
+  encodeReply(): Uint8Array {
+    return NoPayload.encode();
+  },
+} as const;
