@@ -1,0 +1,120 @@
+/**
+ * The virtio block device (virtio 1.x §5.2) on the virtio PCI transport.
+ *
+ * @module
+ */
+import type { Device } from "../device.ts";
+import {
+  type DescChain,
+  feature,
+  MAX_QUEUE_SIZE,
+  type RequestContext,
+  type VirtioDeviceModel,
+  VirtioPciDevice,
+  type VirtioPciOptions,
+} from "../virtio/mod.ts";
+import type { BlockBackend } from "./backend.ts";
+import { BLK_CONFIG_LENGTH, encodeBlkConfig } from "./config.ts";
+import { BlkFeature, CLASS_STORAGE_SCSI, ID_BYTES, VIRTIO_ID_BLOCK } from "./constants.ts";
+import { handleBlkRequest } from "./request.ts";
+
+/** Options of {@link createVirtioBlk}. */
+export interface VirtioBlkOptions {
+  /** Backing storage. */
+  backend: BlockBackend;
+  /** Serial number returned by GET_ID; UTF-8, truncated to 20 bytes. */
+  serial?: string;
+  /** Size of each request queue, a power of two in [4, 32768]. Default 256. */
+  queueSize?: number;
+  /** Number of request queues; more than one offers VIRTIO_BLK_F_MQ. Default 1. */
+  numQueues?: number;
+  /** Transport options (EVENT_IDX, INDIRECT_DESC, error hook). */
+  transport?: VirtioPciOptions;
+}
+
+/** GET_ID answer: the serial, NUL padded to 20 bytes (§5.2.6). */
+function encodeId(serial: string): Uint8Array {
+  const id = new Uint8Array(ID_BYTES);
+  const bytes = new TextEncoder().encode(serial);
+  id.set(bytes.subarray(0, ID_BYTES));
+  return id;
+}
+
+function checkOptions(queueSize: number, numQueues: number): void {
+  const pow2 = (queueSize & (queueSize - 1)) === 0;
+  if (!Number.isInteger(queueSize) || !pow2 || queueSize < 4 || queueSize > MAX_QUEUE_SIZE) {
+    throw new RangeError(`virtio-blk: bad queue size ${queueSize}`);
+  }
+  if (!Number.isInteger(numQueues) || numQueues < 1 || numQueues > 64) {
+    throw new RangeError(`virtio-blk: bad number of queues ${numQueues}`);
+  }
+}
+
+/** The block device model: features, configuration and request handling. */
+class BlkModel implements VirtioDeviceModel {
+  readonly type = "virtio-blk";
+  readonly deviceId = VIRTIO_ID_BLOCK;
+  readonly classCode = CLASS_STORAGE_SCSI;
+  readonly features: bigint;
+  readonly queueSizes: readonly number[];
+  readonly configLength = BLK_CONFIG_LENGTH;
+  readonly #backend: BlockBackend;
+  readonly #id: Uint8Array;
+  readonly #segMax: number;
+
+  constructor(opts: VirtioBlkOptions, queueSize: number, numQueues: number) {
+    this.#backend = opts.backend;
+    this.#id = encodeId(opts.serial ?? "");
+    this.#segMax = queueSize - 2;
+    this.queueSizes = new Array(numQueues).fill(queueSize);
+    let f = feature(BlkFeature.SEG_MAX) | feature(BlkFeature.BLK_SIZE) |
+      feature(BlkFeature.FLUSH);
+    if (opts.backend.readonly) f |= feature(BlkFeature.RO);
+    if (numQueues > 1) f |= feature(BlkFeature.MQ);
+    this.features = f;
+  }
+
+  readConfig(offset: number, dst: Uint8Array): void {
+    // Encoded on each read so that a backend that grows is seen (after configChanged()).
+    const cfg = encodeBlkConfig({
+      sizeBytes: this.#backend.size,
+      segMax: this.#segMax,
+      numQueues: this.queueSizes.length,
+    });
+    dst.set(cfg.subarray(offset, offset + dst.length));
+  }
+
+  writeConfig(): void {
+    // Nothing is writable: CONFIG_WCE is not offered (§5.2.4).
+  }
+
+  handle(_queue: number, chain: DescChain, ctx: RequestContext): Promise<number> {
+    return handleBlkRequest(
+      {
+        backend: this.#backend,
+        id: this.#id,
+        mem: ctx.mem,
+        features: ctx.features,
+      },
+      chain,
+    );
+  }
+
+  reset(): void {}
+
+  async flush(): Promise<void> {
+    await this.#backend.flush();
+  }
+
+  close(): void {
+    this.#backend.close();
+  }
+}
+
+/** Creates a virtio-blk PCI function (device 0x1af4:0x1042) over `opts.backend`. */
+export function createVirtioBlk(opts: VirtioBlkOptions): Device & VirtioPciDevice {
+  const queueSize = opts.queueSize ?? 256;
+  const numQueues = opts.numQueues ?? 1;
+  checkOptions(queueSize, numQueues);
+  return new VirtioPciDevice(new BlkModel(opts, queueSize, numQueues), opts.transport);
+}

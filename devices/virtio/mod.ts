@@ -1,0 +1,31 @@
+/**
+ * Modern virtio-over-PCI transport (virtio 1.x §4.1) and split virtqueues (§2.7), usable by any
+ * virtio device model.
+ *
+ * @module
+ */
+export * from "./constants.ts";
+export { VirtqueueError } from "./errors.ts";
+export {
+  type GuestBuffer,
+  readBuffers,
+  sliceBuffers,
+  totalLength,
+  writeBuffers,
+} from "./buffers.ts";
+export { type DescChain, readChain } from "./descriptors.ts";
+export { transferBuffers } from "./transfer.ts";
+export {
+  MSIX_BAR,
+  msixVectors,
+  NOTIFY_OFF_MULTIPLIER,
+  Region,
+  VIRTIO_BAR,
+  VIRTIO_BAR_SIZE,
+  type VirtioPciIdentity,
+  virtioPciSpec,
+} from "./layout.ts";
+export type { RequestContext, VirtioDeviceModel } from "./model.ts";
+export { type Register, RegisterFile } from "./regs.ts";
+export { type QueueConfig, SplitQueue, type UsedElem } from "./virtqueue.ts";
+export { VirtioPciDevice, type VirtioPciOptions } from "./transport.ts";

@@ -1,0 +1,54 @@
+/**
+ * Shared setup of transport tests: an echo device on fake memory with a test driver.
+ *
+ * @module
+ */
+import { VirtioPciDevice, type VirtioPciOptions } from "../transport.ts";
+import { type DriverQueue, TestDriver } from "./driver.ts";
+import { EchoModel } from "./echo_model.ts";
+import { FakeContext, FakeGuestMemory, type FakeMemoryOptions } from "./fake_memory.ts";
+
+/** Rings of queue 0. */
+export const RING0 = 0x1000;
+/** Rings of queue 1. */
+export const RING1 = 0x3000;
+/** Data buffers. */
+export const DATA = 0x10000;
+
+/** Everything a transport test touches. */
+export interface EchoRig {
+  model: EchoModel;
+  dev: VirtioPciDevice;
+  mem: FakeGuestMemory;
+  ctx: FakeContext;
+  drv: TestDriver;
+}
+
+/** Builds an echo device, attached to fake memory and context. */
+export function echoRig(
+  opts: { queueSizes?: number[]; transport?: VirtioPciOptions; mem?: Partial<FakeMemoryOptions> } =
+    {},
+): EchoRig {
+  const model = new EchoModel(opts.queueSizes);
+  const dev = new VirtioPciDevice(model, opts.transport);
+  const mem = new FakeGuestMemory({ size: 1 << 20, ...opts.mem });
+  const ctx = new FakeContext(mem);
+  dev.attach(ctx);
+  return { model, dev, mem, ctx, drv: new TestDriver(dev, mem) };
+}
+
+/** Negotiates `features` (default: all offered), sets up queue 0 and sets DRIVER_OK. */
+export function bringUp(rig: EchoRig, features?: bigint, vector?: number): DriverQueue {
+  if (!rig.drv.negotiate(features ?? rig.dev.offered)) throw new Error("FEATURES_OK refused");
+  const q = rig.drv.setupQueue(0, RING0, undefined, vector);
+  rig.drv.driverOk();
+  return q;
+}
+
+/** Waits until the device finished everything in flight. */
+export async function settle(rig: { dev: { quiesce(): Promise<void> } }): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 0));
+    await rig.dev.quiesce();
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * The modern virtio-over-PCI transport (virtio 1.x §4.1) as a {@link Device}: common config,
+ * ISR, device config and notification structures in one BAR, the device status state machine,
+ * virtqueue lifecycle and interrupt delivery (MSI-X or INTx). Device types plug in as a
+ * {@link VirtioDeviceModel}.
+ *
+ * @module
+ */
+import type { Device, DeviceContext } from "../device.ts";
+import type { GuestMemory } from "../../dma/guest_memory.ts";
+import type { PciConfigSpec } from "../../pci/spec.ts";
+import { commonConfig } from "./common_cfg.ts";
+import { feature, FeatureBit, Isr, NO_VECTOR, Status } from "./constants.ts";
+import { msixVectors, NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR, virtioPciSpec } from "./layout.ts";
+import type { VirtioDeviceModel } from "./model.ts";
+import { QueueRunner } from "./queue_runner.ts";
+import type { RegisterFile } from "./regs.ts";
+import { TransportState } from "./state.ts";
+import { SplitQueue } from "./virtqueue.ts";
+
+/** Transport options. */
+export interface VirtioPciOptions {
+  /** Offer VIRTIO_F_RING_EVENT_IDX (§2.7.10). Default true. */
+  eventIdx?: boolean;
+  /** Offer VIRTIO_F_RING_INDIRECT_DESC (§2.7.5.3). Default true. */
+  indirectDesc?: boolean;
+  /** Called when the device enters DEVICE_NEEDS_RESET, with the cause. */
+  onError?: (err: unknown) => void;
+}
+
+/** Transport feature bits offered for `opts`. */
+function transportFeatures(opts: VirtioPciOptions): bigint {
+  let f = feature(FeatureBit.VERSION_1);
+  if (opts.indirectDesc ?? true) f |= feature(FeatureBit.RING_INDIRECT_DESC);
+  if (opts.eventIdx ?? true) f |= feature(FeatureBit.RING_EVENT_IDX);
+  return f;
+}
+
+/** A virtio PCI function around a device model. */
+export class VirtioPciDevice implements Device {
+  readonly type: string;
+  readonly pci: PciConfigSpec;
+  /** Every feature bit offered to the driver. */
+  readonly offered: bigint;
+  readonly #model: VirtioDeviceModel;
+  readonly #opts: VirtioPciOptions;
+  readonly #state: TransportState;
+  readonly #common: RegisterFile;
+  readonly #numVectors: number;
+  #ctx?: DeviceContext;
+  #resetting?: Promise<void>;
+  /** Guest memory of the current context (re-attach after a reconnect switches it). */
+  readonly #mem: GuestMemory = {
+    map: (addr, length, writable) => this.#context().mem.map(addr, length, writable),
+    transfer: (addr, length, writable, fn) =>
+      this.#context().mem.transfer(addr, length, writable, fn),
+    read: (addr, dst) => this.#context().mem.read(addr, dst),
+    write: (addr, src) => this.#context().mem.write(addr, src),
+  };
+
+  constructor(model: VirtioDeviceModel, opts: VirtioPciOptions = {}) {
+    this.type = model.type;
+    this.#model = model;
+    this.#opts = opts;
+    this.offered = model.features | transportFeatures(opts);
+    this.#numVectors = msixVectors(model.queueSizes.length);
+    this.pci = virtioPciSpec({
+      deviceId: model.deviceId,
+      classCode: model.classCode,
+      numQueues: model.queueSizes.length,
+      deviceConfigLength: model.configLength,
+    });
+    this.#state = new TransportState(model.queueSizes);
+    this.#common = commonConfig(this.#state, {
+      offered: this.offered,
+      numVectors: this.#numVectors,
+      writeStatus: (v) => this.#writeStatus(v),
+      enableQueue: (i) => this.#enableQueue(i),
+    });
+  }
+
+  /** Current device_status (for diagnostics and tests). */
+  get status(): number {
+    return this.#state.status;
+  }
+
+  /** Features in force after FEATURES_OK. */
+  get negotiated(): bigint {
+    return this.#state.negotiated;
+  }
+
+  /** Sets the context; may be called again (e.g. new session after a reconnect). */
+  attach(ctx: DeviceContext): void {
+    this.#ctx = ctx;
+  }
+
+  #context(): DeviceContext {
+    if (!this.#ctx) throw new Error(`${this.type}: used before attach()`);
+    return this.#ctx;
+  }
+
+  barRead(bar: number, offset: number, dst: Uint8Array): void {
+    dst.fill(0);
+    if (bar !== VIRTIO_BAR) return;
+    if (offset < Region.COMMON + Region.COMMON_LEN) {
+      this.#common.read(offset - Region.COMMON, dst);
+    } else if (offset === Region.ISR) {
+      dst[0] = this.#readIsr();
+    } else if (offset >= Region.DEVICE && offset < Region.DEVICE + this.#model.configLength) {
+      this.#readDeviceConfig(offset - Region.DEVICE, dst);
+    }
+  }
+
+  barWrite(bar: number, offset: number, src: Uint8Array): void {
+    if (bar !== VIRTIO_BAR || this.#resetting) return;
+    if (offset < Region.COMMON + Region.COMMON_LEN) {
+      this.#common.write(offset - Region.COMMON, src);
+    } else if (offset >= Region.NOTIFY && offset < Region.NOTIFY + Region.NOTIFY_MAX) {
+      this.#kick(Math.floor((offset - Region.NOTIFY) / NOTIFY_OFF_MULTIPLIER));
+    } else if (offset >= Region.DEVICE && offset < Region.DEVICE + this.#model.configLength) {
+      const len = Math.min(src.length, Region.DEVICE + this.#model.configLength - offset);
+      this.#model.writeConfig(offset - Region.DEVICE, src.subarray(0, len), this.#state.negotiated);
+    }
+  }
+
+  #readDeviceConfig(offset: number, dst: Uint8Array): void {
+    const len = Math.min(dst.length, this.#model.configLength - offset);
+    this.#model.readConfig(offset, dst.subarray(0, len));
+  }
+
+  /** ISR status read clears it and deasserts INTx (§4.1.4.5). */
+  #readIsr(): number {
+    const isr = this.#state.isr;
+    this.#state.isr = 0;
+    this.#ctx?.lowerIntx();
+    return isr;
+  }
+
+  /** device_status write (§2.1, §3.1.1). */
+  #writeStatus(value: number): void {
+    const s = this.#state;
+    if (value === 0) {
+      void this.#reset();
+      return;
+    }
+    const old = s.status;
+    let next = (value & ~Status.DEVICE_NEEDS_RESET) | (old & Status.DEVICE_NEEDS_RESET);
+    if ((next & Status.FEATURES_OK) && !(old & Status.FEATURES_OK)) {
+      if (this.#featuresAcceptable()) s.negotiated = s.driverFeatures;
+      else next &= ~Status.FEATURES_OK; // §3.1.1 step 6: the driver re-reads and sees it unset
+    }
+    s.status = next;
+    if ((next & Status.DRIVER_OK) && !(old & Status.DRIVER_OK)) {
+      for (let i = 0; i < s.queues.length; i++) this.#kick(i);
+    }
+  }
+
+  /** The driver's features must be a subset of ours and include VERSION_1 (§2.2.1, §6.1). */
+  #featuresAcceptable(): boolean {
+    const f = this.#state.driverFeatures;
+    return (f & ~this.offered) === 0n && (f & feature(FeatureBit.VERSION_1)) !== 0n;
+  }
+
+  #enableQueue(index: number): void {
+    const q = this.#state.queues[index];
+    if (!q || q.enabled) return;
+    const eventIdx = (this.#state.negotiated & feature(FeatureBit.RING_EVENT_IDX)) !== 0n;
+    const ring = new SplitQueue(this.#mem, q, eventIdx);
+    q.enabled = true;
+    q.runner = new QueueRunner(ring, {
+      handle: (chain) =>
+        this.#model.handle(index, chain, { mem: this.#mem, features: this.#state.negotiated }),
+      notify: () => this.#notifyQueue(index),
+      fail: (err) => this.#needsReset(err),
+    });
+  }
+
+  /** Queue notification (§4.1.5.2): processed only once the driver is ready. */
+  #kick(index: number): void {
+    const s = this.#state;
+    if (this.#resetting || !(s.status & Status.DRIVER_OK)) return;
+    if (s.status & Status.DEVICE_NEEDS_RESET) return;
+    if (!this.#context().busMaster()) return;
+    s.queues[index]?.runner?.kick();
+  }
+
+  /** Raises `vector`: MSI-X if enabled (nothing for NO_VECTOR), else INTx (§4.1.5.3, §4.1.5.4). */
+  #interrupt(vector: number): void {
+    const ctx = this.#context();
+    if (!ctx.msixEnabled()) ctx.trigger(0);
+    else if (vector !== NO_VECTOR) ctx.trigger(vector);
+  }
+
+  #notifyQueue(index: number): void {
+    this.#state.isr |= Isr.QUEUE;
+    this.#interrupt(this.#state.queues[index].msixVector);
+  }
+
+  #notifyConfig(): void {
+    this.#state.isr |= Isr.CONFIG;
+    this.#interrupt(this.#state.configMsixVector);
+  }
+
+  /** Device error: DEVICE_NEEDS_RESET plus a configuration change notification (§2.1.2). */
+  #needsReset(err: unknown): void {
+    const s = this.#state;
+    this.#opts.onError?.(err);
+    if (s.status & Status.DEVICE_NEEDS_RESET) return;
+    s.status |= Status.DEVICE_NEEDS_RESET;
+    if (s.status & Status.DRIVER_OK) this.#notifyConfig();
+  }
+
+  /**
+   * Signals a change of the device configuration (e.g. capacity): bumps config_generation and
+   * sends a configuration change notification (§2.5.1, §4.1.5.3).
+   */
+  configChanged(): void {
+    this.#state.configGeneration++;
+    if (this.#state.status & Status.DRIVER_OK) this.#notifyConfig();
+  }
+
+  /** Stops all queues, waits for their requests, then returns to power-on state (§2.4). */
+  #reset(): Promise<void> {
+    if (this.#resetting) return this.#resetting;
+    const runners = this.#runners();
+    if (runners.every((r) => r.idle)) {
+      this.#finishReset();
+      return Promise.resolve();
+    }
+    this.#resetting = Promise.all(runners.map((r) => r.stop())).then(() => this.#finishReset())
+      .finally(() => (this.#resetting = undefined));
+    return this.#resetting;
+  }
+
+  #finishReset(): void {
+    this.#model.reset();
+    this.#state.reset();
+    this.#ctx?.lowerIntx();
+  }
+
+  #runners(): QueueRunner[] {
+    return this.#state.queues.flatMap((q) => (q.runner ? [q.runner] : []));
+  }
+
+  reset(): Promise<void> {
+    return this.#reset();
+  }
+
+  async quiesce(): Promise<void> {
+    const runners = this.#runners();
+    try {
+      await Promise.all(runners.map((r) => r.pause()));
+    } finally {
+      for (const r of runners) r.resume();
+    }
+  }
+
+  async flush(): Promise<void> {
+    await this.#model.flush?.();
+  }
+
+  close(): void {
+    this.#model.close();
+  }
+}

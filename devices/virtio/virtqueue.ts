@@ -1,0 +1,156 @@
+/**
+ * The device side of a split virtqueue (virtio 1.x §2.7): reads the available ring, walks
+ * descriptor chains, writes used elements and the used index, and decides whether the driver
+ * wants an interrupt (§2.7.7, §2.7.10). Every access goes through {@link GuestMemory}; all guest
+ * values are validated.
+ *
+ * @module
+ */
+import type { GuestMemory } from "../../dma/guest_memory.ts";
+import { AVAIL_F_NO_INTERRUPT } from "./constants.ts";
+import { type DescChain, readChain } from "./descriptors.ts";
+import { VirtqueueError } from "./errors.ts";
+
+/** Guest addresses and size of a split virtqueue as configured by the driver (§4.1.4.3). */
+export interface QueueConfig {
+  readonly size: number;
+  /** Descriptor table. */
+  readonly desc: bigint;
+  /** Driver area: the available ring. */
+  readonly driver: bigint;
+  /** Device area: the used ring. */
+  readonly device: bigint;
+}
+
+/** One used-ring element: the chain's head index and the bytes the device wrote. */
+export interface UsedElem {
+  readonly id: number;
+  readonly len: number;
+}
+
+const USED_ELEM_SIZE = 8;
+
+/** `vring_need_event` (§2.7.10): did the index move past the driver's event index? */
+export function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
+}
+
+/** Ring state of one enabled split virtqueue. */
+export class SplitQueue {
+  readonly #mem: GuestMemory;
+  readonly #cfg: QueueConfig;
+  readonly #eventIdx: boolean;
+  #lastAvail = 0;
+  #usedIdx = 0;
+  #signalled = 0;
+  #signalledValid = false;
+
+  /** `eventIdx` says whether VIRTIO_F_EVENT_IDX was negotiated. */
+  constructor(mem: GuestMemory, cfg: QueueConfig, eventIdx: boolean) {
+    this.#mem = mem;
+    this.#cfg = cfg;
+    this.#eventIdx = eventIdx;
+  }
+
+  /** Queue size. */
+  get size(): number {
+    return this.#cfg.size;
+  }
+
+  /** Next available-ring index the device will consume. */
+  get lastAvail(): number {
+    return this.#lastAvail;
+  }
+
+  /** Current used index as published to the driver. */
+  get usedIdx(): number {
+    return this.#usedIdx;
+  }
+
+  async #readU16(addr: bigint): Promise<number> {
+    const b = new Uint8Array(2);
+    await this.#mem.read(addr, b);
+    return b[0] | (b[1] << 8);
+  }
+
+  async #writeU16(addr: bigint, value: number): Promise<void> {
+    await this.#mem.write(addr, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
+  }
+
+  /** The driver's avail idx (§2.7.6). */
+  availIdx(): Promise<number> {
+    return this.#readU16(this.#cfg.driver + 2n);
+  }
+
+  /**
+   * Takes up to `max` heads the driver made available since the last call (§2.7.6). Throws
+   * {@link VirtqueueError} if the avail idx moved by more than the queue size.
+   */
+  async popAvailable(max: number = this.#cfg.size): Promise<number[]> {
+    const size = this.#cfg.size;
+    const idx = await this.availIdx();
+    const avail = (idx - this.#lastAvail) & 0xffff;
+    if (avail > size) throw new VirtqueueError(`avail idx jumped by ${avail} (size ${size})`);
+    const count = Math.min(avail, max);
+    const heads: number[] = [];
+    let pos = this.#lastAvail % size;
+    while (heads.length < count) {
+      const run = Math.min(count - heads.length, size - pos);
+      const bytes = new Uint8Array(run * 2);
+      await this.#mem.read(this.#cfg.driver + 4n + BigInt(pos * 2), bytes);
+      for (let i = 0; i < run; i++) heads.push(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+      pos = 0;
+    }
+    this.#lastAvail = (this.#lastAvail + count) & 0xffff;
+    return heads;
+  }
+
+  /** Reads and validates the descriptor chain starting at `head`. */
+  readChain(head: number): Promise<DescChain> {
+    return readChain(this.#mem, this.#cfg.desc, this.#cfg.size, head);
+  }
+
+  /** Writes `elems` to the used ring, then publishes them by updating used idx (§2.7.8). */
+  async pushUsed(elems: readonly UsedElem[]): Promise<void> {
+    const size = this.#cfg.size;
+    let done = 0;
+    while (done < elems.length) {
+      const pos = (this.#usedIdx + done) % size;
+      const run = Math.min(elems.length - done, size - pos);
+      const bytes = new Uint8Array(run * USED_ELEM_SIZE);
+      const view = new DataView(bytes.buffer);
+      for (let i = 0; i < run; i++) {
+        view.setUint32(i * USED_ELEM_SIZE, elems[done + i].id, true);
+        view.setUint32(i * USED_ELEM_SIZE + 4, elems[done + i].len, true);
+      }
+      await this.#mem.write(this.#cfg.device + 4n + BigInt(pos * USED_ELEM_SIZE), bytes);
+      done += run;
+    }
+    this.#usedIdx = (this.#usedIdx + elems.length) & 0xffff;
+    await this.#writeU16(this.#cfg.device + 2n, this.#usedIdx);
+  }
+
+  /**
+   * Whether the driver wants an interrupt for the used entries published since the last call:
+   * used_event with EVENT_IDX (§2.7.10), else the avail ring's NO_INTERRUPT flag (§2.7.7).
+   */
+  async shouldNotify(): Promise<boolean> {
+    if (!this.#eventIdx) {
+      const flags = await this.#readU16(this.#cfg.driver);
+      return (flags & AVAIL_F_NO_INTERRUPT) === 0;
+    }
+    const event = await this.#readU16(this.#cfg.driver + 4n + BigInt(this.#cfg.size * 2));
+    const old = this.#signalled;
+    const valid = this.#signalledValid;
+    this.#signalled = this.#usedIdx;
+    this.#signalledValid = true;
+    return !valid || needEvent(event, this.#usedIdx, old);
+  }
+
+  /** With EVENT_IDX: asks for a kick once the driver passes the consumed index (§2.7.10). */
+  async setAvailEvent(): Promise<void> {
+    if (!this.#eventIdx) return;
+    const at = this.#cfg.device + 4n + BigInt(this.#cfg.size * USED_ELEM_SIZE);
+    await this.#writeU16(at, this.#lastAvail);
+  }
+}
