@@ -1,0 +1,93 @@
+/**
+ * Bounce buffers for message-based DMA under a total size limit. Any number of buffers may be
+ * out at once while their sizes add up to at most the limit; an acquire that does not fit waits
+ * in FIFO order (no failure, and a large request cannot be starved by a stream of small ones
+ * overtaking it). Callers never ask for more than the limit in one acquire (they split), and
+ * never hold one buffer while waiting for another, so waiting cannot deadlock.
+ *
+ * @module
+ */
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+
+interface Waiter {
+  size: number;
+  resolve: (buf: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+/** A size-limited pool of bounce buffers. */
+export class BouncePool {
+  /** Total bytes that may be out at once. */
+  readonly limit: number;
+  #inUse = 0;
+  #peak = 0;
+  #waiters: Waiter[] = [];
+  #out = new Set<Uint8Array>();
+  /** Reused buffers by size (the common sizes repeat: chunk-sized data, small headers). */
+  #free = new Map<number, Uint8Array[]>();
+  #freeBytes = 0;
+
+  constructor(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`bounce limit ${limit}`);
+    this.limit = limit;
+  }
+
+  /** Bytes currently handed out. */
+  get inUse(): number {
+    return this.#inUse;
+  }
+
+  /** Highest {@link inUse} seen. */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  /** Acquires waiting for room. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /** Gets a zeroed-or-reused buffer of exactly `size` bytes, waiting for room if needed. */
+  acquire(size: number): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(size) || size < 1 || size > this.limit) {
+      return Promise.reject(
+        new VfioUserError(Errno.E2BIG, `bounce buffer of ${size} bytes (limit ${this.limit})`),
+      );
+    }
+    if (this.#waiters.length === 0 && this.#inUse + size <= this.limit) {
+      return Promise.resolve(this.#take(size));
+    }
+    return new Promise((resolve, reject) => this.#waiters.push({ size, resolve, reject }));
+  }
+
+  #take(size: number): Uint8Array {
+    this.#inUse += size;
+    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+    const cached = this.#free.get(size)?.pop();
+    if (cached) this.#freeBytes -= size;
+    const buf = cached ?? new Uint8Array(size);
+    this.#out.add(buf);
+    return buf;
+  }
+
+  /** Returns a buffer; wakes waiters, oldest first, while they fit. */
+  release(buf: Uint8Array): void {
+    if (!this.#out.delete(buf)) throw new Error("bounce buffer released twice or foreign");
+    this.#inUse -= buf.length;
+    if (this.#freeBytes + buf.length <= this.limit) {
+      const list = this.#free.get(buf.length) ?? [];
+      list.push(buf);
+      this.#free.set(buf.length, list);
+      this.#freeBytes += buf.length;
+    }
+    while (this.#waiters.length && this.#inUse + this.#waiters[0].size <= this.limit) {
+      const w = this.#waiters.shift()!;
+      w.resolve(this.#take(w.size));
+    }
+  }
+
+  /** Fails every waiter (the client is gone); buffers out are returned by their holders. */
+  failWaiters(e: Error): void {
+    for (const w of this.#waiters.splice(0)) w.reject(e);
+  }
+}

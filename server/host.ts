@@ -1,0 +1,133 @@
+/**
+ * The runtime around one device model: PCI config space, BAR routing (MSI-X table and PBA are
+ * the framework's, the rest the device's), interrupts, and the guest memory of whichever client
+ * is connected. It outlives client sessions: device state survives a reconnect (spec,
+ * "Reconnection").
+ *
+ * @module
+ */
+import type { Device, DeviceContext } from "../devices/device.ts";
+import type { GuestMemory } from "../dma/guest_memory.ts";
+import { BarMap, Region, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
+import { PciConfigSpace } from "../pci/config.ts";
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+import type { EventLoop } from "../transport/event_loop.ts";
+import { IrqController } from "./irqs.ts";
+import { BouncePool } from "../dma/bounce_pool.ts";
+
+/** A device plus everything the framework keeps for it. */
+export class DeviceHost {
+  readonly device: Device;
+  readonly config: PciConfigSpace;
+  readonly irqs: IrqController;
+  readonly regions: readonly RegionInfo[];
+  /** Bounce buffers for message-based DMA; the limit holds across sessions. */
+  readonly bounce: BouncePool;
+  readonly #bars: BarMap;
+  #memory: GuestMemory | undefined;
+
+  constructor(loop: EventLoop, device: Device, maxBounceBytes: number) {
+    this.device = device;
+    this.bounce = new BouncePool(maxBounceBytes);
+    this.config = new PciConfigSpace(device.pci);
+    this.#bars = new BarMap(device.pci);
+    this.regions = regionInfos(device.pci);
+    const config = this.config;
+    this.irqs = new IrqController(
+      loop,
+      {
+        get msixEnabled() {
+          return config.msixEnabled;
+        },
+        get intxDisabled() {
+          return config.intxDisabled;
+        },
+        setInterruptStatus: (on) => config.setIntxStatus(on),
+      },
+      this.config.msix,
+      device.pci.interruptPin !== 0,
+    );
+    config.onChange((what) => {
+      if (what === "command") this.irqs.commandChanged();
+    });
+    device.attach(this.#context());
+  }
+
+  #context(): DeviceContext {
+    const config = this.config;
+    const mem: GuestMemory = {
+      map: (a, l, w) => this.#mem().map(a, l, w),
+      transfer: (a, l, w, fn) => this.#mem().transfer(a, l, w, fn),
+      read: (a, d) => this.#mem().read(a, d),
+      write: (a, s) => this.#mem().write(a, s),
+    };
+    return {
+      mem,
+      trigger: (v) => this.irqs.trigger(v),
+      lowerIntx: () => this.irqs.lowerIntx(),
+      msixEnabled: () => config.msixEnabled,
+      busMaster: () => config.busMaster,
+    };
+  }
+
+  #mem(): GuestMemory {
+    if (!this.#memory) throw new VfioUserError(Errno.EFAULT, "no client: guest memory is gone");
+    return this.#memory;
+  }
+
+  /** Installs the connected client's guest memory (undefined when it leaves). */
+  setMemory(mem: GuestMemory | undefined): void {
+    this.#memory = mem;
+  }
+
+  /** REGION_READ into `dst`. */
+  read(region: number, offset: number, dst: Uint8Array): void {
+    this.#access(region, offset, dst, false);
+  }
+
+  /** REGION_WRITE of `src`. */
+  write(region: number, offset: number, src: Uint8Array): void {
+    this.#access(region, offset, src, true);
+  }
+
+  #access(region: number, offset: number, buf: Uint8Array, write: boolean): void {
+    const info = this.regions[region];
+    if (!info || info.size === 0) {
+      throw new VfioUserError(Errno.EINVAL, `region ${region} does not exist`);
+    }
+    if (offset + buf.length > info.size || buf.length === 0) {
+      throw new VfioUserError(
+        Errno.EINVAL,
+        `region ${region}: access [${offset}, +${buf.length}) outside size ${info.size}`,
+      );
+    }
+    if (region === Region.CONFIG) {
+      return write ? this.config.write(offset, buf) : this.config.read(offset, buf);
+    }
+    const t = this.#bars.route(region, offset, buf.length);
+    const msix = this.config.msix!;
+    switch (t.kind) {
+      case "msix-table":
+        return write ? msix.tableWrite(t.offset, buf) : msix.tableRead(t.offset, buf);
+      case "msix-pba":
+        return write ? msix.pbaWrite(t.offset, buf) : msix.pbaRead(t.offset, buf);
+      case "device":
+        return write
+          ? this.device.barWrite(region, t.offset, buf)
+          : this.device.barRead(region, t.offset, buf);
+    }
+  }
+
+  /** DEVICE_RESET: the function returns to power-on state (eventfds stay installed). */
+  async reset(): Promise<void> {
+    await this.device.reset();
+    this.config.reset();
+    this.irqs.reset();
+  }
+
+  /** The client left: its eventfds are closed; device state is kept for the next one. */
+  clientGone(): void {
+    this.irqs.closeAll();
+    this.#memory = undefined;
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Interrupts of one device: the eventfds the client installs with DEVICE_SET_IRQS and the
+ * delivery rules behind the device's single `trigger()` (spec, "VFIO_USER_DEVICE_SET_IRQS";
+ * semantics follow Linux VFIO's VFIO_DEVICE_SET_IRQS).
+ *
+ * INTx is level-triggered and automasked: a trigger asserts the line, signals the eventfd once
+ * and masks; the client unmasks (ACTION_UNMASK, or its resample eventfd after the guest's EOI),
+ * and if the line is still asserted then, it is signalled again. MSI-X vectors are masked by the
+ * guest's table bits or by the client (ACTION_MASK); a masked vector's interrupt sets its PBA bit
+ * and is delivered when the vector is unmasked.
+ *
+ * @module
+ */
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { closeFd } from "../transport/ffi.ts";
+import { drainEventfd, type EventLoop, signalEventfd } from "../transport/event_loop.ts";
+import { C } from "../transport/layout.ts";
+import type { MsixState } from "../pci/msix.ts";
+
+/** IRQ indexes (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO"). */
+export const IrqIndex = { INTX: 0, MSI: 1, MSIX: 2, ERR: 3, REQ: 4 } as const;
+/** Number of IRQ indexes a PCI device reports. */
+export const IRQ_INDEX_COUNT = 5;
+
+/** SET_IRQS flags. */
+export const IrqFlags = {
+  DATA_NONE: 1,
+  DATA_BOOL: 2,
+  DATA_EVENTFD: 4,
+  ACTION_MASK: 8,
+  ACTION_UNMASK: 16,
+  ACTION_TRIGGER: 32,
+} as const;
+
+/** GET_IRQ_INFO flags. */
+export const IrqInfoFlags = { EVENTFD: 1, MASKABLE: 2, AUTOMASKED: 4, NORESIZE: 8 } as const;
+
+/** What the controller needs to know of PCI config state. */
+export interface IrqPciState {
+  readonly msixEnabled: boolean;
+  readonly intxDisabled: boolean;
+  /** Mirrors the INTx line in the STATUS register's interrupt bit. */
+  setInterruptStatus(asserted: boolean): void;
+}
+
+/** A decoded DEVICE_SET_IRQS request. */
+export interface SetIrqs {
+  flags: number;
+  index: number;
+  start: number;
+  count: number;
+  /** DATA_BOOL: one byte per vector, non-zero = act on it. */
+  data?: Uint8Array;
+  /** Fds passed with the message (the controller takes ownership). */
+  fds: number[];
+}
+
+/** The interrupt state of one device. */
+export class IrqController {
+  readonly #loop: EventLoop;
+  readonly #pci: IrqPciState;
+  readonly #msix: MsixState | undefined;
+  /** Per-index eventfds, -1 = none. */
+  readonly #fds: number[][];
+  #intxResampleFd = -1;
+  #intxAsserted = false;
+  #intxMasked = false;
+
+  constructor(loop: EventLoop, pci: IrqPciState, msix: MsixState | undefined, intx: boolean) {
+    this.#loop = loop;
+    this.#pci = pci;
+    this.#msix = msix;
+    this.#fds = [intx ? 1 : 0, 0, msix?.vectors ?? 0, 1, 1].map((n) => new Array(n).fill(-1));
+    msix?.onUnmask((v) => this.#deliverPending(v));
+  }
+
+  /** Vector count of an index. */
+  count(index: number): number {
+    return this.#fds[index]?.length ?? 0;
+  }
+
+  /** GET_IRQ_INFO flags of an index. */
+  infoFlags(index: number): number {
+    const F = IrqInfoFlags;
+    switch (index) {
+      case IrqIndex.INTX:
+        return F.EVENTFD | F.MASKABLE | F.AUTOMASKED;
+      case IrqIndex.MSIX:
+        return F.EVENTFD | F.MASKABLE | F.NORESIZE;
+      default:
+        return F.EVENTFD | F.NORESIZE;
+    }
+  }
+
+  /** The device's one way to raise an interrupt. */
+  trigger(vector: number): void {
+    if (this.#pci.msixEnabled && this.#msix) {
+      if (vector < 0 || vector >= this.#msix.vectors) return;
+      if (this.#msix.isMasked(vector)) this.#msix.setPending(vector);
+      else this.#signal(IrqIndex.MSIX, vector);
+      return;
+    }
+    this.#intxAsserted = true;
+    this.#pci.setInterruptStatus(true);
+    this.#deliverIntx();
+  }
+
+  /** Deasserts the INTx line. */
+  lowerIntx(): void {
+    this.#intxAsserted = false;
+    this.#pci.setInterruptStatus(false);
+  }
+
+  /** Re-evaluates INTx after the guest changed COMMAND.INTX_DISABLE. */
+  commandChanged(): void {
+    this.#deliverIntx();
+  }
+
+  #deliverIntx(): void {
+    if (!this.#intxAsserted || this.#intxMasked || this.#pci.intxDisabled) return;
+    if (this.#fds[IrqIndex.INTX].length === 0) return;
+    this.#intxMasked = true; // AUTOMASKED: reported once until the client unmasks
+    this.#signal(IrqIndex.INTX, 0);
+  }
+
+  #unmaskIntx(): void {
+    this.#intxMasked = false;
+    this.#deliverIntx();
+  }
+
+  #deliverPending(v: number): void {
+    if (!this.#msix || !this.#pci.msixEnabled || !this.#msix.isPending(v)) return;
+    this.#msix.clearPending(v);
+    this.#signal(IrqIndex.MSIX, v);
+  }
+
+  #signal(index: number, vector: number): void {
+    const fd = this.#fds[index][vector];
+    if (fd >= 0) signalEventfd(fd);
+  }
+
+  /** Applies a DEVICE_SET_IRQS request; takes ownership of `req.fds` on every path. */
+  set(req: SetIrqs): void {
+    try {
+      this.#apply(req);
+    } finally {
+      // Fds the request did not install are ours to close.
+      for (const fd of req.fds) if (!this.#owns(fd)) closeFd(fd);
+    }
+  }
+
+  #owns(fd: number): boolean {
+    return fd === this.#intxResampleFd || this.#fds.some((v) => v.includes(fd));
+  }
+
+  #apply(req: SetIrqs): void {
+    const F = IrqFlags;
+    const vectors = this.#fds[req.index];
+    if (!vectors) throw new VfioUserError(Errno.EINVAL, `IRQ index ${req.index}`);
+    const data = req.flags & (F.DATA_NONE | F.DATA_BOOL | F.DATA_EVENTFD);
+    const action = req.flags & (F.ACTION_MASK | F.ACTION_UNMASK | F.ACTION_TRIGGER);
+    if (data !== F.DATA_EVENTFD && req.fds.length) {
+      throw new VfioUserError(Errno.EINVAL, "SET_IRQS: fds without DATA_EVENTFD");
+    }
+    if (action === F.ACTION_TRIGGER && data === F.DATA_NONE && req.count === 0) {
+      return this.#disableAll(req.index);
+    }
+    if (req.start + req.count > vectors.length || (req.count === 0 && req.start !== 0)) {
+      throw new VfioUserError(
+        Errno.EINVAL,
+        `SET_IRQS index ${req.index}: vectors [${req.start}, +${req.count}) of ${vectors.length}`,
+      );
+    }
+    if (data === F.DATA_EVENTFD) return this.#setEventfds(req, action);
+    for (let i = 0; i < req.count; i++) {
+      if (data === F.DATA_BOOL && !req.data?.[i]) continue;
+      this.#act(req.index, req.start + i, action);
+    }
+  }
+
+  #setEventfds(req: SetIrqs, action: number): void {
+    if (req.fds.length > req.count) {
+      throw new VfioUserError(Errno.EINVAL, `SET_IRQS: ${req.fds.length} fds for ${req.count}`);
+    }
+    if (action === IrqFlags.ACTION_UNMASK) {
+      if (req.index !== IrqIndex.INTX || req.count !== 1) {
+        throw new VfioUserError(Errno.EINVAL, "SET_IRQS: unmask eventfd only for INTx");
+      }
+      return this.#setResampleFd(req.fds[0] ?? -1);
+    }
+    if (action !== IrqFlags.ACTION_TRIGGER) {
+      throw new VfioUserError(Errno.EINVAL, "SET_IRQS: eventfds with ACTION_MASK");
+    }
+    const vectors = this.#fds[req.index];
+    for (let i = 0; i < req.count; i++) {
+      const v = req.start + i;
+      closeFd(vectors[v]);
+      // Fewer fds than vectors: the rest have no eventfd (the client sends -1 that way).
+      vectors[v] = req.fds[i] ?? -1;
+    }
+    if (req.index === IrqIndex.INTX) this.#deliverIntx();
+    if (req.index === IrqIndex.MSIX) {
+      for (let i = 0; i < req.count; i++) this.#deliverPending(req.start + i);
+    }
+  }
+
+  #setResampleFd(fd: number): void {
+    if (this.#intxResampleFd >= 0) {
+      this.#loop.remove(this.#intxResampleFd);
+      closeFd(this.#intxResampleFd);
+    }
+    this.#intxResampleFd = fd;
+    if (fd < 0) return;
+    this.#loop.add(fd, C.EPOLLIN, () => {
+      drainEventfd(fd);
+      this.#unmaskIntx();
+    });
+  }
+
+  #act(index: number, v: number, action: number): void {
+    const F = IrqFlags;
+    if (index === IrqIndex.INTX) {
+      if (action === F.ACTION_MASK) this.#intxMasked = true;
+      else if (action === F.ACTION_UNMASK) this.#unmaskIntx();
+      else this.trigger(0);
+    } else if (index === IrqIndex.MSIX && this.#msix) {
+      if (action === F.ACTION_MASK) this.#msix.setExternalMask(v, true);
+      else if (action === F.ACTION_UNMASK) this.#msix.setExternalMask(v, false);
+      else this.#signal(index, v);
+    } else if (action === F.ACTION_TRIGGER) {
+      this.#signal(index, v);
+    }
+  }
+
+  #disableAll(index: number): void {
+    const vectors = this.#fds[index];
+    for (let v = 0; v < vectors.length; v++) {
+      closeFd(vectors[v]);
+      vectors[v] = -1;
+    }
+    if (index === IrqIndex.INTX) {
+      this.#setResampleFd(-1);
+      this.#intxMasked = false;
+    }
+  }
+
+  /** Closes every eventfd (client gone); device-side state (line level, PBA) is kept. */
+  closeAll(): void {
+    for (let i = 0; i < this.#fds.length; i++) this.#disableAll(i);
+    this.#msix?.clearExternalMasks();
+  }
+
+  /** Device reset: line low, nothing pending (eventfds stay installed, as with VFIO). */
+  reset(): void {
+    this.lowerIntx();
+    this.#intxMasked = false;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Serves one device on a listening socket (or one already-connected socket): accepts a client,
+ * runs its session, and after it leaves accepts the next one with device state kept
+ * (spec, "Reconnection"). One client at a time: a second connection is refused while one is
+ * served.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { closeFd } from "../transport/ffi.ts";
+import type { EventLoop } from "../transport/event_loop.ts";
+import { C } from "../transport/layout.ts";
+import { acceptUnix } from "../transport/socket.ts";
+import type { DeviceHost } from "./host.ts";
+import { Session, type SessionOptions } from "./session.ts";
+import { DEFAULT_DMA_CHUNK } from "./message_dma.ts";
+
+/** Default limits: 1 MiB data per message plus room for headers. */
+export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
+  maxDataXferSize: 1 << 20,
+  maxMessageSize: (1 << 20) + 4096,
+  maxMsgFds: 16,
+  maxDmaMaps: 65535,
+  dmaChunk: DEFAULT_DMA_CHUNK,
+};
+
+/** The server of one device. */
+export class Server {
+  readonly #loop: EventLoop;
+  readonly #host: DeviceHost;
+  readonly #options: SessionOptions;
+  readonly #log: Logger;
+  #listenFd = -1;
+  #session: Session | undefined;
+  #sessions = 0;
+  /** Called when a session on a pre-connected fd ends (there is no next client). */
+  onLastSession: (() => void) | undefined;
+
+  constructor(loop: EventLoop, host: DeviceHost, options: SessionOptions, log: Logger) {
+    this.#loop = loop;
+    this.#host = host;
+    this.#options = options;
+    this.#log = log;
+  }
+
+  /** The current session, if a client is connected. */
+  get session(): Session | undefined {
+    return this.#session;
+  }
+
+  /** Number of sessions served so far. */
+  get sessionCount(): number {
+    return this.#sessions;
+  }
+
+  /** Accepts clients on a listening socket. */
+  listen(fd: number): void {
+    this.#listenFd = fd;
+    this.#loop.add(fd, C.EPOLLIN, () => this.#accept());
+  }
+
+  /** Serves a single already-connected client. */
+  serveConnected(fd: number): void {
+    this.#start(fd, true);
+  }
+
+  #accept(): void {
+    for (;;) {
+      let fd: number;
+      try {
+        fd = acceptUnix(this.#listenFd);
+      } catch (e) {
+        this.#log.error("accept failed: {error}", { error: (e as Error).message });
+        return;
+      }
+      if (fd < 0) return;
+      if (this.#session) {
+        this.#log.warn("refusing a second client while one is connected");
+        closeFd(fd);
+        continue;
+      }
+      this.#start(fd, false);
+    }
+  }
+
+  #start(fd: number, last: boolean): void {
+    const n = ++this.#sessions;
+    const log = this.#log.getChild(`session-${n}`);
+    log.info("client connected (session {n})", { n });
+    const session = new Session(this.#loop, fd, this.#host, this.#options, log);
+    this.#session = session;
+    session.closed.then((reason) => {
+      if (reason) log.warn("client connection ended: {error}", { error: reason.message });
+      else log.info("client disconnected");
+      if (this.#session === session) this.#session = undefined;
+      if (last) this.onLastSession?.();
+    });
+  }
+
+  /** Stops accepting and drops the current client. */
+  stop(): void {
+    if (this.#listenFd >= 0) {
+      this.#loop.remove(this.#listenFd);
+      closeFd(this.#listenFd);
+      this.#listenFd = -1;
+    }
+    this.#session?.close();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * One client connection: demultiplexes client commands from replies to our own requests,
+ * runs commands in order of arrival, and is the one place where an error becomes an error reply
+ * (spec, "Header": the header alone with ERROR set and the errno).
+ *
+ * Commands run one at a time; a command whose handler waits (reset draining device requests)
+ * holds back later commands but never the reading of the socket, so replies to our DMA
+ * requests keep flowing (a client serves those while it waits for us).
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Command, commandName, Flags, type Header, messageType } from "../protocol/header.ts";
+import { isKnownCommand } from "../protocol/message.ts";
+import { SessionMemory } from "../dma/memory.ts";
+import { DmaTable } from "../dma/table.ts";
+import { Connection, type Message } from "../transport/connection.ts";
+import { closeFd } from "../transport/ffi.ts";
+import type { EventLoop } from "../transport/event_loop.ts";
+import type { DeviceHost } from "./host.ts";
+import { commandHandlers, type HandlerResult, type SessionState } from "./handlers.ts";
+import { ServerRequests } from "./requests.ts";
+import { RequestDma } from "./message_dma.ts";
+
+/** Session limits and capabilities. */
+export interface SessionOptions {
+  /** Largest message accepted (header included). */
+  maxMessageSize: number;
+  /** Largest data payload of one REGION_READ/WRITE or DMA message we offer. */
+  maxDataXferSize: number;
+  maxMsgFds: number;
+  maxDmaMaps: number;
+  /** Cap of the data in one DMA_READ/DMA_WRITE message we send. */
+  dmaChunk: number;
+}
+
+interface Queued {
+  header: Header;
+  payload: Uint8Array;
+  fds: number[];
+}
+
+/** A connected client. */
+export class Session implements SessionState {
+  readonly host: DeviceHost;
+  readonly options: SessionOptions;
+  readonly dma: DmaTable;
+  readonly memory: SessionMemory;
+  readonly requests: ServerRequests;
+  readonly log: Logger;
+  /** Set once VERSION succeeded; every other command needs it first. */
+  negotiated = false;
+  /** The negotiated max_data_xfer_size (DMA message size cap). */
+  clientMaxXfer = 1 << 20;
+  readonly #conn: Connection;
+  readonly #queue: Queued[] = [];
+  #busy = false;
+  readonly #closed: Promise<Error | undefined>;
+  #resolveClosed!: (e: Error | undefined) => void;
+
+  constructor(
+    loop: EventLoop,
+    fd: number,
+    host: DeviceHost,
+    options: SessionOptions,
+    log: Logger,
+  ) {
+    this.host = host;
+    this.options = options;
+    this.log = log;
+    this.dma = new DmaTable(options.maxDmaMaps);
+    this.memory = new SessionMemory(this.dma);
+    this.#closed = new Promise((r) => this.#resolveClosed = r);
+    this.#conn = new Connection(loop, fd, options.maxMessageSize, {
+      onMessage: (m) => this.#onMessage(m),
+      onClose: (e) => this.#onClose(e),
+    });
+    this.requests = new ServerRequests(this.#conn);
+    host.setMemory(this.memory);
+  }
+
+  /** Called once VERSION settled the limits: message-based DMA becomes usable. */
+  enableMessageDma(): void {
+    const chunk = Math.min(this.clientMaxXfer, this.options.dmaChunk);
+    this.memory.setMessageDma(new RequestDma(this.requests, this.host.bounce, chunk));
+  }
+
+  /** Resolves when the connection ended, with the reason if it was an error. */
+  get closed(): Promise<Error | undefined> {
+    return this.#closed;
+  }
+
+  /** Ends the session. */
+  close(reason?: Error): void {
+    this.#conn.close(reason);
+  }
+
+  #onMessage(m: Message): void {
+    if (messageType(m.header) === Flags.TYPE_REPLY) {
+      m.fds.forEach(closeFd); // no reply to our requests carries fds
+      this.requests.onReply(m.header, m.payload);
+      return;
+    }
+    if (m.error) return this.#reply(m.header, m.error);
+    // Payload views point into the receive buffer: copy before queueing.
+    this.#queue.push({ header: m.header, payload: m.payload.slice(), fds: m.fds });
+    if (!this.#busy) this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#busy = true;
+    while (this.#queue.length && !this.#conn.closed) {
+      const q = this.#queue.shift()!;
+      let result: HandlerResult | Error;
+      try {
+        const r = this.#dispatch(q);
+        result = r instanceof Promise ? await r : r;
+      } catch (e) {
+        result = e as Error;
+      } finally {
+        q.fds.forEach(closeFd); // handlers take the fds they keep out of the array
+      }
+      this.#reply(q.header, result);
+    }
+    this.#busy = false;
+    if (this.#conn.closed) this.#dropQueue();
+  }
+
+  #dispatch(q: Queued): HandlerResult | Promise<HandlerResult> {
+    const { header } = q;
+    if (!isKnownCommand(header.cmd)) {
+      throw new VfioUserError(Errno.ENOSYS, `unknown command ${header.cmd}`);
+    }
+    if (!this.negotiated && header.cmd !== Command.VERSION) {
+      throw new VfioUserError(Errno.EINVAL, `${commandName(header.cmd)} before VERSION`);
+    }
+    const handler = commandHandlers[header.cmd];
+    if (!handler) {
+      throw new VfioUserError(Errno.ENOTSUP, `${commandName(header.cmd)} is not served`);
+    }
+    return handler(this, q.payload, q.fds, header);
+  }
+
+  /** The one place a handler's outcome becomes a reply (or none, for NO_REPLY). */
+  #reply(h: Header, result: HandlerResult | Error): void {
+    const name = commandName(h.cmd);
+    if (result instanceof Error) {
+      const errno = result instanceof VfioUserError ? result.errno : Errno.EIO;
+      const level = result instanceof VfioUserError ? "warn" : "error";
+      this.log[level]("{cmd} id {id} failed: {error}", {
+        cmd: name,
+        id: h.id,
+        error: result.message,
+      });
+      if (h.flags & Flags.NO_REPLY || this.#conn.closed) return;
+      this.#conn.send({
+        id: h.id,
+        cmd: h.cmd,
+        flags: Flags.TYPE_REPLY | Flags.ERROR,
+        error: errno,
+      });
+      return;
+    }
+    if (h.flags & Flags.NO_REPLY || this.#conn.closed) return;
+    this.#conn.send(
+      { id: h.id, cmd: h.cmd, flags: Flags.TYPE_REPLY, error: 0 },
+      result.payload ? [result.payload] : [],
+      result.fds ?? [],
+    );
+    result.afterSend?.();
+  }
+
+  #dropQueue(): void {
+    for (const q of this.#queue.splice(0)) q.fds.forEach(closeFd);
+  }
+
+  #onClose(e: Error | undefined): void {
+    this.#dropQueue();
+    const gone = new VfioUserError(Errno.ECONNRESET, "client disconnected");
+    this.requests.failAll(gone);
+    this.host.bounce.failWaiters(gone);
+    this.host.clientGone();
+    this.dma.clear();
+    this.#resolveClosed(e);
+  }
+}
