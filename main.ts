@@ -36,6 +36,9 @@ Options:
                        room, a larger one is done in pieces. Suffixes K, M, G. Default 16M:
                        16 requests of 1 MiB in flight (the largest request Linux builds with
                        seg_max 254), a bounded cost per device
+  --dma-chunk-size=BYTES
+                       largest data payload of one DMA_READ/DMA_WRITE message (also capped by
+                       the client's max_data_xfer_size). Default 32K (see README)
   --log-level=LEVEL    ${LOG_LEVELS.join("|")} (default info)
   --log-format=FORMAT  text|json (JSON lines) (default text)
   -h, --help           this text
@@ -58,6 +61,7 @@ Signals: SIGTERM and SIGINT stop vfud cleanly (exit status 0).
 
 interface Cli {
   maxBounce: number;
+  dmaChunk: number;
   socketPath?: string;
   fd?: number;
   device: string;
@@ -77,6 +81,7 @@ function parseCli(args: string[]): Cli | undefined {
       "log-level": { type: "string", default: "info" },
       "log-format": { type: "string", default: "text" },
       "max-bounce-buffer-size": { type: "string", default: "16M" },
+      "dma-chunk-size": { type: "string", default: "32K" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -86,8 +91,9 @@ function parseCli(args: string[]): Cli | undefined {
   const logFormat = values["log-format"];
   if (logFormat !== "text" && logFormat !== "json") throw new Error(`--log-format: ${logFormat}`);
   const maxBounce = parseSize(values["max-bounce-buffer-size"], "--max-bounce-buffer-size");
+  const dmaChunk = parseSize(values["dma-chunk-size"], "--dma-chunk-size");
   const demo = args.length === 0;
-  if (demo) return { ...demoCli(), maxBounce };
+  if (demo) return { ...demoCli(), maxBounce, dmaChunk };
   if ((values["socket-path"] === undefined) === (values.fd === undefined)) {
     throw new Error("give exactly one of --socket-path=PATH and --fd=N");
   }
@@ -99,6 +105,7 @@ function parseCli(args: string[]): Cli | undefined {
   }
   return {
     maxBounce,
+    dmaChunk,
     socketPath: values["socket-path"],
     fd,
     device: values.device,
@@ -117,7 +124,7 @@ export function parseSize(text: string, what: string): number {
   return n;
 }
 
-function demoCli(): Omit<Cli, "maxBounce"> {
+function demoCli(): Omit<Cli, "maxBounce" | "dmaChunk"> {
   const dir = resolve(".state");
   Deno.mkdirSync(dir, { recursive: true });
   const img = `${dir}/disk.img`;
@@ -167,7 +174,12 @@ async function main(): Promise<number> {
   const device = type.create(options);
   const loop = new EventLoop();
   const host = new DeviceHost(loop, device, cli.maxBounce);
-  const server = new Server(loop, host, DEFAULT_SESSION_OPTIONS, log);
+  const server = new Server(
+    loop,
+    host,
+    { ...DEFAULT_SESSION_OPTIONS, dmaChunk: cli.dmaChunk },
+    log,
+  );
   let createdSocket: string | undefined;
   if (cli.socketPath !== undefined) {
     removeStaleSocket(cli.socketPath);

@@ -14,21 +14,33 @@ import type { BouncePool } from "../dma/bounce_pool.ts";
 import type { ServerRequests } from "./requests.ts";
 
 /**
- * Largest data payload of one DMA message we send or ask for. See README, "Message-based DMA":
- * chosen from measurements; larger messages do not make the transfers faster here.
+ * Largest data payload of one DMA message we send or ask for (README, "Message-based DMA":
+ * chosen from measurements).
  */
-export const DEFAULT_DMA_CHUNK = 256 * 1024;
+export const DEFAULT_DMA_CHUNK = 32 * 1024;
+
+/**
+ * Most DMA_READ reply bytes we let be outstanding at once. QEMU 11.1 sends its reply to a
+ * server request with one non-blocking write and does not finish a short write: the rest of
+ * the reply is dropped and the stream is corrupt (its trace shows `vfio_user_send_write ...
+ * wrote` less than the message). A short write happens as soon as the replies waiting in the
+ * socket exceed the sender's socket buffer (net.core.wmem_default, 208 KiB here). So all reply
+ * bytes in flight, plus headroom for the client's own commands, must stay below that.
+ */
+export const DMA_READ_WINDOW = 128 * 1024;
 
 /** MessageDma over one connection, with the device's bounce pool. */
 export class RequestDma implements MessageDma {
   readonly #requests: ServerRequests;
   readonly #pool: BouncePool;
   readonly #chunk: number;
+  readonly #window: ByteWindow;
 
   constructor(requests: ServerRequests, pool: BouncePool, chunk: number) {
     this.#requests = requests;
     this.#pool = pool;
-    this.#chunk = chunk;
+    this.#chunk = Math.min(chunk, DMA_READ_WINDOW - REPLY_OVERHEAD);
+    this.#window = new ByteWindow(DMA_READ_WINDOW);
   }
 
   get maxBuffer(): number {
@@ -47,17 +59,24 @@ export class RequestDma implements MessageDma {
     const parts: Promise<void>[] = [];
     for (let off = 0; off < dst.length; off += this.#chunk) {
       const part = dst.subarray(off, Math.min(off + this.#chunk, dst.length));
-      const a = addr + BigInt(off);
-      const req = DmaRead.encodeRequest({ address: a, count: BigInt(part.length) });
-      parts.push(this.#requests.request(Command.DMA_READ, [req], (payload) => {
-        const r = DmaRead.decodeReply(payload);
-        if (r.address !== a || r.data.length !== part.length) {
-          throw new VfioUserError(Errno.EIO, `DMA_READ reply for 0x${r.address.toString(16)}`);
-        }
-        part.set(r.data);
-      }));
+      const cost = part.length + REPLY_OVERHEAD;
+      await this.#window.acquire(cost);
+      parts.push(
+        this.#readPart(addr + BigInt(off), part).finally(() => this.#window.release(cost)),
+      );
     }
     await settleAll(parts);
+  }
+
+  #readPart(a: bigint, part: Uint8Array): Promise<void> {
+    const req = DmaRead.encodeRequest({ address: a, count: BigInt(part.length) });
+    return this.#requests.request(Command.DMA_READ, [req], (payload) => {
+      const r = DmaRead.decodeReply(payload);
+      if (r.address !== a || r.data.length !== part.length) {
+        throw new VfioUserError(Errno.EIO, `DMA_READ reply for 0x${r.address.toString(16)}`);
+      }
+      part.set(r.data);
+    });
   }
 
   async write(addr: bigint, src: Uint8Array): Promise<void> {
@@ -74,6 +93,36 @@ export class RequestDma implements MessageDma {
       }));
     }
     await settleAll(parts);
+  }
+}
+
+/** Header plus address and count of a DMA_READ reply. */
+const REPLY_OVERHEAD = 32;
+
+/** A FIFO semaphore counted in bytes. */
+class ByteWindow {
+  #free: number;
+  #waiters: { n: number; go: () => void }[] = [];
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  acquire(n: number): Promise<void> {
+    if (this.#waiters.length === 0 && n <= this.#free) {
+      this.#free -= n;
+      return Promise.resolve();
+    }
+    return new Promise((go) => this.#waiters.push({ n, go }));
+  }
+
+  release(n: number): void {
+    this.#free += n;
+    while (this.#waiters.length && this.#waiters[0].n <= this.#free) {
+      const w = this.#waiters.shift()!;
+      this.#free -= w.n;
+      w.go();
+    }
   }
 }
 

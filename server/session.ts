@@ -10,7 +10,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { ensure, Errno, VfioUserError } from "../protocol/errors.ts";
 import { Command, commandName, Flags, type Header, messageType } from "../protocol/header.ts";
 import { isKnownCommand } from "../protocol/message.ts";
 import { SessionMemory } from "../dma/memory.ts";
@@ -102,7 +102,10 @@ export class Session implements SessionState {
       this.requests.onReply(m.header, m.payload);
       return;
     }
-    if (m.error) return this.#reply(m.header, m.error);
+    if (m.error) {
+      m.fds.forEach(closeFd); // fds of a message dropped unread are ours to close
+      return this.#reply(m.header, m.error);
+    }
     // Payload views point into the receive buffer: copy before queueing.
     this.#queue.push({ header: m.header, payload: m.payload.slice(), fds: m.fds });
     if (!this.#busy) this.#drain();
@@ -129,6 +132,7 @@ export class Session implements SessionState {
 
   #dispatch(q: Queued): HandlerResult | Promise<HandlerResult> {
     const { header } = q;
+    ensure(messageType(header) === Flags.TYPE_COMMAND, `message type ${messageType(header)}`);
     if (!isKnownCommand(header.cmd)) {
       throw new VfioUserError(Errno.ENOSYS, `unknown command ${header.cmd}`);
     }
