@@ -9,6 +9,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
+import { closeFd } from "../transport/ffi.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import { Command, type Header } from "../protocol/header.ts";
 import { DeviceGetInfo, DeviceInfoFlags, DeviceReset } from "../protocol/device_info.ts";
@@ -24,7 +25,8 @@ import type { DeviceHost } from "./host.ts";
 import { IRQ_INDEX_COUNT } from "./irqs.ts";
 import type { SessionOptions } from "./session.ts";
 
-/** What a handler returns: the reply payload, fds to pass with it, and a post-send hook. */
+/** What a handler returns: the reply payload, fds to pass with it, and a hook run after the
+ * reply went out (or was dropped: NO_REPLY, connection gone). */
 export interface HandlerResult {
   payload?: Uint8Array;
   fds?: number[];
@@ -41,6 +43,7 @@ export interface SessionState {
   negotiated: boolean;
   clientMaxXfer: number;
   enableMessageDma(): void;
+  openTwinSocket(): number;
 }
 
 /** A command handler. */
@@ -66,17 +69,19 @@ function version(s: SessionState, payload: Uint8Array, fds: number[]): HandlerRe
     maxDmaMaps: s.options.maxDmaMaps,
     pgsizes: 4096n,
     writeMultiple: true,
-    twinSocket: false,
+    twinSocket: true,
   });
   s.clientMaxXfer = n.session.maxDataXferSize;
   s.negotiated = true;
+  const twin = n.session.twinSocket ? [s.openTwinSocket()] : [];
   s.enableMessageDma();
   s.log.info("negotiated version {major}.{minor}, max_data_xfer_size {xfer}", {
     major: n.session.major,
     minor: n.session.minor,
     xfer: n.session.maxDataXferSize,
   });
-  return { payload: n.payload };
+  // The client's end of the twin socket is ours to close once the reply carried it.
+  return { payload: n.payload, fds: twin, afterSend: () => twin.forEach(closeFd) };
 }
 
 function dmaMap(s: SessionState, payload: Uint8Array, fds: number[]): HandlerResult {

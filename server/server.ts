@@ -89,12 +89,33 @@ export class Server {
     log.info("client connected (session {n})", { n });
     const session = new Session(this.#loop, fd, this.#host, this.#options, log);
     this.#session = session;
-    session.closed.then((reason) => {
+    session.closed.then(async (reason) => {
       if (reason) log.warn("client connection ended: {error}", { error: reason.message });
       else log.info("client disconnected");
+      // Requests of the old client must be over before a new client's memory is installed:
+      // they fail fast (their DMA requests were rejected), quiesce waits for the last of them.
+      this.#pauseAccepting();
+      await this.#host.device.quiesce();
       if (this.#session === session) this.#session = undefined;
+      this.#resumeAccepting();
       if (last) this.onLastSession?.();
     });
+  }
+
+  #pauseAccepting(): void {
+    if (this.#listenFd >= 0) this.#loop.remove(this.#listenFd);
+  }
+
+  #resumeAccepting(): void {
+    if (this.#listenFd >= 0) this.#loop.add(this.#listenFd, C.EPOLLIN, () => this.#accept());
+  }
+
+  /** Stops accepting new clients (closes the listening socket); the current session goes on. */
+  stopAccepting(): void {
+    if (this.#listenFd < 0) return;
+    this.#loop.remove(this.#listenFd);
+    closeFd(this.#listenFd);
+    this.#listenFd = -1;
   }
 
   /** Stops accepting and drops the current client. */

@@ -17,6 +17,7 @@ import { SessionMemory } from "../dma/memory.ts";
 import { DmaTable } from "../dma/table.ts";
 import { Connection, type Message } from "../transport/connection.ts";
 import { closeFd } from "../transport/ffi.ts";
+import { socketPair } from "../transport/socket.ts";
 import type { EventLoop } from "../transport/event_loop.ts";
 import type { DeviceHost } from "./host.ts";
 import { commandHandlers, type HandlerResult, type SessionState } from "./handlers.ts";
@@ -47,13 +48,16 @@ export class Session implements SessionState {
   readonly options: SessionOptions;
   readonly dma: DmaTable;
   readonly memory: SessionMemory;
-  readonly requests: ServerRequests;
+  /** Our requests to the client: on the main socket, or on the twin socket once set up. */
+  requests: ServerRequests;
   readonly log: Logger;
   /** Set once VERSION succeeded; every other command needs it first. */
   negotiated = false;
   /** The negotiated max_data_xfer_size (DMA message size cap). */
   clientMaxXfer = 1 << 20;
   readonly #conn: Connection;
+  readonly #loop: EventLoop;
+  #twin: Connection | undefined;
   readonly #queue: Queued[] = [];
   #busy = false;
   readonly #closed: Promise<Error | undefined>;
@@ -69,6 +73,7 @@ export class Session implements SessionState {
     this.host = host;
     this.options = options;
     this.log = log;
+    this.#loop = loop;
     this.dma = new DmaTable(options.maxDmaMaps);
     this.memory = new SessionMemory(this.dma);
     this.#closed = new Promise((r) => this.#resolveClosed = r);
@@ -78,6 +83,24 @@ export class Session implements SessionState {
     });
     this.requests = new ServerRequests(this.#conn);
     host.setMemory(this.memory);
+  }
+
+  /**
+   * twin_socket (spec, "Version"): server-to-client requests move to a new socket pair whose
+   * other end goes to the client with the VERSION reply. Returns that end.
+   */
+  openTwinSocket(): number {
+    const [ours, theirs] = socketPair();
+    this.#twin = new Connection(this.#loop, ours, this.options.maxMessageSize, {
+      onMessage: (m) => {
+        m.fds.forEach(closeFd);
+        if (messageType(m.header) === Flags.TYPE_REPLY) this.requests.onReply(m.header, m.payload);
+        else this.log.warn("ignoring a command on the twin socket");
+      },
+      onClose: () => this.close(), // losing either socket ends the session
+    });
+    this.requests = new ServerRequests(this.#twin);
+    return theirs;
   }
 
   /** Called once VERSION settled the limits: message-based DMA becomes usable. */
@@ -166,12 +189,13 @@ export class Session implements SessionState {
       });
       return;
     }
-    if (h.flags & Flags.NO_REPLY || this.#conn.closed) return;
-    this.#conn.send(
-      { id: h.id, cmd: h.cmd, flags: Flags.TYPE_REPLY, error: 0 },
-      result.payload ? [result.payload] : [],
-      result.fds ?? [],
-    );
+    if (!(h.flags & Flags.NO_REPLY) && !this.#conn.closed) {
+      this.#conn.send(
+        { id: h.id, cmd: h.cmd, flags: Flags.TYPE_REPLY, error: 0 },
+        result.payload ? [result.payload] : [],
+        result.fds ?? [],
+      );
+    }
     result.afterSend?.();
   }
 
@@ -180,6 +204,7 @@ export class Session implements SessionState {
   }
 
   #onClose(e: Error | undefined): void {
+    this.#twin?.close();
     this.#dropQueue();
     const gone = new VfioUserError(Errno.ECONNRESET, "client disconnected");
     this.requests.failAll(gone);
