@@ -7,6 +7,7 @@
  */
 import type { GuestMemory } from "../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../pci/spec.ts";
+import type { Logger } from "@logtape/logtape";
 
 /** What a device can do to the outside world. */
 export interface DeviceContext {
@@ -23,6 +24,8 @@ export interface DeviceContext {
   msixEnabled(): boolean;
   /** True when the guest enabled bus mastering (PCI COMMAND bit 2): DMA is allowed. */
   busMaster(): boolean;
+  /** The device's logger (guest-caused failures go here, not to exceptions). */
+  readonly log: Logger;
 }
 
 /** A PCI device model. */

@@ -23,6 +23,12 @@ export interface GuestMapping {
   release(): Promise<void>;
 }
 
+/** A guest address range. */
+export interface GuestRange {
+  addr: bigint;
+  len: number;
+}
+
 /** Guest physical memory as seen by one device. */
 export interface GuestMemory {
   /**
@@ -47,8 +53,33 @@ export interface GuestMemory {
     writable: boolean,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void>;
+  /**
+   * {@link transfer} over several ranges as one byte stream (a scatter-gather list): for
+   * mmapped memory `fn` is called once with the segments of every range, so a device can move
+   * a whole request with one vectored call; otherwise range by range, chunk by chunk. The
+   * offset passed to `fn` counts from the start of the first range.
+   */
+  transferv(
+    ranges: readonly GuestRange[],
+    writable: boolean,
+    fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+  ): Promise<void>;
   /** Copies guest bytes at `addr` into `dst` (convenience for small structures). */
   read(addr: bigint, dst: Uint8Array): Promise<void>;
   /** Copies `src` into guest memory at `addr` (convenience for small structures). */
   write(addr: bigint, src: Uint8Array): Promise<void>;
+}
+
+/**
+ * A GuestMemory that forwards every call to whatever `current()` returns at call time: for
+ * holders whose memory changes under them (the connected client's, after a reconnect).
+ */
+export function forwardingMemory(current: () => GuestMemory): GuestMemory {
+  return {
+    map: (addr, length, writable) => current().map(addr, length, writable),
+    transfer: (addr, length, writable, fn) => current().transfer(addr, length, writable, fn),
+    transferv: (ranges, writable, fn) => current().transferv(ranges, writable, fn),
+    read: (addr, dst) => current().read(addr, dst),
+    write: (addr, src) => current().write(addr, src),
+  };
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { Errno, VfioUserError } from "../protocol/errors.ts";
-import type { GuestMapping, GuestMemory } from "./guest_memory.ts";
+import type { GuestMapping, GuestMemory, GuestRange } from "./guest_memory.ts";
 import { DmaProt, type DmaRegion, type DmaTable } from "./table.ts";
 
 /**
@@ -107,8 +107,7 @@ export class SessionMemory implements GuestMemory {
     let used = 0;
     for (const p of pieces) {
       if (p.region.view) {
-        const off = Number(p.addr - p.region.iova);
-        segments.push(p.region.view.subarray(off, off + p.length));
+        segments.push(viewOf(p));
       } else {
         const buf = bounce!.subarray(used, used + p.length);
         used += p.length;
@@ -135,6 +134,32 @@ export class SessionMemory implements GuestMemory {
       } finally {
         await m.release();
       }
+    }
+  }
+
+  async transferv(
+    ranges: readonly GuestRange[],
+    writable: boolean,
+    fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+  ): Promise<void> {
+    const pieces = ranges.flatMap((r) => r.len > 0 ? this.#resolve(r.addr, r.len, writable) : []);
+    if (pieces.every((p) => p.region.view)) {
+      // All mmapped: one call with every segment (zero copy), regions pinned meanwhile.
+      for (const p of pieces) p.region.ref();
+      try {
+        await fn(pieces.map((p) => viewOf(p)), 0);
+      } finally {
+        for (const p of pieces) p.region.unref();
+      }
+      return;
+    }
+    let base = 0;
+    for (const r of ranges) {
+      const at = base;
+      if (r.len > 0) {
+        await this.transfer(r.addr, r.len, writable, (segs, off) => fn(segs, at + off));
+      }
+      base += r.len;
     }
   }
 
@@ -171,6 +196,12 @@ export class SessionMemory implements GuestMemory {
     if (!this.#dma) throw fault(p.addr, p.length, "message-based DMA is not available");
     return this.#dma;
   }
+}
+
+/** Zero-copy view of an mmapped piece. */
+function viewOf(p: Piece): Uint8Array {
+  const off = Number(p.addr - p.region.iova);
+  return p.region.view!.subarray(off, off + p.length);
 }
 
 class Mapping implements GuestMapping {

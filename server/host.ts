@@ -7,13 +7,14 @@
  * @module
  */
 import type { Device, DeviceContext } from "../devices/device.ts";
-import type { GuestMemory } from "../dma/guest_memory.ts";
+import { forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
 import { BarMap, Region, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
 import { PciConfigSpace } from "../pci/config.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import type { EventLoop } from "../transport/event_loop.ts";
 import { IrqController } from "./irqs.ts";
 import { BouncePool } from "../dma/bounce_pool.ts";
+import { logger } from "../util/log.ts";
 
 /** A device plus everything the framework keeps for it. */
 export class DeviceHost {
@@ -55,18 +56,14 @@ export class DeviceHost {
 
   #context(): DeviceContext {
     const config = this.config;
-    const mem: GuestMemory = {
-      map: (a, l, w) => this.#mem().map(a, l, w),
-      transfer: (a, l, w, fn) => this.#mem().transfer(a, l, w, fn),
-      read: (a, d) => this.#mem().read(a, d),
-      write: (a, s) => this.#mem().write(a, s),
-    };
+    const mem = forwardingMemory(() => this.#mem());
     return {
       mem,
       trigger: (v) => this.irqs.trigger(v),
       lowerIntx: () => this.irqs.lowerIntx(),
       msixEnabled: () => config.msixEnabled,
       busMaster: () => config.busMaster,
+      log: logger("device", this.device.type),
     };
   }
 

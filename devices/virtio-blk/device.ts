@@ -95,6 +95,7 @@ class BlkModel implements VirtioDeviceModel {
         id: this.#id,
         mem: ctx.mem,
         features: ctx.features,
+        log: ctx.log,
       },
       chain,
     );

@@ -18,6 +18,7 @@ import {
   writeBuffers,
 } from "../virtio/mod.ts";
 import type { BlockBackend } from "./backend.ts";
+import type { Logger } from "@logtape/logtape";
 import { BlkFeature, BlkStatus, HEADER_SIZE, ID_BYTES, ReqType, SECTOR_SIZE } from "./constants.ts";
 
 /** What a request needs from the device. */
@@ -28,6 +29,8 @@ export interface BlkTarget {
   readonly mem: GuestMemory;
   /** Negotiated features. */
   readonly features: bigint;
+  /** Where failed requests are reported. */
+  readonly log?: Logger;
 }
 
 /** Outcome of a request: the status byte and the data bytes written to the guest. */
@@ -126,8 +129,10 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
   try {
     const parsed = await parse(t, chain, inLen);
     outcome = parsed ? await execute(t, parsed) : IOERR;
-  } catch {
-    outcome = IOERR; // unmapped data buffer, backend failure, ...
+  } catch (err) {
+    // Unmapped data buffer, backend failure, client gone...: the guest sees IOERR.
+    t.log?.warn("request failed with IOERR: {error}", { error: (err as Error).message });
+    outcome = IOERR;
   }
   try {
     await writeBuffers(t.mem, chain.writable, inLen, new Uint8Array([outcome.status]));

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Logger } from "@logtape/logtape";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { DescChain } from "./descriptors.ts";
 
@@ -12,6 +13,8 @@ export interface RequestContext {
   readonly mem: GuestMemory;
   /** Features the driver accepted (FEATURES_OK), device-specific and reserved bits. */
   readonly features: bigint;
+  /** The device's logger. */
+  readonly log: Logger;
 }
 
 /** A virtio device type plugged into {@link VirtioPciDevice}. */

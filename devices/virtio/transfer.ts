@@ -1,8 +1,8 @@
 /**
  * Zero-copy data transfer between the guest buffers of a request and a vectored consumer (a
- * block backend's preadv/pwritev, ...), through {@link GuestMemory.transfer}: each guest range
- * is handed over in as few chunks as the memory allows (one for mmapped memory), each chunk's
- * segments in one call, and released before the next range is mapped. No mapping is held while
+ * block backend's preadv/pwritev, ...), through {@link GuestMemory.transferv}: with mmapped
+ * memory the whole request is one call (one preadv for all its segments); otherwise each guest
+ * range goes in as few chunks as the memory allows, released before the next is mapped. No mapping is held while
  * another is waited for, as GuestMemory requires (bounce-buffer pools are bounded).
  *
  * @module
@@ -21,12 +21,5 @@ export async function transferBuffers(
   writable: boolean,
   fn: (segments: readonly Uint8Array[], byteOffset: number) => Promise<void> | void,
 ): Promise<void> {
-  let base = 0;
-  for (const b of bufs) {
-    if (b.len > 0) {
-      const at = base;
-      await mem.transfer(b.addr, b.len, writable, (segs, off) => fn(segs, at + off));
-    }
-    base += b.len;
-  }
+  await mem.transferv(bufs, writable, fn);
 }

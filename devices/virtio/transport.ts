@@ -7,7 +7,7 @@
  * @module
  */
 import type { Device, DeviceContext } from "../device.ts";
-import type { GuestMemory } from "../../dma/guest_memory.ts";
+import { forwardingMemory, type GuestMemory } from "../../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../../pci/spec.ts";
 import { commonConfig } from "./common_cfg.ts";
 import { feature, FeatureBit, Isr, NO_VECTOR, Status } from "./constants.ts";
@@ -50,13 +50,7 @@ export class VirtioPciDevice implements Device {
   #ctx?: DeviceContext;
   #resetting?: Promise<void>;
   /** Guest memory of the current context (re-attach after a reconnect switches it). */
-  readonly #mem: GuestMemory = {
-    map: (addr, length, writable) => this.#context().mem.map(addr, length, writable),
-    transfer: (addr, length, writable, fn) =>
-      this.#context().mem.transfer(addr, length, writable, fn),
-    read: (addr, dst) => this.#context().mem.read(addr, dst),
-    write: (addr, src) => this.#context().mem.write(addr, src),
-  };
+  readonly #mem: GuestMemory = forwardingMemory(() => this.#context().mem);
 
   constructor(model: VirtioDeviceModel, opts: VirtioPciOptions = {}) {
     this.type = model.type;
@@ -169,7 +163,11 @@ export class VirtioPciDevice implements Device {
     q.enabled = true;
     q.runner = new QueueRunner(ring, {
       handle: (chain) =>
-        this.#model.handle(index, chain, { mem: this.#mem, features: this.#state.negotiated }),
+        this.#model.handle(index, chain, {
+          mem: this.#mem,
+          features: this.#state.negotiated,
+          log: this.#context().log,
+        }),
       notify: () => this.#notifyQueue(index),
       fail: (err) => this.#needsReset(err),
     });

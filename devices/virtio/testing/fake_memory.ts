@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { GuestMapping, GuestMemory } from "../../../dma/guest_memory.ts";
+import { getLogger, type Logger } from "@logtape/logtape";
+import type { GuestMapping, GuestMemory, GuestRange } from "../../../dma/guest_memory.ts";
 import type { DeviceContext } from "../../device.ts";
 import { Errno, VfioUserError } from "../../../protocol/errors.ts";
 
@@ -88,6 +89,21 @@ export class FakeGuestMemory implements GuestMemory {
     };
   }
 
+  async transferv(
+    ranges: readonly GuestRange[],
+    writable: boolean,
+    fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+  ): Promise<void> {
+    let base = 0;
+    for (const r of ranges) {
+      const at = base;
+      if (r.len > 0) {
+        await this.transfer(r.addr, r.len, writable, (segs, off) => fn(segs, at + off));
+      }
+      base += r.len;
+    }
+  }
+
   async transfer(
     addr: bigint,
     length: number,
@@ -130,6 +146,7 @@ export class FakeContext implements DeviceContext {
   msix = false;
   /** What busMaster() returns. */
   master = true;
+  readonly log: Logger = getLogger(["vfud", "test"]);
 
   constructor(mem: GuestMemory) {
     this.mem = mem;
