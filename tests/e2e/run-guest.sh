@@ -71,7 +71,8 @@ if [ -z "$LOG" ]; then
   mkdir -p "$E2E_DIR/logs"
   LOG=$E2E_DIR/logs/guest-$(date +%Y%m%d-%H%M%S)-$$.log
   # keep the newest 50 default logs
-  ls -1t "$E2E_DIR"/logs/guest-*.log 2>/dev/null | tail -n +50 | while read -r old; do
+  # (no match is fine: pipefail must not end the script on an empty folder)
+  { ls -1t "$E2E_DIR"/logs/guest-*.log 2>/dev/null || true; } | tail -n +50 | while read -r old; do
     rm -f "$old" "$old".cmd "$old".stderr "$old".trace
   done
 fi
