@@ -7,6 +7,7 @@
 import type { Device } from "./device.ts";
 import { createVirtioBlk } from "./virtio-blk/mod.ts";
 import { FileBackend } from "./virtio-blk/file_backend.ts";
+import { e1000DeviceType } from "./e1000/mod.ts";
 
 export type { Device, DeviceContext } from "./device.ts";
 
@@ -51,7 +52,7 @@ const virtioBlk: DeviceType = {
 
 /** Every device type, by name. */
 export const DEVICE_TYPES: ReadonlyMap<string, DeviceType> = new Map(
-  [virtioBlk].map((t) => [t.name, t]),
+  [virtioBlk, e1000DeviceType].map((t) => [t.name, t]),
 );
 
 /** Splits "TYPE,key=value,..." and checks the options against the type. */

@@ -1,0 +1,141 @@
+/**
+ * Interrupt logic of the 82540EM (SDM §13.4.17-13.4.21): causes latch in ICR; the INTx line is
+ * asserted while ICR & IMS is non-zero; reading ICR clears it (and so lowers the line). ITR
+ * (SDM §13.4.18) sets a minimum interval between assertions in 256 ns units: an assertion that
+ * comes too early is postponed with a timer, never busy-waited for.
+ *
+ * @module
+ */
+import { ICR_VALID } from "./constants.ts";
+
+/** Where the interrupt goes (the device context's INTx line). */
+export interface IrqLine {
+  trigger(vector: number): void;
+  lowerIntx(): void;
+}
+
+/** ITR unit in milliseconds (256 ns). */
+const ITR_UNIT_MS = 256e-6;
+
+/** ICR/IMS/ITR state and the INTx line it drives. */
+export class Interrupts {
+  readonly #line: () => IrqLine | undefined;
+  readonly #now: () => number;
+  #icr = 0;
+  #ims = 0;
+  #itr = 0;
+  #asserted = false;
+  #lastAssert = -Infinity;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** `line` is looked up at each change (the device gets its context after construction). */
+  constructor(line: () => IrqLine | undefined, now: () => number = () => performance.now()) {
+    this.#line = line;
+    this.#now = now;
+  }
+
+  /** Pending causes (ICR without clearing). */
+  get icr(): number {
+    return this.#icr;
+  }
+
+  /** Enabled causes. */
+  get ims(): number {
+    return this.#ims;
+  }
+
+  /** ITR interval (256 ns units, 0 = no throttling). */
+  get itr(): number {
+    return this.#itr;
+  }
+
+  /** True while the INTx line is asserted. */
+  get asserted(): boolean {
+    return this.#asserted;
+  }
+
+  /** Latches `causes` in ICR (device events and ICS writes). */
+  raise(causes: number): void {
+    this.#icr = (this.#icr | causes) & ICR_VALID;
+    this.#update();
+  }
+
+  /** ICR read: returns the causes and clears them all (SDM §13.4.17). */
+  readIcr(): number {
+    const v = this.#icr;
+    this.#icr = 0;
+    this.#update();
+    return v;
+  }
+
+  /** ICR write: ones clear the matching causes. */
+  writeIcr(value: number): void {
+    this.#icr &= ~value;
+    this.#update();
+  }
+
+  /** IMS write: ones enable causes. */
+  enable(value: number): void {
+    this.#ims = (this.#ims | value) & ICR_VALID;
+    this.#update();
+  }
+
+  /** IMC write: ones disable causes. */
+  disable(value: number): void {
+    this.#ims &= ~value;
+    this.#update();
+  }
+
+  /** ITR write (low 16 bits: interval). */
+  setItr(value: number): void {
+    this.#itr = value & 0xffff;
+  }
+
+  /** Power-on state: nothing pending or enabled, line low, no timer. */
+  reset(): void {
+    this.#icr = 0;
+    this.#ims = 0;
+    this.#itr = 0;
+    this.#lastAssert = -Infinity;
+    this.#cancelTimer();
+    if (this.#asserted) {
+      this.#asserted = false;
+      this.#line()?.lowerIntx();
+    }
+  }
+
+  /** Stops the moderation timer (device closed). */
+  close(): void {
+    this.#cancelTimer();
+  }
+
+  #update(): void {
+    const pending = (this.#icr & this.#ims) !== 0;
+    if (!pending) {
+      this.#cancelTimer();
+      if (this.#asserted) {
+        this.#asserted = false;
+        this.#line()?.lowerIntx();
+      }
+      return;
+    }
+    if (this.#asserted || this.#timer !== undefined) return;
+    const wait = this.#lastAssert + this.#itr * ITR_UNIT_MS - this.#now();
+    if (wait > 0) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#update();
+      }, Math.max(1, Math.ceil(wait)));
+      return;
+    }
+    this.#asserted = true;
+    this.#lastAssert = this.#now();
+    this.#line()?.trigger(0);
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * The 82540EM MAC register file as a table (SDM table 13-2): each register has an offset, a reset
+ * value, a mask of the bits the driver may change, and optionally read-to-clear statistics
+ * semantics (SDM §13.7: "all statistics registers are cleared on read"). Behaviour beyond "store
+ * the masked value" (ICR read-to-clear, ICS/IMS/IMC set/clear, EEPROM bit-banging, MDIC, ring
+ * tails that start DMA...) is attached by name through {@link RegisterHooks}.
+ *
+ * Offsets no entry covers read as 0 and ignore writes (reserved space, SDM §13.1).
+ *
+ * @module
+ */
+import { MMIO_SIZE, R, RA_ENTRIES, TABLE_WORDS } from "./constants.ts";
+
+/** How a statistics counter clears (SDM §13.7). */
+export type ClearOnRead = "read" | "pair-lo" | "pair-hi";
+
+/** One 32-bit register. */
+export interface RegDef {
+  readonly name: string;
+  readonly offset: number;
+  /** Value after power-on and CTRL.RST. */
+  readonly reset: number;
+  /** Bits a write changes; the others keep their value (0: read-only). */
+  readonly mask: number;
+  /** Statistics: cleared by reads ("pair-hi" clears the 64-bit pair, "pair-lo" nothing). */
+  readonly clear?: ClearOnRead;
+}
+
+const ALL = 0xffffffff;
+
+function reg(name: string, offset: number, mask = ALL, reset = 0): RegDef {
+  return { name, offset, mask, reset };
+}
+
+function array(name: string, offset: number, count: number, mask = ALL): RegDef[] {
+  return Array.from({ length: count }, (_, i) => reg(`${name}[${i}]`, offset + 4 * i, mask));
+}
+
+function stat(name: string, offset: number): RegDef {
+  return { name, offset, mask: 0, reset: 0, clear: "read" };
+}
+
+function stat64(name: string, offset: number): RegDef[] {
+  return [
+    { name: `${name}L`, offset, mask: 0, reset: 0, clear: "pair-lo" },
+    { name: `${name}H`, offset: offset + 4, mask: 0, reset: 0, clear: "pair-hi" },
+  ];
+}
+
+/** Statistics registers (SDM §13.7), 32-bit unless listed as 64-bit pairs. */
+export const STATS = {
+  CRCERRS: 0x4000,
+  ALGNERRC: 0x4004,
+  SYMERRS: 0x4008,
+  RXERRC: 0x400c,
+  MPC: 0x4010,
+  SCC: 0x4014,
+  ECOL: 0x4018,
+  MCC: 0x401c,
+  LATECOL: 0x4020,
+  COLC: 0x4028,
+  DC: 0x4030,
+  TNCRS: 0x4034,
+  SEC: 0x4038,
+  CEXTERR: 0x403c,
+  RLEC: 0x4040,
+  XONRXC: 0x4048,
+  XONTXC: 0x404c,
+  XOFFRXC: 0x4050,
+  XOFFTXC: 0x4054,
+  FCRUC: 0x4058,
+  PRC64: 0x405c,
+  PRC127: 0x4060,
+  PRC255: 0x4064,
+  PRC511: 0x4068,
+  PRC1023: 0x406c,
+  PRC1522: 0x4070,
+  GPRC: 0x4074,
+  BPRC: 0x4078,
+  MPRC: 0x407c,
+  GPTC: 0x4080,
+  GORC: 0x4088,
+  GOTC: 0x4090,
+  RNBC: 0x40a0,
+  RUC: 0x40a4,
+  RFC: 0x40a8,
+  ROC: 0x40ac,
+  RJC: 0x40b0,
+  MGTPRC: 0x40b4,
+  MGTPDC: 0x40b8,
+  MGTPTC: 0x40bc,
+  TOR: 0x40c0,
+  TOT: 0x40c8,
+  TPR: 0x40d0,
+  TPT: 0x40d4,
+  PTC64: 0x40d8,
+  PTC127: 0x40dc,
+  PTC255: 0x40e0,
+  PTC511: 0x40e4,
+  PTC1023: 0x40e8,
+  PTC1522: 0x40ec,
+  MPTC: 0x40f0,
+  BPTC: 0x40f4,
+  TSCTC: 0x40f8,
+  TSCTFC: 0x40fc,
+} as const;
+
+const STATS64 = new Set<number>([STATS.GORC, STATS.GOTC, STATS.TOR, STATS.TOT]);
+
+function statistics(): RegDef[] {
+  return Object.entries(STATS).flatMap(([name, off]) =>
+    STATS64.has(off) ? stat64(name, off) : [stat(name, off)]
+  );
+}
+
+/** Every register the model implements, in offset order of the SDM's table. */
+export function registerTable(): RegDef[] {
+  return [
+    reg("CTRL", R.CTRL, ALL, 0x00000001 | 0x00000200),
+    reg("STATUS", R.STATUS, 0),
+    reg("EECD", R.EECD),
+    reg("EERD", R.EERD),
+    reg("CTRL_EXT", R.CTRL_EXT, ~(1 << 13) >>> 0),
+    reg("FLA", R.FLA),
+    reg("MDIC", R.MDIC),
+    reg("FCAL", R.FCAL),
+    reg("FCAH", R.FCAH, 0xffff),
+    reg("FCT", R.FCT, 0xffff),
+    reg("VET", R.VET, 0xffff, 0x8100),
+    reg("ICR", R.ICR),
+    reg("ITR", R.ITR, 0xffff),
+    reg("ICS", R.ICS),
+    reg("IMS", R.IMS),
+    reg("IMC", R.IMC),
+    reg("RCTL", R.RCTL, 0x07ffbffe),
+    reg("FCTTV", R.FCTTV, 0xffff),
+    reg("TXCW", R.TXCW),
+    reg("RXCW", R.RXCW, 0),
+    reg("TCTL", R.TCTL, ALL, 0),
+    reg("TIPG", R.TIPG, 0x3fffffff),
+    reg("AIT", R.AIT, 0xffff),
+    reg("LEDCTL", R.LEDCTL, ALL, 0x07068302),
+    reg("PBA", R.PBA, 0xffff, 0x00100030),
+    reg("FCRTL", R.FCRTL, 0x8000fff8),
+    reg("FCRTH", R.FCRTH, 0xfff8),
+    reg("RDFH", R.RDFH, 0x1fff),
+    reg("RDFT", R.RDFT, 0x1fff),
+    reg("RDFHS", R.RDFHS, 0x1fff),
+    reg("RDFTS", R.RDFTS, 0x1fff),
+    reg("RDFPC", R.RDFPC, 0x1fff),
+    reg("RDBAL", R.RDBAL, 0xfffffff0),
+    reg("RDBAH", R.RDBAH),
+    reg("RDLEN", R.RDLEN, 0x000fff80),
+    reg("RDH", R.RDH, 0xffff),
+    reg("RDT", R.RDT, 0xffff),
+    reg("RDTR", R.RDTR, 0xffff),
+    reg("RXDCTL", R.RXDCTL, ALL, 0x00010000),
+    reg("RADV", R.RADV, 0xffff),
+    reg("RSRPD", R.RSRPD, 0xfff),
+    reg("TXDMAC", R.TXDMAC, 1),
+    reg("TDFH", R.TDFH, 0x1fff),
+    reg("TDFT", R.TDFT, 0x1fff),
+    reg("TDFHS", R.TDFHS, 0x1fff),
+    reg("TDFTS", R.TDFTS, 0x1fff),
+    reg("TDFPC", R.TDFPC, 0x1fff),
+    reg("TDBAL", R.TDBAL, 0xfffffff0),
+    reg("TDBAH", R.TDBAH),
+    reg("TDLEN", R.TDLEN, 0x000fff80),
+    reg("TDH", R.TDH, 0xffff),
+    reg("TDT", R.TDT, 0xffff),
+    reg("TIDV", R.TIDV, 0xffff),
+    reg("TXDCTL", R.TXDCTL),
+    reg("TADV", R.TADV, 0xffff),
+    reg("TSPMT", R.TSPMT),
+    ...statistics(),
+    reg("RXCSUM", R.RXCSUM, 0x3ff),
+    ...array("MTA", R.MTA, TABLE_WORDS),
+    ...array("RA", R.RA, 2 * RA_ENTRIES),
+    ...array("VFTA", R.VFTA, TABLE_WORDS),
+    reg("WUC", R.WUC, 0x1f),
+    reg("WUFC", R.WUFC, 0x000f00ff),
+    reg("WUS", R.WUS, 0),
+    reg("MANC", R.MANC),
+    reg("IPAV", R.IPAV, 0x1000f),
+    ...array("IP4AT", R.IP4AT, 8),
+    ...array("IP6AT", R.IP6AT, 4),
+    reg("WUPL", R.WUPL, 0xfff),
+    ...array("WUPM", R.WUPM, 32),
+    ...array("FFLT", R.FFLT, 8),
+  ];
+}
+
+/** Behaviour attached to registers by offset. */
+export interface RegisterHooks {
+  /** Replaces the stored value on reads (may have side effects, e.g. ICR read-to-clear). */
+  read?: ReadonlyMap<number, () => number>;
+  /** Replaces the masked store on writes (ICS/IMS/IMC/ICR/EECD/MDIC...). */
+  write?: ReadonlyMap<number, (value: number) => void>;
+  /** Called after the masked value was stored (ring tails, RCTL, CTRL...). */
+  written?: ReadonlyMap<number, (value: number, old: number) => void>;
+}
+
+const WORDS = MMIO_SIZE / 4;
+
+/** The register file of one MAC. */
+export class MacRegisters {
+  readonly #values = new Uint32Array(WORDS);
+  /** Lifetime totals of statistics counters (not cleared by reads or resets). */
+  readonly #totals = new Float64Array(WORDS);
+  readonly #defs: (RegDef | undefined)[] = new Array(WORDS);
+  #hooks: RegisterHooks = {};
+
+  /** Builds the file from `defs` (default: the 82540EM table) at reset values. */
+  constructor(defs: readonly RegDef[] = registerTable()) {
+    for (const d of defs) {
+      if (d.offset % 4 !== 0 || d.offset >= MMIO_SIZE) throw new RangeError(`${d.name} offset`);
+      if (this.#defs[d.offset >> 2]) throw new Error(`${d.name} overlaps another register`);
+      this.#defs[d.offset >> 2] = d;
+    }
+    this.reset();
+  }
+
+  /** Installs the device's behaviour hooks. */
+  setHooks(hooks: RegisterHooks): void {
+    this.#hooks = hooks;
+  }
+
+  /** Every register to its reset value (SDM §13: values after a global reset). */
+  reset(): void {
+    this.#values.fill(0);
+    for (const d of this.#defs) if (d) this.#values[d.offset >> 2] = d.reset;
+  }
+
+  /** The definition at `offset` (dword aligned), if any. */
+  def(offset: number): RegDef | undefined {
+    return this.#defs[offset >> 2];
+  }
+
+  /** A guest read of the dword at `offset`, with its side effects. */
+  read(offset: number): number {
+    const d = this.#defs[offset >> 2];
+    if (!d) return 0;
+    const hook = this.#hooks.read?.get(d.offset);
+    if (hook) return hook() >>> 0;
+    const v = this.#values[offset >> 2];
+    if (d.clear === "read") this.#values[offset >> 2] = 0;
+    if (d.clear === "pair-hi") this.#values[(offset >> 2) - 1] = this.#values[offset >> 2] = 0;
+    return v;
+  }
+
+  /** A guest write of the dword at `offset`. */
+  write(offset: number, value: number): void {
+    const d = this.#defs[offset >> 2];
+    if (!d) return;
+    const hook = this.#hooks.write?.get(d.offset);
+    if (hook) return hook(value >>> 0);
+    const old = this.#values[offset >> 2];
+    const v = ((old & ~d.mask) | (value & d.mask)) >>> 0;
+    this.#values[offset >> 2] = v;
+    this.#hooks.written?.get(d.offset)?.(v, old);
+  }
+
+  /** The stored value, without side effects (device-internal use). */
+  get(offset: number): number {
+    return this.#values[offset >> 2];
+  }
+
+  /** Stores a value, bypassing masks and hooks (device-internal use). */
+  set(offset: number, value: number): void {
+    this.#values[offset >> 2] = value >>> 0;
+  }
+
+  /** Everything counted at `offset` since the device was created (for logs). */
+  total(offset: number): number {
+    return this.#totals[offset >> 2];
+  }
+
+  /** Adds to a 32-bit statistics counter, saturating (SDM §13.7: counters stick at max). */
+  count(offset: number, n = 1): void {
+    const i = offset >> 2;
+    this.#totals[i] += n;
+    this.#values[i] = Math.min(0xffffffff, this.#values[i] + n);
+  }
+
+  /** Adds to a 64-bit statistics pair (low dword at `offset`), saturating. */
+  count64(offset: number, n: number): void {
+    const i = offset >> 2;
+    this.#totals[i] += n;
+    const total = this.#values[i] + this.#values[i + 1] * 2 ** 32 + n;
+    const v = Math.min(total, Number.MAX_SAFE_INTEGER);
+    this.#values[i] = v % 2 ** 32;
+    this.#values[i + 1] = Math.floor(v / 2 ** 32);
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * The transmit ring (SDM §3.3-3.5): descriptors from TDH up to TDT are fetched in batches,
+ * legacy and extended (context + data) descriptors are assembled into frames up to EOP, offloads
+ * are applied (checksums, TSO, VLAN tag, padding), frames go to the host, descriptors with RS get
+ * DD written back (TXDW), and TXQE is raised when the ring is empty. TDT writes kick the engine;
+ * processing is serialized and no kick is lost.
+ *
+ * Guest mistakes never throw out of here: an unusable ring (length 0, head/tail beyond the end,
+ * descriptors in unmapped memory) stops transmission until the driver reprograms the ring or
+ * resets; a frame whose buffers are unmapped, too long, or whose TSO context is bogus is dropped
+ * and its descriptors complete normally.
+ *
+ * @module
+ */
+import type { GuestMemory } from "../../dma/guest_memory.ts";
+import { CTRL, DESC_SIZE, DTYP, ETH, ICR, POPTS, R, TCTL, TXD_CMD, TXD_STA } from "./constants.ts";
+import { descAddr, distance, type EngineHost, readRing, type RingRegs } from "./ring.ts";
+import { SerialRunner } from "./runner.ts";
+import { STATS } from "./regs.ts";
+import {
+  insertChecksums,
+  insertVlan,
+  legacyChecksum,
+  parseContext,
+  segment,
+  tsoProblem,
+  type TxContext,
+} from "./tx_offload.ts";
+import { describeError, isGuestFault } from "./faults.ts";
+
+/** What the transmit engine needs besides the common host. */
+export interface TxHost extends EngineHost {
+  /** Sends a finished frame (the backend, or the receiver in loopback mode). */
+  transmit(frame: Uint8Array): void;
+  /** A promise while the backend is congested, else undefined. */
+  congestion(): Promise<void> | undefined;
+}
+
+const TX_RING: RingRegs = { bal: R.TDBAL, bah: R.TDBAH, len: R.TDLEN, head: R.TDH, tail: R.TDT };
+/** Descriptors fetched per guest memory read. */
+const BATCH = 32;
+/** Longest non-TSO frame (jumbo, SDM §3.3.1). */
+export const TX_MAX_FRAME = ETH.MAX_JUMBO;
+/** Longest TSO frame accepted (header plus payload). */
+export const TX_MAX_TSO = 256 * 1024;
+
+/** A frame being assembled from descriptors. */
+interface Assembly {
+  started: boolean;
+  size: number;
+  extended: boolean;
+  tse: boolean;
+  popts: number;
+  legacyCso: number;
+  legacyCss: number;
+  legacyIc: boolean;
+  vlanTci: number | undefined;
+  dropped: string | undefined;
+}
+
+function freshAssembly(): Assembly {
+  return {
+    started: false,
+    size: 0,
+    extended: false,
+    tse: false,
+    popts: 0,
+    legacyCso: 0,
+    legacyCss: 0,
+    legacyIc: false,
+    vlanTci: undefined,
+    dropped: undefined,
+  };
+}
+
+function u64(d: Uint8Array): bigint {
+  const v = new DataView(d.buffer, d.byteOffset, 8);
+  return v.getBigUint64(0, true);
+}
+
+/** Descriptor data length: 16 bits (legacy) or 20 bits DTALEN (extended data). */
+function dataLength(d: Uint8Array, extended: boolean): number {
+  return extended ? d[8] | (d[9] << 8) | ((d[10] & 0xf) << 16) : d[8] | (d[9] << 8);
+}
+
+/** The transmit unit of one NIC. */
+export class TxEngine {
+  readonly #host: TxHost;
+  readonly #runner: SerialRunner;
+  #epoch = 0;
+  #abort = Promise.withResolvers<void>();
+  #stopped: string | undefined;
+  #csumCtx: TxContext | undefined;
+  #tsoCtx: TxContext | undefined;
+  #buf = new Uint8Array(2048);
+  #frame = freshAssembly();
+
+  constructor(host: TxHost) {
+    this.#host = host;
+    this.#runner = new SerialRunner(() => this.#drain(), (e) => this.#stop(describeError(e)));
+  }
+
+  /** Why the ring is stopped (until reprogrammed or reset), if it is. */
+  get stopped(): string | undefined {
+    return this.#stopped;
+  }
+
+  /** TDT was written or the unit enabled: process descriptors. */
+  kick(): void {
+    this.#runner.kick();
+  }
+
+  /** The driver rewrote ring registers: a stopped ring may work again. */
+  reprogrammed(): void {
+    this.#stopped = undefined;
+  }
+
+  /** Drops partial frames and contexts; in-flight work is abandoned. */
+  reset(): Promise<void> {
+    this.#epoch++;
+    this.#abort.resolve();
+    this.#abort = Promise.withResolvers<void>();
+    this.#stopped = undefined;
+    this.#csumCtx = this.#tsoCtx = undefined;
+    this.#frame = freshAssembly();
+    return this.#runner.whenIdle();
+  }
+
+  /** Resolves when no descriptor is being processed. */
+  whenIdle(): Promise<void> {
+    return this.#runner.whenIdle();
+  }
+
+  #stop(reason: string): void {
+    if (this.#stopped) return;
+    this.#stopped = reason;
+    this.#host.log.warn("transmit ring stopped: {reason}", { reason });
+  }
+
+  #enabled(): boolean {
+    return (this.#host.regs.get(R.TCTL) & TCTL.EN) !== 0 && this.#stopped === undefined;
+  }
+
+  async #drain(): Promise<void> {
+    const epoch = this.#epoch;
+    let causes = 0;
+    try {
+      for (;;) {
+        const mem = this.#enabled() ? this.#host.dma() : undefined;
+        if (!mem) return;
+        const ring = readRing(this.#host.regs, TX_RING);
+        if (typeof ring === "string") return this.#stop(ring);
+        if (ring.head === ring.tail) {
+          causes |= ICR.TXQE;
+          return;
+        }
+        const n = Math.min(distance(ring, ring.head, ring.tail), ring.count - ring.head, BATCH);
+        const descs = new Uint8Array(n * DESC_SIZE);
+        await mem.read(descAddr(ring, ring.head), descs);
+        for (let i = 0; i < n; i++) {
+          if (epoch !== this.#epoch) return;
+          const d = descs.subarray(i * DESC_SIZE, (i + 1) * DESC_SIZE);
+          await this.#descriptor(mem, d, epoch);
+          if (epoch !== this.#epoch) return;
+          if (d[11] & TXD_CMD.RS) {
+            await mem.write(descAddr(ring, ring.head + i) + 12n, Uint8Array.of(d[12] | TXD_STA.DD));
+            causes |= ICR.TXDW;
+          }
+          this.#host.regs.set(R.TDH, (ring.head + i + 1) % ring.count);
+        }
+      }
+    } catch (e) {
+      if (epoch === this.#epoch) this.#stop(`descriptor access: ${describeError(e)}`);
+    } finally {
+      if (epoch === this.#epoch && causes) this.#host.raise(causes);
+    }
+  }
+
+  async #descriptor(mem: GuestMemory, d: Uint8Array, epoch: number): Promise<void> {
+    const cmd = d[11];
+    const extended = (cmd & TXD_CMD.DEXT) !== 0;
+    if (extended) {
+      const dtyp = d[10] >> 4;
+      if (dtyp === DTYP.CONTEXT) return this.#context(d);
+      if (dtyp !== DTYP.DATA) return; // reserved type: consumed, ignored
+    }
+    const f = this.#frame;
+    if (!f.started) {
+      f.started = true;
+      f.extended = extended;
+      f.tse = extended && (cmd & TXD_CMD.TSE) !== 0;
+      f.popts = extended ? d[13] : 0;
+    }
+    if (!extended && cmd & TXD_CMD.IC) {
+      f.legacyIc = true;
+      f.legacyCso = d[10];
+      f.legacyCss = d[13];
+    }
+    if (cmd & TXD_CMD.VLE && (cmd & TXD_CMD.EOP || f.tse)) f.vlanTci = d[14] | (d[15] << 8);
+    const len = dataLength(d, extended);
+    if (len) await this.#append(mem, f, u64(d), len);
+    if (epoch === this.#epoch && cmd & TXD_CMD.EOP) await this.#finish(epoch);
+  }
+
+  #context(d: Uint8Array): void {
+    const ctx = parseContext(d);
+    if (ctx.tucmd & TXD_CMD.TSE) this.#tsoCtx = ctx;
+    else this.#csumCtx = ctx;
+  }
+
+  async #append(mem: GuestMemory, f: Assembly, addr: bigint, len: number): Promise<void> {
+    if (f.dropped) return;
+    const limit = f.tse ? TX_MAX_TSO : TX_MAX_FRAME;
+    if (f.size + len > limit) {
+      f.dropped = `frame longer than ${limit} bytes`;
+      return;
+    }
+    this.#reserve(f.size + len);
+    const buf = this.#buf;
+    const at = f.size;
+    try {
+      await mem.transfer(addr, len, false, (segs, off) => {
+        let o = at + off;
+        for (const s of segs) {
+          buf.set(s, o);
+          o += s.length;
+        }
+      });
+      f.size += len;
+    } catch (e) {
+      if (!isGuestFault(e)) throw e;
+      f.dropped = `buffer 0x${addr.toString(16)}+${len}: ${describeError(e)}`;
+    }
+  }
+
+  #reserve(size: number): void {
+    if (size <= this.#buf.length) return;
+    let n = this.#buf.length;
+    while (n < size) n *= 2;
+    const bigger = new Uint8Array(n);
+    bigger.set(this.#buf);
+    this.#buf = bigger;
+  }
+
+  async #finish(epoch: number): Promise<void> {
+    const f = this.#frame;
+    this.#frame = freshAssembly();
+    const frames = f.dropped ? undefined : this.#offload(f);
+    if (!frames) {
+      if (f.tse) this.#host.regs.count(STATS.TSCTFC);
+      this.#host.log.debug("transmit frame dropped: {reason}", { reason: f.dropped ?? "empty" });
+      return;
+    }
+    for (const frame of frames) {
+      const wait = this.#host.congestion();
+      if (wait) await Promise.race([wait, this.#abort.promise]);
+      if (epoch !== this.#epoch) return;
+      this.#host.transmit(this.#finalize(frame, f));
+    }
+  }
+
+  /** Checksums or segmentation; undefined when the frame cannot be sent. */
+  #offload(f: Assembly): Uint8Array[] | undefined {
+    if (f.size === 0) return undefined;
+    const data = this.#buf.slice(0, f.size);
+    const txsm = (f.popts & POPTS.TXSM) !== 0;
+    const ixsm = (f.popts & POPTS.IXSM) !== 0;
+    if (f.tse) {
+      const ctx = this.#tsoCtx;
+      f.dropped = ctx ? tsoProblem(data, ctx, ixsm) : "TSO without a TSO context";
+      if (f.dropped || !ctx) return undefined;
+      this.#host.regs.count(STATS.TSCTC);
+      return segment(data, ctx, txsm, ixsm);
+    }
+    if (f.extended && this.#csumCtx) insertChecksums(data, this.#csumCtx, txsm, ixsm);
+    else if (f.legacyIc) legacyChecksum(data, f.legacyCso, f.legacyCss);
+    return [data];
+  }
+
+  /** VLAN tag (CTRL.VME and VLE) and short-frame padding (TCTL.PSP). */
+  #finalize(frame: Uint8Array, f: Assembly): Uint8Array {
+    const regs = this.#host.regs;
+    let out = frame;
+    if (f.vlanTci !== undefined && regs.get(R.CTRL) & CTRL.VME) {
+      out = insertVlan(out, regs.get(R.VET) & 0xffff, f.vlanTci);
+    }
+    if (regs.get(R.TCTL) & TCTL.PSP && out.length < ETH.MIN_FRAME) {
+      const padded = new Uint8Array(ETH.MIN_FRAME);
+      padded.set(out);
+      out = padded;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * In-memory backends for tests: a pair of cross-connected ends (what one sends, the other
+ * receives, asynchronously like a wire) with controllable carrier and congestion.
+ *
+ * @module
+ */
+import {
+  type NetBackend,
+  type NetBackendStats,
+  type NetHandlers,
+  newStats,
+  WritableWaiters,
+} from "./backend.ts";
+
+/** One end of an in-memory cable. */
+export class MemoryBackend implements NetBackend {
+  readonly kind = "memory";
+  readonly stats: NetBackendStats = newStats();
+  /** Frames sent while no peer is connected (or always, when `record` is set). */
+  readonly sent: Uint8Array[] = [];
+  /** Keep a copy of every sent frame in {@link sent}, even with a peer. */
+  record = false;
+  peer: MemoryBackend | undefined;
+  #handlers: NetHandlers | undefined;
+  #link = true;
+  #congested = false;
+  #closed = false;
+  readonly #waiters = new WritableWaiters();
+
+  get linkUp(): boolean {
+    return this.#link && !this.#closed;
+  }
+
+  get congested(): boolean {
+    return this.#congested && !this.#closed;
+  }
+
+  attach(handlers: NetHandlers): void {
+    this.#handlers = handlers;
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (!this.linkUp) {
+      this.stats.txDropped++;
+      return false;
+    }
+    const copy = frame.slice();
+    this.stats.txFrames++;
+    this.stats.txBytes += copy.length;
+    const peer = this.peer;
+    if (!peer || this.record) this.sent.push(copy);
+    if (peer) queueMicrotask(() => peer.inject(copy));
+    return true;
+  }
+
+  writable(): Promise<void> {
+    return this.congested ? this.#waiters.wait() : Promise.resolve();
+  }
+
+  /** Delivers `frame` to the attached NIC as if it came from the wire. */
+  inject(frame: Uint8Array): void {
+    if (this.#closed) return;
+    this.stats.rxFrames++;
+    this.stats.rxBytes += frame.length;
+    this.#handlers?.receive(frame.slice());
+  }
+
+  /** Sets the carrier and tells the NIC. */
+  setLink(up: boolean): void {
+    if (this.#link === up) return;
+    this.#link = up;
+    this.#handlers?.linkChanged(up);
+  }
+
+  /** Simulates a full send queue (true) or its draining (false). */
+  setCongested(on: boolean): void {
+    this.#congested = on;
+    if (!on) this.#waiters.wake();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#waiters.wake();
+  }
+}
+
+/** Two cross-connected ends. */
+export function memoryPair(): [MemoryBackend, MemoryBackend] {
+  const a = new MemoryBackend();
+  const b = new MemoryBackend();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}

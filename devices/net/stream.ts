@@ -1,0 +1,197 @@
+/**
+ * A UNIX stream socket carrying frames in QEMU's `-netdev stream` framing (see stream_codec.ts),
+ * so a vfud NIC can be cabled to a QEMU NIC (`-netdev stream,server=...,addr.type=unix,
+ * addr.path=...`) or to another vfud. As server it listens on `path` and serves one peer at a
+ * time (others wait in the backlog); as client it connects and reconnects after a failure or a
+ * disconnect. Carrier is up while a peer is connected.
+ *
+ * @module
+ */
+import { E, errno, libc, SysError } from "../../transport/ffi.ts";
+import type { EventLoop } from "../../transport/event_loop.ts";
+import { C } from "../../transport/layout.ts";
+import { acceptUnix, connectUnix, listenUnix, removeStaleSocket } from "../../transport/socket.ts";
+import { logger } from "../../util/log.ts";
+import { type NetBackend, type NetBackendStats, type NetHandlers, newStats } from "./backend.ts";
+import { FdChannel } from "./fd_channel.ts";
+import { encodeFrame, StreamDecoder } from "./stream_codec.ts";
+
+/** Options of {@link StreamBackend.open}. */
+export interface StreamOptions {
+  /** UNIX socket path. */
+  path: string;
+  /** Listen (true) or connect (false). */
+  server: boolean;
+  /** Client: delay between connection attempts. Default 1000 ms. */
+  reconnectMs?: number;
+}
+
+/** Bytes read per read() call. */
+const READ_CHUNK = 64 * 1024;
+/** read() calls per readiness event before giving the loop back. */
+const READ_BATCH = 16;
+
+/** Frames over a UNIX stream socket. */
+export class StreamBackend implements NetBackend {
+  readonly kind = "stream";
+  readonly stats: NetBackendStats = newStats();
+  readonly #loop: EventLoop;
+  readonly #opts: StreamOptions;
+  readonly #decoder = new StreamDecoder();
+  readonly #buf = new Uint8Array(READ_CHUNK);
+  readonly #log = logger("net", "stream");
+  #listenFd = -1;
+  #conn: FdChannel | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #handlers: NetHandlers | undefined;
+  #closed = false;
+  #adopted = false;
+
+  private constructor(loop: EventLoop, opts: StreamOptions) {
+    this.#loop = loop;
+    this.#opts = opts;
+  }
+
+  /** Starts listening or connecting. Throws if a server cannot bind `path`. */
+  static open(loop: EventLoop, opts: StreamOptions): StreamBackend {
+    const b = new StreamBackend(loop, opts);
+    if (opts.server) b.#listen();
+    else b.#connect();
+    return b;
+  }
+
+  /**
+   * Uses an already-connected stream socket (e.g. one end of a socketpair, or an inherited fd):
+   * the backend owns it; when the peer leaves the link stays down (nothing to reconnect to).
+   */
+  static adopt(loop: EventLoop, fd: number): StreamBackend {
+    const b = new StreamBackend(loop, { path: "", server: false });
+    b.#adopted = true;
+    b.#connected(fd);
+    return b;
+  }
+
+  get linkUp(): boolean {
+    return this.#conn !== undefined;
+  }
+
+  get congested(): boolean {
+    return this.#conn?.congested ?? false;
+  }
+
+  attach(handlers: NetHandlers): void {
+    this.#handlers = handlers;
+  }
+
+  send(frame: Uint8Array): boolean {
+    const ok = this.#conn?.send(encodeFrame(frame)) ?? false;
+    if (ok) {
+      this.stats.txFrames++;
+      this.stats.txBytes += frame.length;
+    } else {
+      this.stats.txDropped++;
+    }
+    return ok;
+  }
+
+  writable(): Promise<void> {
+    return this.#conn?.writable() ?? Promise.resolve();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#conn?.close();
+    this.#conn = undefined;
+    if (this.#listenFd >= 0) {
+      this.#loop.remove(this.#listenFd);
+      libc.close(this.#listenFd);
+      this.#listenFd = -1;
+      try {
+        Deno.removeSync(this.#opts.path);
+      } catch { /* already gone */ }
+    }
+  }
+
+  #listen(): void {
+    removeStaleSocket(this.#opts.path);
+    this.#listenFd = listenUnix(this.#opts.path);
+    this.#watchListener(true);
+    this.#log.info("waiting for a peer on {path}", { path: this.#opts.path });
+  }
+
+  #watchListener(on: boolean): void {
+    if (on) this.#loop.add(this.#listenFd, C.EPOLLIN, () => this.#accept());
+    else this.#loop.remove(this.#listenFd);
+  }
+
+  #accept(): void {
+    const fd = acceptUnix(this.#listenFd);
+    if (fd < 0) return;
+    this.#watchListener(false);
+    this.#connected(fd);
+  }
+
+  #connect(): void {
+    this.#timer = undefined;
+    if (this.#closed) return;
+    let fd: number;
+    try {
+      fd = connectUnix(this.#opts.path);
+    } catch (e) {
+      this.#log.debug("connect {path}: {error}", { path: this.#opts.path, error: String(e) });
+      this.#timer = setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
+      return;
+    }
+    this.#connected(fd);
+  }
+
+  #connected(fd: number): void {
+    this.#decoder.reset();
+    this.#conn = new FdChannel(this.#loop, fd, {
+      mode: "stream",
+      onReadable: () => this.#readable(),
+      onError: (e) => this.#disconnect(e.message),
+    });
+    this.#log.info("peer connected on {path}", { path: this.#opts.path || `fd ${fd}` });
+    this.#handlers?.linkChanged(true);
+  }
+
+  #disconnect(reason: string): void {
+    if (!this.#conn) return;
+    this.#conn.close();
+    this.#conn = undefined;
+    this.#log.info("peer gone on {path}: {reason}", { path: this.#opts.path, reason });
+    this.#handlers?.linkChanged(false);
+    if (this.#closed || this.#adopted) return;
+    if (this.#opts.server) this.#watchListener(true);
+    else this.#timer = setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
+  }
+
+  #readable(): void {
+    for (let i = 0; i < READ_BATCH; i++) {
+      const conn = this.#conn;
+      if (!conn) return;
+      const n = Number(libc.read(conn.fd, this.#buf, BigInt(this.#buf.length)));
+      if (n < 0) {
+        const err = errno();
+        if (err === E.EINTR) continue;
+        if (err !== E.EAGAIN) this.#disconnect(new SysError("read", err).message);
+        return;
+      }
+      if (n === 0) return this.#disconnect("end of stream");
+      try {
+        this.#decoder.push(this.#buf.subarray(0, n), (f) => this.#deliver(f));
+      } catch (e) {
+        return this.#disconnect((e as Error).message);
+      }
+    }
+  }
+
+  #deliver(frame: Uint8Array): void {
+    this.stats.rxFrames++;
+    this.stats.rxBytes += frame.length;
+    this.#handlers?.receive(frame);
+  }
+}

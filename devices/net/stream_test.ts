@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { closeFd } from "../../transport/ffi.ts";
+import { connectUnix, socketPair } from "../../transport/socket.ts";
+import { encodeFrame, FramingError, StreamDecoder } from "./stream_codec.ts";
+import { StreamBackend } from "./stream.ts";
+import { readExactly, runningLoop, until, writeAll } from "./testing.ts";
+
+function bytes(n: number, seed = 1): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+}
+
+function collector() {
+  const frames: Uint8Array[] = [];
+  const links: boolean[] = [];
+  return {
+    frames,
+    links,
+    handlers: {
+      receive: (f: Uint8Array) => frames.push(f),
+      linkChanged: (u: boolean) => links.push(u),
+    },
+  };
+}
+
+Deno.test("stream codec: 4-byte big-endian length prefix, any chunking, limits", () => {
+  const a = bytes(70), b = bytes(1500, 7);
+  const enc = encodeFrame(a);
+  assert.deepEqual([...enc.subarray(0, 4)], [0, 0, 0, 70]);
+  const stream = new Uint8Array([...enc, 0, 0, 0, 0, ...encodeFrame(b)]);
+  for (const step of [1, 3, 4, 5, 100, stream.length]) {
+    const out: Uint8Array[] = [];
+    const d = new StreamDecoder();
+    for (let i = 0; i < stream.length; i += step) {
+      d.push(stream.subarray(i, i + step), (f) => out.push(f));
+    }
+    assert.deepEqual(out, [a, b], `chunks of ${step}`);
+    assert.ok(d.idle);
+  }
+  const d = new StreamDecoder(2000);
+  assert.throws(() => d.push(Uint8Array.of(0, 0, 0x10, 0), () => {}), FramingError);
+});
+
+Deno.test("stream backend over a socketpair speaks QEMU's framing both ways", async () => {
+  const { loop, stop } = runningLoop();
+  const [ours, theirs] = socketPair();
+  const c = collector();
+  const be = StreamBackend.adopt(loop, ours);
+  be.attach(c.handlers);
+  try {
+    assert.ok(be.linkUp);
+    const f1 = bytes(60), f2 = bytes(9000, 3);
+    const wire = new Uint8Array([...encodeFrame(f1), ...encodeFrame(f2)]);
+    for (let i = 0; i < wire.length; i += 777) await writeAll(theirs, wire.subarray(i, i + 777));
+    await until(() => c.frames.length === 2, "two frames");
+    assert.deepEqual(c.frames, [f1, f2]);
+    const out = bytes(1514, 9);
+    assert.ok(be.send(out));
+    const got = await readExactly(theirs, 4 + out.length);
+    assert.deepEqual(got, encodeFrame(out));
+    assert.equal(be.stats.txFrames, 1);
+    assert.equal(be.stats.rxFrames, 2);
+    closeFd(theirs);
+    await until(() => !be.linkUp, "link down after the peer left");
+    assert.deepEqual(c.links, [false]);
+    assert.ok(!be.send(out), "no peer: dropped");
+  } finally {
+    be.close();
+    await stop();
+  }
+});
+
+Deno.test("stream backend: a bad length ends the connection", async () => {
+  const { loop, stop } = runningLoop();
+  const [ours, theirs] = socketPair();
+  const be = StreamBackend.adopt(loop, ours);
+  const c = collector();
+  be.attach(c.handlers);
+  try {
+    await writeAll(theirs, Uint8Array.of(0x7f, 0xff, 0xff, 0xff));
+    await until(() => !be.linkUp, "disconnect on a framing error");
+  } finally {
+    closeFd(theirs);
+    be.close();
+    await stop();
+  }
+});
+
+Deno.test("stream backend: a large burst is queued (partial writes) and arrives intact", async () => {
+  const { loop, stop } = runningLoop();
+  const [ours, theirs] = socketPair();
+  const be = StreamBackend.adopt(loop, ours);
+  try {
+    const frames = Array.from({ length: 600 }, (_, i) => bytes(1514, i));
+    let accepted = 0;
+    for (const f of frames) if (be.send(f)) accepted++;
+    assert.equal(accepted, 600, "kernel buffer plus 1 MiB queue hold the burst");
+    assert.ok(be.congested, "over the high-water mark");
+    const waiting = be.writable();
+    const d = new StreamDecoder();
+    const got: Uint8Array[] = [];
+    while (got.length < 600) {
+      d.push(await readExactly(theirs, 1518), (f) => got.push(f));
+    }
+    await waiting;
+    assert.deepEqual(got, frames);
+    assert.ok(!be.congested);
+  } finally {
+    closeFd(theirs);
+    be.close();
+    await stop();
+  }
+});
+
+Deno.test("stream backend: server and client on a path, reconnect after the server restarts", async () => {
+  const { loop, stop } = runningLoop();
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/net.sock`;
+  const s = collector(), k = collector();
+  let server = StreamBackend.open(loop, { path, server: true });
+  server.attach(s.handlers);
+  const client = StreamBackend.open(loop, { path, server: false, reconnectMs: 20 });
+  client.attach(k.handlers);
+  try {
+    await until(() => server.linkUp && client.linkUp, "connected");
+    client.send(bytes(100));
+    server.send(bytes(200, 5));
+    await until(() => s.frames.length === 1 && k.frames.length === 1, "frames both ways");
+    assert.deepEqual(s.frames[0], bytes(100));
+    assert.deepEqual(k.frames[0], bytes(200, 5));
+    // A second client waits in the backlog while the first is served.
+    const extra = connectUnix(path);
+    server.close();
+    await until(() => !client.linkUp, "client sees the server go");
+    closeFd(extra);
+    server = StreamBackend.open(loop, { path, server: true });
+    server.attach(s.handlers);
+    await until(() => client.linkUp && server.linkUp, "client reconnected");
+    client.send(bytes(50));
+    await until(() => s.frames.length === 2, "frame after reconnect");
+    assert.deepEqual(k.links, [false, true], "connected before attach, then down and up");
+  } finally {
+    client.close();
+    server.close();
+    await stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
