@@ -91,6 +91,9 @@ export class QueueRunner {
     this.#drain().catch((err) => this.#fail(err)).finally(() => {
       this.#draining = false;
       this.#work.end();
+      // A completion may have asked for another drain after the loop's last check but before
+      // this callback (both run as microtasks): it saw #draining still set and left it to us.
+      if (this.#kicked && this.#canRun() && this.#inFlight < this.#q.size) this.#startDrain();
     });
   }
 
@@ -131,12 +134,18 @@ export class QueueRunner {
   #complete(elem: UsedElem): void {
     if (this.#broken) return;
     this.#pending.push(elem);
-    if (this.#publishing) return;
+    if (!this.#publishing) this.#startPublish();
+  }
+
+  #startPublish(): void {
     this.#publishing = true;
     this.#work.begin();
     this.#publish().catch((err) => this.#fail(err)).finally(() => {
       this.#publishing = false;
       this.#work.end();
+      // Same race as in #startDrain: a request completing between the publish loop's last
+      // check and this callback queued its element while #publishing was still set.
+      if (this.#pending.length > 0 && !this.#broken) this.#startPublish();
     });
   }
 
