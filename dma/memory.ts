@@ -25,6 +25,18 @@ export interface MessageDma {
   readonly maxBuffer: number;
 }
 
+/**
+ * A full memory barrier. The virtio ring protocol has the device store one index and then load
+ * another (used.idx then used_event, avail_event then avail.idx, virtio 1.x §2.7.10) while the
+ * driver does the mirror image on another CPU; x86 may let a load pass an earlier store, and then
+ * both sides miss each other's update: a lost interrupt or kick, and a hung queue. A locked
+ * read-modify-write (what Atomics compile to) orders every earlier store before every later load.
+ */
+const FENCE = new Int32Array(new SharedArrayBuffer(4));
+export function fullFence(): void {
+  Atomics.exchange(FENCE, 0, 0);
+}
+
 interface Piece {
   region: DmaRegion;
   addr: bigint;
@@ -165,6 +177,7 @@ export class SessionMemory implements GuestMemory {
 
   async read(addr: bigint, dst: Uint8Array): Promise<void> {
     const pieces = this.#resolve(addr, dst.length, false);
+    fullFence(); // our earlier stores to guest RAM become visible before this load (see above)
     let off = 0;
     for (const p of pieces) {
       const part = dst.subarray(off, off + p.length);

@@ -171,6 +171,17 @@ export class DmaTable {
 }
 
 function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Deno.PointerValue {
+  // Touching a mapping beyond the end of its file raises SIGBUS, which would kill the daemon:
+  // refuse maps that reach past the end. (A client that shrinks the file afterwards could still
+  // do it; QEMU's memfd backends are sealed against shrinking by default.)
+  const fileSize = libc.lseek(fd, 0n, 2 /* SEEK_END */);
+  if (fileSize >= 0n && offset + size > fileSize) {
+    throw new VfioUserError(
+      Errno.EINVAL,
+      `DMA_MAP: fd range [0x${offset.toString(16)}, +0x${size.toString(16)}) passes the end of ` +
+        `the file (0x${fileSize.toString(16)})`,
+    );
+  }
   const p = (prot & DmaProt.READ ? C.PROT_READ : 0) | (prot & DmaProt.WRITE ? C.PROT_WRITE : 0);
   const ptr = libc.mmap(null, size, p, C.MAP_SHARED, fd, offset);
   if (ptr === null || Deno.UnsafePointer.value(ptr) === 0xffffffffffffffffn) {
