@@ -1,0 +1,63 @@
+/**
+ * vfud's own vfio-user client for tests and tooling: connection and request API, DMA serving
+ * from client-side guest RAM (plain or memfd), eventfd interrupts, PCI config helpers and a tiny
+ * virtio-blk driver.
+ *
+ * @module
+ */
+export {
+  type ClientMessage,
+  type ClientOptions,
+  type DmaMapArgs,
+  type DmaStats,
+  type DmaWriteReplyShape,
+  type MultiWrite,
+  type RequestOptions,
+  type SetIrqsArgs,
+  VfioUserClient,
+} from "./client.ts";
+export { type ClientDmaMap, ClientDmaMaps, DmaFlags, type DmaLookup } from "./dma_maps.ts";
+export { ClientClosedError, Errno, VfioUserRequestError, WaitTimeoutError } from "./errors.ts";
+export { EventFd } from "./eventfd.ts";
+export { GuestArena } from "./guest_arena.ts";
+export { ArrayRam, type GuestRam, MemfdRam } from "./guest_ram.ts";
+export {
+  CONFIG_REGION,
+  MsixControl,
+  type PciCapability,
+  PciCapId,
+  PciCommand,
+  PciConfig,
+  PciReg,
+  PciStatus,
+  walkCapabilities,
+} from "./pci.ts";
+export { listDir, openFds, readLink, readProcFile } from "./proc.ts";
+export { DEFAULT_TIMEOUT_MS, le, pollUntil, randomBytes, sleep, withTimeout } from "./util.ts";
+export {
+  decodeVersionReply,
+  encodeVersionPayload,
+  QEMU_CAPS_JSON,
+  QEMU_VERSION_MESSAGE_SIZE,
+  type VersionReply,
+} from "./version.ts";
+export {
+  CommonCfg,
+  probeVirtioPci,
+  type VirtioCapLocation,
+  VirtioCapType,
+  VirtioFeature,
+  type VirtioPciLayout,
+  VirtioStatus,
+} from "./virtio_pci.ts";
+export {
+  type BlkCompletion,
+  type BlkRequest,
+  BlkStatus,
+  BlkStatusError,
+  BlkType,
+  type InterruptMode,
+  SECTOR_SIZE,
+  VirtioBlkDriver,
+  type VirtioBlkDriverOptions,
+} from "./virtio_driver.ts";
