@@ -2,129 +2,50 @@
  * vfud: a vfio-user device server. Emulates a PCI device in this unprivileged process for a VMM
  * (QEMU's `vfio-user-pci`) connected over a UNIX socket.
  *
- * Follows the vfio-user spec's backend program conventions: `--socket-path=PATH` or `--fd=N`,
- * never daemonizes, exits 0 on SIGTERM/SIGINT after removing the socket it created.
+ * Follows the vfio-user spec's backend program conventions: `--socket-path=PATH` or `--fd=N`
+ * (or systemd socket activation), never daemonizes, `--print-capabilities`, and on SIGTERM or
+ * SIGINT stops accepting, lets in-flight requests finish, flushes the backing storage, removes
+ * the socket it created and exits 0 (a deadline keeps it under 2 s). See README.md.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { DEVICE_TYPES, parseDeviceArg } from "./devices/mod.ts";
+import { parseDeviceArg } from "./devices/mod.ts";
 import { DeviceHost } from "./server/host.ts";
 import { DEFAULT_SESSION_OPTIONS, Server } from "./server/server.ts";
 import { EventLoop } from "./transport/event_loop.ts";
-import { listenUnix, makeNonBlocking, removeStaleSocket, socketKind } from "./transport/socket.ts";
-import { LOG_LEVELS, logger, setupLogging } from "./util/log.ts";
-import type { LogLevel } from "@logtape/logtape";
+import { E, SysError } from "./transport/ffi.ts";
+import { C } from "./transport/layout.ts";
+import {
+  claimSocketPath,
+  listenUnixMode,
+  makeNonBlocking,
+  socketFamily,
+  socketKind,
+} from "./transport/socket.ts";
+import { capabilities, VFUD_VERSION } from "./util/capabilities.ts";
+import {
+  DEFAULT_SOCKET_MODE,
+  parseCli,
+  type ServeCommand,
+  type SocketSource,
+  usage,
+  UsageError,
+} from "./util/cli.ts";
+import { closeLogging, logger, setupLogging } from "./util/log.ts";
+import { listenFds, notify } from "./util/systemd.ts";
+import { ProtocolTrace } from "./util/trace.ts";
+import { probeMain } from "./tools/probe.ts";
 
-const USAGE = `vfud - vfio-user device server
+/**
+ * Hard bound of a shutdown, from the signal: past it vfud exits 1 without finishing (e.g. a
+ * flush that hangs on dead storage), so it is always gone within 2 s.
+ */
+const SHUTDOWN_DEADLINE_MS = 1900;
+/** How long in-flight requests may run (with the client still connected) after a signal. */
+const DRAIN_MS = 1000;
 
-Usage:
-  vfud --socket-path=PATH --device TYPE,key=value,... [options]
-  vfud --fd=N --device TYPE,key=value,... [options]
-  vfud                      (no arguments: demo disk, see below)
-
-Options:
-  --socket-path=PATH   create a listening UNIX socket at PATH and serve clients on it
-                       (one at a time; device state survives reconnects); removed at exit
-  --fd=N               serve an inherited socket: a listening one (clients are accepted on it)
-                       or an already-connected one (vfud exits when that client leaves)
-  --device SPEC        the device to emulate (exactly one), see "Devices"
-  --max-bounce-buffer-size=BYTES
-                       total size of the bounce buffers used for guest memory the client
-                       shares no fd for (message-based DMA); requests wait in FIFO order for
-                       room, a larger one is done in pieces. Suffixes K, M, G. Default 16M:
-                       16 requests of 1 MiB in flight (the largest request Linux builds with
-                       seg_max 254), a bounded cost per device
-  --dma-chunk-size=BYTES
-                       largest data payload of one DMA_READ/DMA_WRITE message (also capped by
-                       the client's max_data_xfer_size). Default 32K (see README)
-  --log-level=LEVEL    ${LOG_LEVELS.join("|")} (default info)
-  --log-format=FORMAT  text|json (JSON lines) (default text)
-  -h, --help           this text
-
-Devices:
-${
-  [...DEVICE_TYPES.values()].map((t) =>
-    `  ${t.name}: ${t.description}\n` +
-    Object.entries(t.options).map(([k, o]) =>
-      `      ${k}=...${o.required ? " (required)" : ""}  ${o.help}`
-    ).join("\n")
-  ).join("\n")
-}
-
-Without arguments vfud serves a virtio-blk disk backed by a sparse 1 GiB image in ./.state/
-on ./.state/vfud.sock and prints the QEMU command line that attaches to it.
-
-Signals: SIGTERM and SIGINT stop vfud cleanly (exit status 0).
-`;
-
-interface Cli {
-  maxBounce: number;
-  dmaChunk: number;
-  socketPath?: string;
-  fd?: number;
-  device: string;
-  logLevel: LogLevel;
-  logFormat: "text" | "json";
-  demo: boolean;
-}
-
-function parseCli(args: string[]): Cli | undefined {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      "socket-path": { type: "string" },
-      fd: { type: "string" },
-      device: { type: "string" },
-      "log-level": { type: "string", default: "info" },
-      "log-format": { type: "string", default: "text" },
-      "max-bounce-buffer-size": { type: "string", default: "16M" },
-      "dma-chunk-size": { type: "string", default: "32K" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) return undefined;
-  const logLevel = values["log-level"] as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new Error(`--log-level: ${logLevel}`);
-  const logFormat = values["log-format"];
-  if (logFormat !== "text" && logFormat !== "json") throw new Error(`--log-format: ${logFormat}`);
-  const maxBounce = parseSize(values["max-bounce-buffer-size"], "--max-bounce-buffer-size");
-  const dmaChunk = parseSize(values["dma-chunk-size"], "--dma-chunk-size");
-  const demo = args.length === 0;
-  if (demo) return { ...demoCli(), maxBounce, dmaChunk };
-  if ((values["socket-path"] === undefined) === (values.fd === undefined)) {
-    throw new Error("give exactly one of --socket-path=PATH and --fd=N");
-  }
-  if (!values.device) throw new Error("--device is required");
-  let fd: number | undefined;
-  if (values.fd !== undefined) {
-    fd = Number(values.fd);
-    if (!Number.isInteger(fd) || fd < 3) throw new Error(`--fd: "${values.fd}" is not an fd >= 3`);
-  }
-  return {
-    maxBounce,
-    dmaChunk,
-    socketPath: values["socket-path"],
-    fd,
-    device: values.device,
-    logLevel,
-    logFormat,
-    demo,
-  };
-}
-
-/** Parses "4096", "64K", "16M", "1G" into bytes. */
-export function parseSize(text: string, what: string): number {
-  const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
-  const mul = { "": 1, K: 1024, M: 1 << 20, G: 1 << 30 }[(m?.[2] ?? "").toUpperCase()];
-  const n = m ? Number(m[1]) * mul! : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${what}: "${text}" is not a size`);
-  return n;
-}
-
-function demoCli(): Omit<Cli, "maxBounce" | "dmaChunk"> {
+function demoCommand(): ServeCommand {
   const dir = resolve(".state");
   Deno.mkdirSync(dir, { recursive: true });
   const img = `${dir}/disk.img`;
@@ -134,11 +55,18 @@ function demoCli(): Omit<Cli, "maxBounce" | "dmaChunk"> {
     using f = Deno.openSync(img, { create: true, write: true });
     f.truncateSync(1 << 30);
   }
+  const deviceSpec = `virtio-blk,file=${img}`;
+  const { type, options } = parseDeviceArg(deviceSpec);
   return {
-    socketPath: `${dir}/vfud.sock`,
-    device: `virtio-blk,file=${img}`,
+    kind: "serve",
+    socket: { kind: "path", path: `${dir}/vfud.sock`, mode: DEFAULT_SOCKET_MODE },
+    deviceSpec,
+    deviceType: type,
+    deviceOptions: options,
     logLevel: "info",
     logFormat: "text",
+    maxBounce: 16 << 20,
+    dmaChunk: 32 << 10,
     demo: true,
   };
 }
@@ -156,66 +84,158 @@ function qemuCommandLine(socketPath: string): string {
   ].join(" \\\n");
 }
 
-async function main(): Promise<number> {
-  let cli: Cli | undefined;
-  try {
-    cli = parseCli(Deno.args);
-  } catch (e) {
-    console.error(`vfud: ${(e as Error).message}\nTry vfud --help.`);
-    return 2;
-  }
-  if (!cli) {
-    console.log(USAGE);
-    return 0;
-  }
-  await setupLogging(cli.logLevel, cli.logFormat);
-  const log = logger();
-  const { type, options } = parseDeviceArg(cli.device);
-  const device = type.create(options);
-  const loop = new EventLoop();
-  const host = new DeviceHost(loop, device, cli.maxBounce);
-  const server = new Server(
-    loop,
-    host,
-    { ...DEFAULT_SESSION_OPTIONS, dmaChunk: cli.dmaChunk },
-    log,
-  );
-  let createdSocket: string | undefined;
-  if (cli.socketPath !== undefined) {
-    removeStaleSocket(cli.socketPath);
-    server.listen(listenUnix(cli.socketPath));
-    createdSocket = cli.socketPath;
-    log.info("serving {type} on {path}", { type: type.name, path: cli.socketPath });
-  } else {
-    const fd = cli.fd!;
-    makeNonBlocking(fd);
-    if (socketKind(fd) === "listening") server.listen(fd);
-    else {
-      server.serveConnected(fd);
-      server.onLastSession = () => loop.stop();
-    }
-    log.info("serving {type} on inherited fd {fd}", { type: type.name, fd });
-  }
-  if (cli.demo) {
-    console.log(`vfud: demo disk ${options.get("file")} (1 GiB sparse). Attach QEMU 11.1 with:\n`);
-    console.log(qemuCommandLine(cli.socketPath!) + "\n");
-  }
-  const shutdown = (sig: string) => {
-    log.info("{sig}: shutting down", { sig });
-    loop.stop();
-  };
-  const sigs: Deno.Signal[] = ["SIGTERM", "SIGINT"];
-  const handlers = sigs.map((s) => [s, () => shutdown(s)] as const);
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
-  await loop.run();
-  server.stop();
-  await device.quiesce();
-  await device.flush?.();
-  device.close();
-  if (createdSocket) Deno.removeSync(createdSocket);
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  log.info("stopped");
-  return 0;
+/** A socket being served, and how to clean up what vfud created for it. */
+interface Listening {
+  where: string;
+  /** Removes the socket file vfud created (if it is still the same file); idempotent. */
+  removeFile(): void;
 }
 
-if (import.meta.main) Deno.exit(await main());
+function openSocket(source: SocketSource, server: Server, onLastClient: () => void): Listening {
+  if (source.kind === "path") {
+    const { path, mode } = source;
+    claimSocketPath(path);
+    const fd = listenUnixMode(path, mode);
+    const ino = Deno.lstatSync(path).ino;
+    server.listen(fd);
+    let removed = false;
+    return {
+      where: path,
+      removeFile() {
+        if (removed) return;
+        removed = true;
+        try {
+          const st = Deno.lstatSync(path);
+          if (st.isSocket && st.ino === ino) Deno.removeSync(path);
+        } catch { /* already gone */ }
+      },
+    };
+  }
+  const { fd } = source;
+  let kind: "listening" | "connected";
+  try {
+    if (socketFamily(fd) !== C.AF_UNIX) throw new Error("not an AF_UNIX socket");
+    kind = socketKind(fd);
+  } catch (e) {
+    const why = e instanceof SysError && e.errno === E.ENOTSOCK
+      ? "not a socket"
+      : e instanceof SysError && e.errno === E.EBADF
+      ? "Bad file descriptor (not open)"
+      : (e as Error).message;
+    throw new Error(`--fd=${fd}: ${why}`);
+  }
+  makeNonBlocking(fd);
+  if (kind === "listening") server.listen(fd);
+  else {
+    server.onLastSession = onLastClient;
+    server.serveConnected(fd);
+  }
+  const how = source.activated ? "socket-activated" : "inherited";
+  return { where: `${how} ${kind} fd ${fd}`, removeFile() {} };
+}
+
+function tell(state: string, log: ReturnType<typeof logger>): void {
+  try {
+    notify(state);
+  } catch (e) {
+    log.warn("sd_notify {state}: {error}", { state, error: (e as Error).message });
+  }
+}
+
+async function serve(cli: ServeCommand): Promise<number> {
+  await setupLogging(cli.logLevel, cli.logFormat);
+  const log = logger();
+  let trace: ProtocolTrace | undefined;
+  let listening: Listening | undefined;
+  try {
+    if (cli.trace !== undefined) {
+      trace = new ProtocolTrace(cli.trace);
+      trace.install((e) => log.error("protocol trace stopped: {error}", { error: e.message }));
+    }
+    const loop = new EventLoop();
+    const device = cli.deviceType.create(cli.deviceOptions, { loop });
+    const host = new DeviceHost(loop, device, cli.maxBounce);
+    const options = { ...DEFAULT_SESSION_OPTIONS, dmaChunk: cli.dmaChunk };
+    const server = new Server(loop, host, options, log);
+
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("{why}: stopping", { why });
+      tell("STOPPING=1", log);
+      deadline = setTimeout(() => {
+        console.error(`vfud: shutdown took over ${SHUTDOWN_DEADLINE_MS} ms: exiting now`);
+        listening?.removeFile();
+        Deno.exit(1);
+      }, SHUTDOWN_DEADLINE_MS);
+      server.stopAccepting();
+      listening?.removeFile();
+      // In-flight requests finish while the client can still answer their DMA; then the client
+      // is dropped (what is left fails) and the loop ends.
+      const drained = new Promise<void>((r) => setTimeout(r, DRAIN_MS));
+      Promise.race([device.quiesce(), drained]).finally(() => {
+        server.stop();
+        loop.stop();
+      });
+    };
+    const signals = (["SIGTERM", "SIGINT"] as const).map((s) => [s, () => stop(s)] as const);
+    for (const [s, h] of signals) Deno.addSignalListener(s, h);
+    try {
+      listening = openSocket(cli.socket, server, () => stop("client left"));
+      log.info("serving {type} on {where}", { type: cli.deviceType.name, where: listening.where });
+      if (cli.demo) {
+        console.log(`vfud: demo disk ${cli.deviceOptions.get("file")} (1 GiB sparse).`);
+        console.log(`Attach QEMU 11.1 with:\n\n${qemuCommandLine(listening.where)}\n`);
+      }
+      tell(`READY=1\nSTATUS=serving ${cli.deviceType.name} on ${listening.where}`, log);
+      await loop.run();
+      server.stop();
+      await device.quiesce();
+      await device.flush?.();
+      device.close();
+    } finally {
+      for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+      listening?.removeFile();
+      clearTimeout(deadline);
+    }
+    log.info("stopped");
+    return 0;
+  } catch (e) {
+    log.error("{error}", { error: (e as Error).message });
+    return 1;
+  } finally {
+    trace?.[Symbol.dispose]();
+    await closeLogging();
+  }
+}
+
+/** Runs vfud with `args`; resolves with the exit status. */
+export async function main(args: string[]): Promise<number> {
+  if (args[0] === "probe") return await probeMain(args.slice(1));
+  const activated = listenFds();
+  let cli;
+  try {
+    cli = args.length === 0 ? demoCommand() : parseCli(args, activated);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`vfud: ${e.message}\nTry vfud --help.`);
+    return 2;
+  }
+  switch (cli.kind) {
+    case "help":
+      console.log(usage());
+      return 0;
+    case "version":
+      console.log(`vfud ${VFUD_VERSION}`);
+      return 0;
+    case "capabilities":
+      console.log(JSON.stringify(capabilities(), null, 2));
+      return 0;
+    case "serve":
+      return await serve(cli);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -8,6 +8,7 @@
 import type { GuestMemory } from "../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../pci/spec.ts";
 import type { Logger } from "@logtape/logtape";
+import type { EventLoop } from "../transport/event_loop.ts";
 
 /** What a device can do to the outside world. */
 export interface DeviceContext {
@@ -26,6 +27,12 @@ export interface DeviceContext {
   busMaster(): boolean;
   /** The device's logger (guest-caused failures go here, not to exceptions). */
   readonly log: Logger;
+}
+
+/** What a device factory gets from the program besides its options. */
+export interface DeviceEnv {
+  /** The process's event loop: backends watch their fds on it. */
+  readonly loop: EventLoop;
 }
 
 /** A PCI device model. */

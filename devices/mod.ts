@@ -4,12 +4,12 @@
  *
  * @module
  */
-import type { Device } from "./device.ts";
+import type { Device, DeviceEnv } from "./device.ts";
 import { createVirtioBlk } from "./virtio-blk/mod.ts";
 import { FileBackend } from "./virtio-blk/file_backend.ts";
 import { e1000DeviceType } from "./e1000/mod.ts";
 
-export type { Device, DeviceContext } from "./device.ts";
+export type { Device, DeviceContext, DeviceEnv } from "./device.ts";
 
 /** Options of one `--device` argument. */
 export type DeviceOptions = Map<string, string>;
@@ -20,7 +20,7 @@ export interface DeviceType {
   description: string;
   /** Option name → help text; `required` options must be given. */
   options: Record<string, { help: string; required?: boolean }>;
-  create(opts: DeviceOptions): Device;
+  create(opts: DeviceOptions, env: DeviceEnv): Device;
 }
 
 /** Parses "on"/"off" (and the usual synonyms) of a boolean option. */

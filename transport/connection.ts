@@ -33,6 +33,26 @@ export interface ConnectionHandler {
   onClose(reason: Error | undefined): void;
 }
 
+/**
+ * Observer of every message any {@link Connection} of the process sends or receives, for
+ * protocol tracing (`vfud --trace-protocol`). Called synchronously; `parts` are only valid during
+ * the call. `fds` is the number of fds attached.
+ */
+export type MessageTracer = (
+  dir: "recv" | "send",
+  fd: number,
+  header: Header,
+  parts: readonly Uint8Array[],
+  fds: number,
+) => void;
+
+let tracer: MessageTracer | undefined;
+
+/** Installs the process-wide {@link MessageTracer} (`undefined` removes it). */
+export function setMessageTracer(t: MessageTracer | undefined): void {
+  tracer = t;
+}
+
 interface FdGroup {
   fds: number[];
   /** Stream positions [start, end) of the recv that brought them. */
@@ -88,6 +108,7 @@ export class Connection {
     for (const p of parts) size += p.length;
     const hdr = this.#txQueue.length ? new Uint8Array(HDR) : this.#hdrBuf;
     encodeHeader({ ...header, size }, hdr);
+    tracer?.("send", this.fd, { ...header, size }, parts, fds.length);
     const bufs = [hdr, ...parts];
     if (this.#txQueue.length === 0) {
       const sent = this.#trySend(bufs, fds);
@@ -204,7 +225,9 @@ export class Connection {
       if (avail < header.size) return;
       const payload = this.#rx.subarray(this.#rxStart + HDR, this.#rxStart + header.size);
       this.#rxStart += header.size;
-      this.#handler.onMessage({ header, payload, fds: this.#takeFds(pos, header.size) });
+      const fds = this.#takeFds(pos, header.size);
+      tracer?.("recv", this.fd, header, [payload], fds.length);
+      this.#handler.onMessage({ header, payload, fds });
     }
   }
 
@@ -212,6 +235,7 @@ export class Connection {
   #dropOversized(header: Header, pos: number): void {
     const fds = this.#takeFds(pos, header.size);
     this.#discard = header.size;
+    tracer?.("recv", this.fd, header, [], fds.length);
     const error = new VfioUserError(
       Errno.E2BIG,
       `message size ${header.size} exceeds limit ${this.#maxMsg}`,

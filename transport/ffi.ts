@@ -76,8 +76,15 @@ const SYMBOLS = {
   },
   /** int fcntl(int fd, int cmd, ... int arg); (arg passed as a fixed arg) */
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, ... void *argp); (argp passed as a fixed arg) */
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   /** pid_t getpid(void); */
   getpid: { parameters: [], result: "i32" },
+  /**
+   * ssize_t sendto(int sockfd, const void *buf, size_t len, int flags,
+   *                const struct sockaddr *dest_addr, socklen_t addrlen);
+   */
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened libc with every symbol above. */

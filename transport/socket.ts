@@ -242,3 +242,126 @@ export function removeStaleSocket(path: string): void {
   }
   throw new Error(`${path} is in use by another server`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backend program conventions: socket file mode, stale sockets, inherited fds, sd_notify.
+
+const SOCK_DGRAM = 2;
+const SO_DOMAIN = 39;
+const ECONNREFUSED = 111;
+const ENOENT = 2;
+
+/**
+ * sockaddr_un of a filesystem path or, with a leading "@", of a Linux abstract socket name
+ * (sun_path[0] = NUL, no terminator: the address length delimits the name, as systemd does).
+ */
+function sockaddrUnAny(address: string): { sa: Uint8Array; len: number } {
+  const abstract = address.startsWith("@");
+  const name = new TextEncoder().encode(abstract ? address.slice(1) : address);
+  if (name.length === 0 || name.length + 1 > SUN_PATH_MAX) {
+    throw new Error(`socket address "${address}" is empty or too long (${name.length} bytes)`);
+  }
+  const sa = new Uint8Array(2 + SUN_PATH_MAX);
+  new DataView(sa.buffer).setUint16(0, C.AF_UNIX, true);
+  sa.set(name, abstract ? 3 : 2);
+  return { sa, len: abstract ? 3 + name.length : 2 + name.length + 1 };
+}
+
+/**
+ * Like {@link listenUnix}, but gives the socket file `mode` (e.g. 0o600) between bind and
+ * listen: nobody can connect before the mode is in force (connect fails until listen).
+ * The file is removed again when anything fails.
+ */
+export function listenUnixMode(path: string, mode: number, backlog = 16): number {
+  const fd = newSocket();
+  let bound = false;
+  try {
+    const sa = sockaddrUn(path);
+    check("bind", libc.bind(fd, sa, sa.length));
+    bound = true;
+    Deno.chmodSync(path, mode);
+    check("listen", libc.listen(fd, backlog));
+    return fd;
+  } catch (e) {
+    closeFd(fd);
+    if (bound) Deno.removeSync(path);
+    throw e;
+  }
+}
+
+/**
+ * Makes `path` free for a new listening socket: nothing there is fine; a UNIX socket that
+ * refuses connections (ECONNREFUSED: its server is gone) is removed; anything else is refused
+ * with an error: a file that is not a socket, a socket someone accepts on, or one whose state
+ * cannot be told (EACCES, or EAGAIN from a live server with a full backlog).
+ */
+export function claimSocketPath(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  if (!info.isSocket) throw new Error(`${path} exists and is not a socket: refusing to replace it`);
+  let fd: number;
+  try {
+    fd = connectUnix(path);
+  } catch (e) {
+    const err = e instanceof SysError ? e.errno : -1;
+    if (err === ENOENT) return;
+    if (err === ECONNREFUSED) {
+      Deno.removeSync(path);
+      return;
+    }
+    throw new Error(`${path}: cannot tell whether the socket is in use (${(e as Error).message})`);
+  }
+  closeFd(fd);
+  throw new Error(`${path} is in use by another server`);
+}
+
+/** The address family (SO_DOMAIN) of a socket fd, e.g. 1 for AF_UNIX; throws for non-sockets. */
+export function socketFamily(fd: number): number {
+  return sockOptInt(fd, SO_DOMAIN);
+}
+
+/**
+ * Sends one datagram to the AF_UNIX datagram socket at `address` (a path, or "@name" for the
+ * abstract namespace) from a fresh unbound socket: the sd_notify wire protocol.
+ */
+export function sendDatagram(address: string, data: Uint8Array): void {
+  const { sa, len } = sockaddrUnAny(address);
+  const fd = check("socket", libc.socket(C.AF_UNIX, SOCK_DGRAM | C.SOCK_CLOEXEC, 0));
+  try {
+    const r = retry(() => libc.sendto(fd, data, BigInt(data.length), C.MSG_NOSIGNAL, sa, len));
+    if (r < 0) throw new SysError(`sendto ${address}`, errno());
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** A non-blocking AF_UNIX datagram socket bound to `address` (path or "@abstract"). */
+export function bindDatagram(address: string): number {
+  const { sa, len } = sockaddrUnAny(address);
+  const fd = check(
+    "socket",
+    libc.socket(C.AF_UNIX, SOCK_DGRAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0),
+  );
+  if (libc.bind(fd, sa, len) < 0) {
+    const err = errno();
+    closeFd(fd);
+    throw new SysError(`bind ${address}`, err);
+  }
+  return fd;
+}
+
+/** Receives one datagram into `buf` from a non-blocking socket: its length, or -1 if none. */
+export function recvDatagram(fd: number, buf: Uint8Array): number {
+  const r = retry(() => libc.read(fd, buf, BigInt(buf.length)));
+  if (r < 0) {
+    const err = errno();
+    if (err === E.EAGAIN) return -1;
+    throw new SysError("read", err);
+  }
+  return Number(r);
+}

@@ -6,6 +6,7 @@
  */
 import {
   configure,
+  dispose,
   getLogger,
   getStreamSink,
   getTextFormatter,
@@ -28,6 +29,7 @@ export const LOG_LEVELS: readonly LogLevel[] = [
 export async function setupLogging(level: LogLevel, format: "text" | "json"): Promise<void> {
   const formatter = format === "json" ? jsonLinesFormatter : getTextFormatter({
     timestamp: "date-time-timezone",
+    value: "bare",
   });
   await configure({
     reset: true,
@@ -42,4 +44,9 @@ export async function setupLogging(level: LogLevel, format: "text" | "json"): Pr
 /** The logger of a vfud component. */
 export function logger(...category: string[]): Logger {
   return getLogger(["vfud", ...category]);
+}
+
+/** Flushes and closes the log sinks (call before exiting, or buffered lines are lost). */
+export async function closeLogging(): Promise<void> {
+  await dispose();
 }

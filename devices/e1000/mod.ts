@@ -8,7 +8,6 @@ export { E1000, type E1000Options, e1000PciSpec } from "./device.ts";
 export { buildEepromImage, checksumWord, Eeprom, EEPROM_SUM, EEPROM_WORDS } from "./eeprom.ts";
 export {
   createE1000FromOptions,
-  type DeviceEnv,
   E1000_OPTIONS,
   e1000DeviceType,
   parseE1000Options,

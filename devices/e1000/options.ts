@@ -10,7 +10,6 @@
  * @module
  */
 import type { Device } from "../device.ts";
-import type { EventLoop } from "../../transport/event_loop.ts";
 import {
   defaultMac,
   describeNetdev,
@@ -22,12 +21,7 @@ import {
   withOwnedLoop,
 } from "../net/mod.ts";
 import { E1000 } from "./device.ts";
-
-/** What a device factory may get from the program besides its options. */
-export interface DeviceEnv {
-  /** The process's event loop (backends watch their fds on it). */
-  loop?: EventLoop;
-}
+import type { DeviceEnv } from "../device.ts";
 
 /** Option names and help of the e1000 device type. */
 export const E1000_OPTIONS: Record<string, { help: string; required?: boolean }> = {
@@ -77,7 +71,7 @@ export function parseE1000Options(
 /** Creates an e1000 from command-line options. */
 export function createE1000FromOptions(
   opts: ReadonlyMap<string, string>,
-  env: DeviceEnv = {},
+  env: Partial<DeviceEnv> = {}, // tests may leave the loop out: the device then runs its own
 ): Device {
   const { spec, mac } = parseE1000Options(opts);
   let backend: NetBackend;

@@ -1,0 +1,237 @@
+/**
+ * Helpers of the backend-program-convention tests (conventions_*_test.ts): vfud as a child
+ * process (directly, or exec'd by python3 with a socket inherited as fd 3, the way a VMM,
+ * systemd or a test harness hands one over), bounded waits, and a NOTIFY_SOCKET listener.
+ *
+ * Deno.Command cannot pass arbitrary fds to a child, so fd inheritance goes through python3,
+ * which every machine of this project has (CI included): it creates or connects the socket,
+ * moves it to fd 3, sets LISTEN_PID/LISTEN_FDS when asked, and execs vfud (same pid).
+ *
+ * @module
+ */
+import { bindDatagram, recvDatagram } from "../../transport/socket.ts";
+import { closeFd } from "../../transport/ffi.ts";
+
+/** The repository root. */
+export const ROOT = new URL("../../", import.meta.url).pathname;
+/** vfud's entry point. */
+export const MAIN = `${ROOT}main.ts`;
+/** The command that runs vfud (append vfud's arguments). */
+export const VFUD = [
+  Deno.execPath(),
+  "run",
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  MAIN,
+];
+
+/** Sleeps `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` every 20 ms until it returns a value other than undefined, or throws on timeout. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** True when a UNIX socket file exists at `path`. */
+export function isSocket(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isSocket === true;
+  } catch {
+    return false;
+  }
+}
+
+/** A temporary directory with a small disk image, removed on dispose. */
+export interface Scratch extends AsyncDisposable {
+  dir: string;
+  image: string;
+  /** `--device` argument for the image. */
+  device: string;
+}
+
+/** Creates a temporary directory with a 1 MiB sparse image. */
+export async function scratch(): Promise<Scratch> {
+  const dir = await Deno.makeTempDir({ prefix: "vfud-conv-" });
+  const image = `${dir}/disk.img`;
+  await Deno.truncate(image, 1 << 20).catch(async () => {
+    await Deno.writeFile(image, new Uint8Array(0));
+    await Deno.truncate(image, 1 << 20);
+  });
+  return {
+    dir,
+    image,
+    device: `--device=virtio-blk,file=${image}`,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Result of a finished vfud run. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs vfud with `args` to completion (for CLI errors and one-shot commands). */
+export async function runVfud(args: string[], env?: Record<string, string>): Promise<RunResult> {
+  const out = await new Deno.Command(VFUD[0], {
+    args: [...VFUD.slice(1), ...args],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+/** A running vfud. */
+export interface Running extends AsyncDisposable {
+  child: Deno.ChildProcess;
+  /** stdout + stderr so far. */
+  output(): string;
+  /** Resolves with the exit code once it exited. */
+  exited: Promise<number>;
+  /** Sends `sig`; resolves with the exit code and the ms it took to exit (SIGKILL after 10 s). */
+  signal(sig: Deno.Signal): Promise<{ code: number; ms: number }>;
+}
+
+/** How python3 hands vfud a socket as fd 3. */
+export type FdMode =
+  /** python binds and listens on `path`, vfud gets `--fd=3`-able fd 3. */
+  | { kind: "listen"; path: string }
+  /** python connects to `path` (someone listens there) and passes the connected socket. */
+  | { kind: "connect"; path: string }
+  /** like "listen", plus LISTEN_PID = its pid (kept by exec) and LISTEN_FDS=1. */
+  | { kind: "activate"; path: string };
+
+const PY_HELPER = `
+import os, socket, sys
+kind, path, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+if kind == "connect":
+    s.connect(path)
+else:
+    s.bind(path)
+    s.listen(8)
+if s.fileno() == 3:
+    os.set_inheritable(3, True)
+else:
+    os.dup2(s.fileno(), 3)
+    s.close()
+if kind == "activate":
+    os.environ["LISTEN_PID"] = str(os.getpid())
+    os.environ["LISTEN_FDS"] = "1"
+    os.environ["LISTEN_FDNAMES"] = "vfud"
+os.execv(argv[0], argv)
+`;
+
+/**
+ * Starts vfud with `args`; with `fd`, python3 execs it with a socket as fd 3; `wrapper` is a
+ * command that execs vfud (e.g. systemd-socket-activate). Output is collected; dispose kills it
+ * if it still runs.
+ */
+export function startVfud(
+  args: string[],
+  opts: { env?: Record<string, string>; fd?: FdMode; wrapper?: string[] } = {},
+): Running {
+  const vfud = [...(opts.wrapper ?? []), ...VFUD, ...args];
+  const argv = opts.fd ? ["python3", "-c", PY_HELPER, opts.fd.kind, opts.fd.path, ...vfud] : vfud;
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: opts.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const chunks: string[] = [];
+  const sink = () => {
+    const d = new TextDecoder();
+    return new WritableStream<Uint8Array>({ write: (c) => void chunks.push(d.decode(c)) });
+  };
+  const pipes = Promise.all([child.stdout.pipeTo(sink()), child.stderr.pipeTo(sink())]).catch(
+    () => {},
+  );
+  let done = false;
+  const exited = child.status.then(async (s) => {
+    done = true;
+    await pipes;
+    return s.code;
+  });
+  const kill = (sig: Deno.Signal) => {
+    if (done) return;
+    try {
+      child.kill(sig);
+    } catch { /* exited meanwhile */ }
+  };
+  return {
+    child,
+    output: () => chunks.join(""),
+    exited,
+    async signal(sig) {
+      const t0 = performance.now();
+      kill(sig);
+      const timer = setTimeout(() => kill("SIGKILL"), 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return { code, ms: performance.now() - t0 };
+    },
+    async [Symbol.asyncDispose]() {
+      kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Waits until vfud's socket exists at `path` (or vfud exited: then throws with its output). */
+export async function waitForSocket(v: Running, path: string): Promise<void> {
+  let gone = false;
+  v.exited.then(() => gone = true);
+  await waitFor(`socket ${path}`, () => {
+    if (gone) throw new Error(`vfud exited early:\n${v.output()}`);
+    return isSocket(path) ? true : undefined;
+  });
+}
+
+/** A datagram socket standing in for systemd's NOTIFY_SOCKET. */
+export class NotifyListener implements Disposable {
+  readonly address: string;
+  readonly #fd: number;
+  readonly #buf = new Uint8Array(4096);
+
+  /** `address`: a path, or "@name" for the abstract namespace. */
+  constructor(address: string) {
+    this.address = address;
+    this.#fd = bindDatagram(address);
+  }
+
+  /** The next datagram's text (waits up to `timeoutMs`). */
+  async next(timeoutMs = 30_000): Promise<string> {
+    const n = await waitFor(`a datagram on ${this.address}`, () => {
+      const n = recvDatagram(this.#fd, this.#buf);
+      return n < 0 ? undefined : n;
+    }, timeoutMs);
+    return new TextDecoder().decode(this.#buf.subarray(0, n));
+  }
+
+  [Symbol.dispose](): void {
+    closeFd(this.#fd);
+  }
+}

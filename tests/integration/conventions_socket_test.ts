@@ -1,0 +1,76 @@
+/** The socket file vfud creates: mode, stale sockets, files it must not replace. */
+import assert from "node:assert/strict";
+import { VfioUserClient } from "../client/mod.ts";
+import { closeFd } from "../../transport/ffi.ts";
+import { listenUnix } from "../../transport/socket.ts";
+import { isSocket, runVfud, scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
+
+async function modeOf(args: string[]): Promise<number> {
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  await using v = startVfud([`--socket-path=${path}`, s.device, ...args]);
+  await waitForSocket(v, path);
+  const mode = Deno.lstatSync(path).mode! & 0o777;
+  assert.equal((await v.signal("SIGTERM")).code, 0);
+  return mode;
+}
+
+Deno.test("conventions: the socket file is 0600 by default", async () => {
+  assert.equal(await modeOf([]), 0o600);
+});
+
+Deno.test("conventions: --socket-mode sets another mode", async () => {
+  assert.equal(await modeOf(["--socket-mode=0660"]), 0o660);
+  assert.equal(await modeOf(["--socket-mode=666"]), 0o666);
+});
+
+Deno.test("conventions: a file that is not a socket is never replaced", async () => {
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  Deno.writeTextFileSync(path, "precious");
+  const r = await runVfud([`--socket-path=${path}`, s.device]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /exists and is not a socket: refusing to replace it/);
+  assert.equal(Deno.readTextFileSync(path), "precious");
+});
+
+Deno.test("conventions: a live socket is not taken over", async () => {
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  const fd = listenUnix(path);
+  try {
+    const r = await runVfud([`--socket-path=${path}`, s.device]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /in use by another server/);
+    assert.ok(isSocket(path));
+  } finally {
+    closeFd(fd);
+  }
+});
+
+Deno.test("conventions: a stale socket is replaced", async () => {
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  closeFd(listenUnix(path)); // its server is gone: connect() is refused
+  assert.ok(isSocket(path));
+  await using v = startVfud([`--socket-path=${path}`, s.device]);
+  await waitFor(v, path);
+  {
+    await using c = await VfioUserClient.connect(path, { timeoutMs: 10_000 });
+    assert.equal((await c.version()).major, 0);
+  }
+  assert.equal((await v.signal("SIGTERM")).code, 0);
+  assert.ok(!isSocket(path), "socket removed at exit");
+});
+
+/** Waits until vfud listens: the stale file exists from the start, so probe by connecting. */
+async function waitFor(v: { output(): string; exited: Promise<number> }, path: string) {
+  const deadline = Date.now() + 30_000;
+  let exited = false;
+  v.exited.then(() => exited = true);
+  while (Date.now() < deadline && !exited) {
+    if (/serving/.test(v.output())) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`vfud did not start on ${path}:\n${v.output()}`);
+}
