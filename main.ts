@@ -18,7 +18,7 @@ import { E, SysError } from "./transport/ffi.ts";
 import { C } from "./transport/layout.ts";
 import {
   claimSocketPath,
-  listenUnixMode,
+  listenUnix,
   makeNonBlocking,
   socketFamily,
   socketKind,
@@ -95,7 +95,7 @@ function openSocket(source: SocketSource, server: Server, onLastClient: () => vo
   if (source.kind === "path") {
     const { path, mode } = source;
     claimSocketPath(path);
-    const fd = listenUnixMode(path, mode);
+    const fd = listenUnix(path, mode);
     const ino = Deno.lstatSync(path).ino;
     server.listen(fd);
     let removed = false;

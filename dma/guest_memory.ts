@@ -83,3 +83,21 @@ export function forwardingMemory(current: () => GuestMemory): GuestMemory {
     write: (addr, src) => current().write(addr, src),
   };
 }
+
+/**
+ * {@link GuestMemory.transferv} done range by range with `transfer` (offsets continue across
+ * ranges): the general path, for memory that cannot hand out every range at once.
+ */
+export async function transferEach(
+  mem: Pick<GuestMemory, "transfer">,
+  ranges: readonly GuestRange[],
+  writable: boolean,
+  fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+): Promise<void> {
+  let base = 0;
+  for (const r of ranges) {
+    const at = base;
+    if (r.len > 0) await mem.transfer(r.addr, r.len, writable, (segs, off) => fn(segs, at + off));
+    base += r.len;
+  }
+}

@@ -5,7 +5,12 @@
  * @module
  */
 import { Errno, VfioUserError } from "../protocol/errors.ts";
-import type { GuestMapping, GuestMemory, GuestRange } from "./guest_memory.ts";
+import {
+  type GuestMapping,
+  type GuestMemory,
+  type GuestRange,
+  transferEach,
+} from "./guest_memory.ts";
 import { DmaProt, type DmaRegion, type DmaTable } from "./table.ts";
 
 /**
@@ -165,14 +170,7 @@ export class SessionMemory implements GuestMemory {
       }
       return;
     }
-    let base = 0;
-    for (const r of ranges) {
-      const at = base;
-      if (r.len > 0) {
-        await this.transfer(r.addr, r.len, writable, (segs, off) => fn(segs, at + off));
-      }
-      base += r.len;
-    }
+    await transferEach(this, ranges, writable, fn);
   }
 
   async read(addr: bigint, dst: Uint8Array): Promise<void> {

@@ -33,20 +33,6 @@ function newSocket(): number {
   );
 }
 
-/** Creates a non-blocking listening socket bound to `path` (which must not exist). */
-export function listenUnix(path: string, backlog = 16): number {
-  const fd = newSocket();
-  try {
-    const sa = sockaddrUn(path);
-    check("bind", libc.bind(fd, sa, sa.length));
-    check("listen", libc.listen(fd, backlog));
-    return fd;
-  } catch (e) {
-    closeFd(fd);
-    throw e;
-  }
-}
-
 /** Connects to the UNIX socket at `path`; returns a non-blocking fd. */
 export function connectUnix(path: string): number {
   const fd = newSocket();
@@ -224,25 +210,6 @@ export class Messenger {
   }
 }
 
-/** Removes `path` if it is a stale UNIX socket (nobody accepts on it); refuses other files. */
-export function removeStaleSocket(path: string): void {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  if (!info.isSocket) throw new Error(`${path} exists and is not a socket: refusing to replace it`);
-  try {
-    closeFd(connectUnix(path));
-  } catch {
-    Deno.removeSync(path);
-    return;
-  }
-  throw new Error(`${path} is in use by another server`);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Backend program conventions: socket file mode, stale sockets, inherited fds, sd_notify.
 
@@ -268,18 +235,18 @@ function sockaddrUnAny(address: string): { sa: Uint8Array; len: number } {
 }
 
 /**
- * Like {@link listenUnix}, but gives the socket file `mode` (e.g. 0o600) between bind and
- * listen: nobody can connect before the mode is in force (connect fails until listen).
- * The file is removed again when anything fails.
+ * Creates a non-blocking listening socket bound to `path` (which must not exist). With `mode`
+ * (e.g. 0o600) the socket file gets it between bind and listen: nobody can connect before the
+ * mode is in force (connect fails until listen). The file is removed again when anything fails.
  */
-export function listenUnixMode(path: string, mode: number, backlog = 16): number {
+export function listenUnix(path: string, mode?: number, backlog = 16): number {
   const fd = newSocket();
   let bound = false;
   try {
     const sa = sockaddrUn(path);
     check("bind", libc.bind(fd, sa, sa.length));
     bound = true;
-    Deno.chmodSync(path, mode);
+    if (mode !== undefined) Deno.chmodSync(path, mode);
     check("listen", libc.listen(fd, backlog));
     return fd;
   } catch (e) {

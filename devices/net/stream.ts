@@ -10,7 +10,7 @@
 import { E, errno, libc, SysError } from "../../transport/ffi.ts";
 import type { EventLoop } from "../../transport/event_loop.ts";
 import { C } from "../../transport/layout.ts";
-import { acceptUnix, connectUnix, listenUnix, removeStaleSocket } from "../../transport/socket.ts";
+import { acceptUnix, claimSocketPath, connectUnix, listenUnix } from "../../transport/socket.ts";
 import { logger } from "../../util/log.ts";
 import { type NetBackend, type NetBackendStats, type NetHandlers, newStats } from "./backend.ts";
 import { FdChannel } from "./fd_channel.ts";
@@ -115,7 +115,7 @@ export class StreamBackend implements NetBackend {
   }
 
   #listen(): void {
-    removeStaleSocket(this.#opts.path);
+    claimSocketPath(this.#opts.path);
     this.#listenFd = listenUnix(this.#opts.path);
     this.#watchListener(true);
     this.#log.info("waiting for a peer on {path}", { path: this.#opts.path });

@@ -5,7 +5,12 @@
  * @module
  */
 import { getLogger, type Logger } from "@logtape/logtape";
-import type { GuestMapping, GuestMemory, GuestRange } from "../../../dma/guest_memory.ts";
+import {
+  type GuestMapping,
+  type GuestMemory,
+  type GuestRange,
+  transferEach,
+} from "../../../dma/guest_memory.ts";
 import type { DeviceContext } from "../../device.ts";
 import { Errno, VfioUserError } from "../../../protocol/errors.ts";
 
@@ -89,19 +94,12 @@ export class FakeGuestMemory implements GuestMemory {
     };
   }
 
-  async transferv(
+  transferv(
     ranges: readonly GuestRange[],
     writable: boolean,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void> {
-    let base = 0;
-    for (const r of ranges) {
-      const at = base;
-      if (r.len > 0) {
-        await this.transfer(r.addr, r.len, writable, (segs, off) => fn(segs, at + off));
-      }
-      base += r.len;
-    }
+    return transferEach(this, ranges, writable, fn);
   }
 
   async transfer(
