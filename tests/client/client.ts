@@ -164,8 +164,11 @@ export class VfioUserClient {
   readonly unsolicited: ClientMessage[] = [];
   /** DMA requests served. */
   readonly dmaStats: DmaStats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0 };
+  /** Server requests that arrived on the twin socket (see {@link attachTwin}). */
+  twinRequests = 0;
   /** Default wait bound in ms. */
   readonly timeoutMs: number;
+  #twin: Connection | undefined;
   readonly #conn: Connection;
   readonly #opts: Required<ClientOptions>;
   readonly #pending = new Map<number, Pending>();
@@ -486,7 +489,28 @@ export class VfioUserClient {
   // ---------------------------------------------------------------------------------------------
   // Serving DMA_READ / DMA_WRITE
 
-  #serveDma(m: ClientMessage): void {
+  /**
+   * twin_socket: the server sends its DMA requests on a second socket, whose end came with the
+   * VERSION reply; they are served (and answered) there, counted in {@link twinRequests}.
+   */
+  attachTwin(fd: number): void {
+    const twin: Connection = new Connection(this.loop, fd, this.#opts.maxMessageSize, {
+      onMessage: (m) => {
+        m.fds.forEach(closeFd);
+        const isDma = m.header.cmd === Command.DMA_READ || m.header.cmd === Command.DMA_WRITE;
+        if ((m.header.flags & Flags.TYPE_MASK) !== Flags.TYPE_COMMAND || !isDma || m.error) {
+          this.violations.push(`unexpected ${commandName(m.header.cmd)} on the twin socket`);
+          return;
+        }
+        this.twinRequests++;
+        this.#serveDma({ header: m.header, payload: m.payload.slice(), fds: [] }, twin);
+      },
+      onClose: () => {},
+    });
+    this.#twin = twin;
+  }
+
+  #serveDma(m: ClientMessage, conn: Connection = this.#conn): void {
     const h = m.header;
     const read = h.cmd === Command.DMA_READ;
     let reply: Uint8Array;
@@ -494,24 +518,24 @@ export class VfioUserClient {
       if (read) {
         const req = DmaRead.decodeRequest(m.payload);
         const r = this.dma.lookup(req.address, req.count, false);
-        if ("errno" in r) return this.#dmaError(h, r.errno, r.why);
+        if ("errno" in r) return this.#dmaError(h, r.errno, r.why, conn);
         reply = DmaRead.encodeReply({ address: req.address, data: r.bytes });
         this.dmaStats.reads++;
         this.dmaStats.readBytes += r.bytes.length;
       } else {
         const req = DmaWrite.decodeRequest(m.payload);
         const r = this.dma.lookup(req.address, BigInt(req.data.length), true);
-        if ("errno" in r) return this.#dmaError(h, r.errno, r.why);
+        if ("errno" in r) return this.#dmaError(h, r.errno, r.why, conn);
         r.bytes.set(req.data);
         this.dmaStats.writes++;
         this.dmaStats.writeBytes += req.data.length;
         reply = this.#dmaWriteReply(req.address, req.data.length);
       }
     } catch (e) {
-      return this.#dmaError(h, Errno.EINVAL, `malformed: ${(e as Error).message}`);
+      return this.#dmaError(h, Errno.EINVAL, `malformed: ${(e as Error).message}`, conn);
     }
     if (h.flags & Flags.NO_REPLY) return;
-    this.#conn.send(
+    conn.send(
       { id: h.id, cmd: h.cmd, flags: Flags.TYPE_REPLY, error: 0 },
       reply.length ? [reply] : [],
     );
@@ -533,11 +557,12 @@ export class VfioUserClient {
     }
   }
 
-  #dmaError(h: Header, errno: number, why: string): void {
+  #dmaError(h: Header, errno: number, why: string, conn: Connection): void {
     this.dmaStats.errors++;
     this.violations.push(`server ${commandName(h.cmd)} id ${h.id} refused: ${why}`);
     if (h.flags & Flags.NO_REPLY || this.#isClosed) return;
-    this.#conn.send({ id: h.id, cmd: h.cmd, flags: Flags.TYPE_REPLY | Flags.ERROR, error: errno });
+    if (conn.closed) return;
+    conn.send({ id: h.id, cmd: h.cmd, flags: Flags.TYPE_REPLY | Flags.ERROR, error: errno });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -706,6 +731,7 @@ export class VfioUserClient {
   /** Closes the connection (if still open) and stops the event loop; idempotent. */
   async close(): Promise<void> {
     if (!this.#isClosed) this.#conn.close();
+    this.#twin?.close();
     this.loop.stop();
     await this.#loopDone;
   }
