@@ -129,8 +129,9 @@ export class IrqController {
   }
 
   #deliverPending(v: number): void {
-    if (!this.#msix || !this.#pci.msixEnabled || !this.#msix.isPending(v)) return;
-    this.#msix.clearPending(v);
+    const m = this.#msix;
+    if (!m || !this.#pci.msixEnabled || !m.isPending(v) || m.isMasked(v)) return;
+    m.clearPending(v);
     this.#signal(IrqIndex.MSIX, v);
   }
 
