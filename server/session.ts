@@ -36,6 +36,9 @@ export interface SessionOptions {
   dmaChunk: number;
 }
 
+/** Commands waiting behind a running one before the client is considered runaway. */
+const MAX_QUEUED_COMMANDS = 4096;
+
 interface Queued {
   header: Header;
   payload: Uint8Array;
@@ -130,6 +133,15 @@ export class Session implements SessionState {
       return this.#reply(m.header, m.error);
     }
     // Payload views point into the receive buffer: copy before queueing.
+    if (this.#queue.length >= MAX_QUEUED_COMMANDS) {
+      // Commands only pile up behind a handler that waits (a reset draining requests); a client
+      // that keeps sending meanwhile without waiting for replies is not a VMM we can serve.
+      m.fds.forEach(closeFd);
+      this.close(
+        new VfioUserError(Errno.EBUSY, `more than ${MAX_QUEUED_COMMANDS} queued commands`),
+      );
+      return;
+    }
     this.#queue.push({ header: m.header, payload: m.payload.slice(), fds: m.fds });
     if (!this.#busy) this.#drain();
   }
