@@ -190,9 +190,16 @@ export function assertGuestOk(run: GuestRun, what: string, context = ""): void {
 // vfud
 
 export interface VfudOptions {
-  /** Disk image of the virtio-blk device. */
-  image: string;
+  /** Disk image of a virtio-blk device (give either this or `device`). */
+  image?: string;
   readonly?: boolean;
+  /** A whole `--device` spec instead (e.g. "e1000,netdev=tap,ifname=vtap0"). */
+  device?: string;
+  /**
+   * A command prefix vfud runs under; it must exec vfud in place (same pid), e.g.
+   * `["nsenter", "--net=/proc/PID/ns/net", "--"]` to run it inside a network namespace.
+   */
+  wrap?: string[];
   /** Extra vfud options (e.g. --max-bounce-buffer-size=4096). */
   extraArgs?: string[];
   /** Socket path (default <dir>/vfud.sock). */
@@ -223,8 +230,14 @@ export class Vfud {
   static async start(o: VfudOptions): Promise<Vfud> {
     const socket = o.socket ?? `${o.dir}/vfud.sock`;
     if (socket.length > 107) throw new Error(`socket path too long for AF_UNIX: ${socket}`);
-    if (o.image.includes(",")) throw new Error(`image path must not contain ',': ${o.image}`);
+    if ((o.image === undefined) === (o.device === undefined)) {
+      throw new Error("Vfud.start: give exactly one of image and device");
+    }
+    if (o.image?.includes(",")) throw new Error(`image path must not contain ',': ${o.image}`);
+    const device = o.device ?? `virtio-blk,file=${o.image}${o.readonly ? ",readonly=on" : ""}`;
     const args = [
+      ...(o.wrap ?? []),
+      Deno.execPath(),
       "run",
       "--allow-ffi",
       "--allow-read",
@@ -233,7 +246,7 @@ export class Vfud {
       "main.ts",
       `--socket-path=${socket}`,
       "--device",
-      `virtio-blk,file=${o.image}${o.readonly ? ",readonly=on" : ""}`,
+      device,
       ...(o.extraArgs ?? []),
     ];
     const logs = { stdout: `${o.dir}/vfud.stdout.log`, stderr: `${o.dir}/vfud.stderr.log` };
@@ -243,8 +256,8 @@ export class Vfud {
     ]);
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(Deno.execPath(), {
-        args,
+      child = new Deno.Command(args[0], {
+        args: args.slice(1),
         cwd: REPO_ROOT,
         stdin: "null",
         stdout: "piped",
@@ -255,14 +268,13 @@ export class Vfud {
       errF.close();
       throw e;
     }
-    const pipes = Promise.all([
-      child.stdout.pipeTo(outF.writable),
-      child.stderr.pipeTo(errF.writable),
-    ]);
+    // chunk by chunk: pipeTo(file.writable) only writes the file once the stream ends, which
+    // would leave the log tails of describe() empty while vfud runs
+    const pipes = Promise.all([pump(child.stdout, outF), pump(child.stderr, errF)]);
     const v = new Vfud(child, socket, args, logs, pipes);
     const deadline = Date.now() + (o.startTimeoutMs ?? 60_000);
     try {
-      while (!(await isListening(socket))) {
+      while (!(await isListening(socket, child.pid))) {
         if (v.#exit) {
           await pipes;
           throw new Error(
@@ -297,7 +309,7 @@ export class Vfud {
         `vfud is not running any more (exit code ${this.#exit?.code})${await this.describe()}`,
       );
     }
-    if (!(await isListening(this.socket))) {
+    if (!(await isListening(this.socket, this.child.pid))) {
       throw new Error(`vfud runs but does not listen on ${this.socket}${await this.describe()}`);
     }
   }
@@ -351,9 +363,20 @@ export class Vfud {
         return "(none)";
       }
     };
-    return `\n--- vfud: deno ${this.args.join(" ")} (cwd ${REPO_ROOT}) ---\n` +
+    return `\n--- vfud: ${this.args.join(" ")} (cwd ${REPO_ROOT}) ---\n` +
       `--- vfud stderr (tail, ${this.logs.stderr}) ---\n${await tail(this.logs.stderr)}\n` +
       `--- vfud stdout (tail, ${this.logs.stdout}) ---\n${await tail(this.logs.stdout)}`;
+  }
+}
+
+/** Copies `stream` into `file` as it arrives, then closes the file. */
+async function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+    }
+  } finally {
+    file.close();
   }
 }
 
@@ -370,18 +393,22 @@ async function exists(path: string): Promise<boolean> {
 /**
  * True when a UNIX socket at `path` is in the listening state. Read from /proc/net/unix (flag
  * __SO_ACCEPTCON), so the check does not connect and the server sees no extra client. (Deno only
- * lets --allow-all read /proc directly, hence `cat`.)
+ * lets --allow-all read /proc directly, hence `cat`.) That table is per network namespace: pass
+ * the server's `pid` to read the one of its namespace (/proc/PID/net/unix).
  */
-export async function isListening(path: string): Promise<boolean> {
+export async function isListening(path: string, pid?: number): Promise<boolean> {
   const st = await Deno.lstat(path).catch(() => undefined);
   if (!st?.isSocket) return false;
   const out = await new Deno.Command("cat", {
-    args: ["/proc/net/unix"],
+    args: [pid === undefined ? "/proc/net/unix" : `/proc/${pid}/net/unix`],
     stdin: "null",
-    stderr: "inherit",
+    stderr: pid === undefined ? "inherit" : "null",
   })
     .output();
-  if (!out.success) throw new Error("cannot read /proc/net/unix");
+  if (!out.success) {
+    if (pid !== undefined) return false; // the process is gone (its exit is reported elsewhere)
+    throw new Error("cannot read /proc/net/unix");
+  }
   const table = td.decode(out.stdout);
   return table.split("\n").some((l) => {
     const f = l.trim().split(/\s+/);
