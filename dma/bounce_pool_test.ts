@@ -71,13 +71,24 @@ class FakeClient implements MessageDma {
   get maxBuffer() {
     return this.pool.limit;
   }
+  reads = 0;
   async read(addr: bigint, dst: Uint8Array) {
+    this.reads++;
     await new Promise((r) => setTimeout(r, Math.random() * 3));
     dst.set(this.ram.subarray(Number(addr), Number(addr) + dst.length));
   }
+  #pending = 0;
+  #waiters: (() => void)[] = [];
+  /** Like the real client: the bytes leave at once, land (in order) a little later. */
   async write(addr: bigint, src: Uint8Array) {
+    const copy = src.slice();
+    this.#pending++;
     await new Promise((r) => setTimeout(r, Math.random() * 3));
-    this.ram.set(src, Number(addr));
+    this.ram.set(copy, Number(addr));
+    if (--this.#pending === 0) this.#waiters.splice(0).forEach((w) => w());
+  }
+  settled() {
+    return this.#pending ? new Promise<void>((r) => this.#waiters.push(r)) : undefined;
   }
   async acquire(n: number) {
     const b = await this.pool.acquire(n);
@@ -111,6 +122,8 @@ Deno.test("many concurrent transfers larger than the limit complete, limit held 
     });
   });
   await Promise.all(jobs);
+  await client.settled();
+  await new Promise((r) => setTimeout(r, 0)); // buffers go back right after the acknowledgements
   assert.equal(client.pool.inUse, 0);
   assert.ok(client.maxInUse <= limit);
   assert.ok(client.maxInUse > limit / 2, "transfers overlapped");
@@ -119,4 +132,26 @@ Deno.test("many concurrent transfers larger than the limit complete, limit held 
     const b = client.ram.subarray(j * 40960 + 20480, j * 40960 + 40960);
     assert.deepEqual(b, a);
   }
+});
+
+Deno.test("overwrite mappings skip fetching the guest bytes and start zeroed", async () => {
+  const client = new FakeClient(4096);
+  const table = new DmaTable();
+  table.map(0n, 8192n, 0n, DmaProt.READ | DmaProt.WRITE, undefined);
+  const mem = new SessionMemory(table, client);
+  client.ram.fill(0xaa);
+  const stale = await client.acquire(64); // leave old bytes in a pooled buffer
+  stale.fill(0x55);
+  client.releaseBuffer(stale);
+  const m = await mem.map(0n, 64, "overwrite");
+  assert.equal(client.reads, 0, "no DMA_READ for a range the device overwrites");
+  assert.ok(m.segments[0].every((b) => b === 0), "no stale bytes from the pool");
+  m.segments[0].fill(7);
+  await m.release();
+  await client.settled();
+  assert.ok(client.ram.subarray(0, 64).every((b) => b === 7));
+  const partial = await mem.map(100n, 8, true);
+  assert.equal(client.reads, 1, "a partial writer gets the old bytes first");
+  assert.ok(partial.segments[0].every((b) => b === 0xaa));
+  await partial.release();
 });

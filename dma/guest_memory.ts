@@ -23,6 +23,13 @@ export interface GuestMapping {
   release(): Promise<void>;
 }
 
+/**
+ * Write access of a mapping: `true` when the device may write part of the range (the bytes it
+ * leaves alone keep their guest content), `"overwrite"` when it writes every byte (message-based
+ * memory then skips reading the guest's old bytes into the bounce buffer first).
+ */
+export type Writable = boolean | "overwrite";
+
 /** A guest address range. */
 export interface GuestRange {
   addr: bigint;
@@ -38,7 +45,7 @@ export interface GuestMemory {
    * for lack of it. For message-based memory a single map is limited to the bounce-buffer size
    * (E2BIG beyond it): large data goes through {@link transfer}.
    */
-  map(addr: bigint, length: number, writable: boolean): Promise<GuestMapping>;
+  map(addr: bigint, length: number, writable: Writable): Promise<GuestMapping>;
   /**
    * Moves a possibly large range in pieces: calls `fn` with the segments of consecutive chunks
    * of [addr, addr+length) and the chunk's offset in the range, one chunk mapped at a time, and
@@ -50,7 +57,7 @@ export interface GuestMemory {
   transfer(
     addr: bigint,
     length: number,
-    writable: boolean,
+    writable: Writable,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void>;
   /**
@@ -61,7 +68,7 @@ export interface GuestMemory {
    */
   transferv(
     ranges: readonly GuestRange[],
-    writable: boolean,
+    writable: Writable,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void>;
   /** Copies guest bytes at `addr` into `dst` (convenience for small structures). */
@@ -91,7 +98,7 @@ export function forwardingMemory(current: () => GuestMemory): GuestMemory {
 export async function transferEach(
   mem: Pick<GuestMemory, "transfer">,
   ranges: readonly GuestRange[],
-  writable: boolean,
+  writable: Writable,
   fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
 ): Promise<void> {
   let base = 0;

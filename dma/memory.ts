@@ -10,6 +10,7 @@ import {
   type GuestMemory,
   type GuestRange,
   transferEach,
+  type Writable,
 } from "./guest_memory.ts";
 import { DmaProt, type DmaRegion, type DmaTable } from "./table.ts";
 
@@ -20,8 +21,15 @@ import { DmaProt, type DmaRegion, type DmaTable } from "./table.ts";
 export interface MessageDma {
   /** Reads guest bytes at `addr` into `dst` (split into messages as needed). */
   read(addr: bigint, dst: Uint8Array): Promise<void>;
-  /** Writes `src` to guest memory at `addr`. */
+  /**
+   * Writes `src` to guest memory at `addr`. The messages are sent (or queued with a copy)
+   * before this returns, so `src` may be reused at once; the promise settles when the client
+   * acknowledged them. The client applies our requests in order, so a later read sees the
+   * write without waiting for the acknowledgement (writes are posted, like PCI memory writes).
+   */
   write(addr: bigint, src: Uint8Array): Promise<void>;
+  /** Resolves once every write sent so far is acknowledged; undefined when none is pending. */
+  settled(): Promise<void> | undefined;
   /** Gets a bounce buffer of `length` bytes, waiting in FIFO order for room under the limit. */
   acquire(length: number): Promise<Uint8Array>;
   /** Returns a bounce buffer. */
@@ -64,7 +72,7 @@ export class SessionMemory implements GuestMemory {
   }
 
   /** Splits [addr, addr+length) into per-region pieces, checking coverage and permission. */
-  #resolve(addr: bigint, length: number, writable: boolean): Piece[] {
+  #resolve(addr: bigint, length: number, writable: Writable): Piece[] {
     const pieces: Piece[] = [];
     let a = addr;
     let left = BigInt(length);
@@ -83,7 +91,7 @@ export class SessionMemory implements GuestMemory {
     return pieces;
   }
 
-  async map(addr: bigint, length: number, writable: boolean): Promise<GuestMapping> {
+  async map(addr: bigint, length: number, writable: Writable): Promise<GuestMapping> {
     const pieces = this.#resolve(addr, length, writable);
     const bounced = pieces.reduce((n, p) => n + (p.region.view ? 0 : p.length), 0);
     // One acquire for all message-based pieces: holding part of the pool while waiting for
@@ -97,14 +105,17 @@ export class SessionMemory implements GuestMemory {
     let bounce: Uint8Array | undefined;
     try {
       bounce = dma ? await dma.acquire(bounced) : undefined;
-      const { segments, copies } = await this.#segments(pieces, bounce);
+      const { segments, copies } = await this.#segments(pieces, bounce, writable !== "overwrite");
       return new Mapping(segments, length, async () => {
-        try {
-          if (writable) { for (const c of copies) await dma!.write(c.addr, c.buf); }
-        } finally {
+        // Posted: the bounce buffer (and the regions) are held until the client acknowledged
+        // the writes, so the bounce limit bounds the data in flight too.
+        const acks = writable ? copies.map((c) => dma!.write(c.addr, c.buf)) : [];
+        const done = () => {
           if (bounce) dma!.releaseBuffer(bounce);
           unref();
-        }
+        };
+        if (acks.length === 0) return done();
+        void Promise.allSettled(acks).then(done);
       });
     } catch (e) {
       if (bounce) dma!.releaseBuffer(bounce);
@@ -115,10 +126,11 @@ export class SessionMemory implements GuestMemory {
 
   /**
    * Views for mmapped pieces; slices of `bounce` for message-based ones, filled from the guest
-   * first (even a write-only user may write only part of the range, and the flush writes back
-   * the whole slice).
+   * first unless the device overwrites them whole (a device that writes only part of the range
+   * must not flush stale bytes over the rest). A slice that is not filled is zeroed: a reused
+   * bounce buffer must not carry another request's bytes to the guest.
    */
-  async #segments(pieces: Piece[], bounce: Uint8Array | undefined) {
+  async #segments(pieces: Piece[], bounce: Uint8Array | undefined, fill: boolean) {
     const segments: Uint8Array[] = [];
     const copies: { buf: Uint8Array; addr: bigint }[] = [];
     let used = 0;
@@ -128,7 +140,8 @@ export class SessionMemory implements GuestMemory {
       } else {
         const buf = bounce!.subarray(used, used + p.length);
         used += p.length;
-        await this.#dma!.read(p.addr, buf);
+        if (fill) await this.#dma!.read(p.addr, buf);
+        else buf.fill(0);
         copies.push({ buf, addr: p.addr });
         segments.push(buf);
       }
@@ -139,7 +152,7 @@ export class SessionMemory implements GuestMemory {
   async transfer(
     addr: bigint,
     length: number,
-    writable: boolean,
+    writable: Writable,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void> {
     const pieces = this.#resolve(addr, length, writable);
@@ -156,7 +169,7 @@ export class SessionMemory implements GuestMemory {
 
   async transferv(
     ranges: readonly GuestRange[],
-    writable: boolean,
+    writable: Writable,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void> {
     const pieces = ranges.flatMap((r) => r.len > 0 ? this.#resolve(r.addr, r.len, writable) : []);
@@ -195,12 +208,24 @@ export class SessionMemory implements GuestMemory {
     for (const p of pieces) {
       const part = src.subarray(off, off + p.length);
       if (p.region.view) {
+        // Stores to mapped RAM must not overtake posted message writes issued before them.
+        const posted = this.#dma?.settled();
+        if (posted) await posted;
         p.region.view.set(part, Number(p.addr - p.region.iova));
       } else {
-        await this.#message(p).write(p.addr, part);
+        // Posted (see MessageDma.write); a failure is reported by the MessageDma itself.
+        this.#message(p).write(p.addr, part).catch(() => {});
       }
       off += p.length;
     }
+  }
+
+  /**
+   * Resolves when every posted write to message-based memory is acknowledged (undefined when
+   * none is pending): interrupts wait for it, so the guest never sees one before the data.
+   */
+  settled(): Promise<void> | undefined {
+    return this.#dma?.settled();
   }
 
   #message(p: Piece): MessageDma {

@@ -16,6 +16,12 @@ import { IrqController } from "./irqs.ts";
 import { BouncePool } from "../dma/bounce_pool.ts";
 import { logger } from "../util/log.ts";
 
+/** Guest memory of a client, whose posted writes can be waited for. */
+export interface ClientMemory extends GuestMemory {
+  /** Resolves when every posted write is acknowledged; undefined when none is pending. */
+  settled(): Promise<void> | undefined;
+}
+
 /** A device plus everything the framework keeps for it. */
 export class DeviceHost {
   readonly device: Device;
@@ -25,7 +31,9 @@ export class DeviceHost {
   /** Bounce buffers for message-based DMA; the limit holds across sessions. */
   readonly bounce: BouncePool;
   readonly #bars: BarMap;
-  #memory: GuestMemory | undefined;
+  #memory: ClientMemory | undefined;
+  /** Bumped when INTx is lowered: a deferred INTx trigger from before it is stale. */
+  #intxGen = 0;
 
   constructor(loop: EventLoop, device: Device, maxBounceBytes: number) {
     this.device = device;
@@ -59,12 +67,30 @@ export class DeviceHost {
     const mem = forwardingMemory(() => this.#mem());
     return {
       mem,
-      trigger: (v) => this.irqs.trigger(v),
-      lowerIntx: () => this.irqs.lowerIntx(),
+      trigger: (v) => this.#trigger(v),
+      lowerIntx: () => {
+        this.#intxGen++;
+        this.irqs.lowerIntx();
+      },
       msixEnabled: () => config.msixEnabled,
       busMaster: () => config.busMaster,
       log: logger("device", this.device.type),
     };
+  }
+
+  /**
+   * Raises the interrupt once every posted DMA write the device issued before is acknowledged:
+   * the eventfd and the socket are separate paths, and the guest must find the data (and the
+   * used ring) in place when it takes the interrupt.
+   */
+  #trigger(vector: number): void {
+    const posted = this.#memory?.settled();
+    if (!posted) return this.irqs.trigger(vector);
+    const gen = this.#intxGen;
+    void posted.then(() => {
+      // A level interrupt lowered meanwhile was acknowledged with this event included.
+      if (this.config.msixEnabled || gen === this.#intxGen) this.irqs.trigger(vector);
+    });
   }
 
   #mem(): GuestMemory {
@@ -73,7 +99,7 @@ export class DeviceHost {
   }
 
   /** Installs the connected client's guest memory (undefined when it leaves). */
-  setMemory(mem: GuestMemory | undefined): void {
+  setMemory(mem: ClientMemory | undefined): void {
     this.#memory = mem;
   }
 

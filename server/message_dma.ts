@@ -35,10 +35,19 @@ export class RequestDma implements MessageDma {
   readonly #pool: BouncePool;
   readonly #chunk: number;
   readonly #window: ByteWindow;
+  readonly #onWriteError: (e: Error) => void;
+  #writesPending = 0;
+  #settledWaiters: (() => void)[] = [];
 
-  constructor(requests: ServerRequests, pool: BouncePool, chunk: number) {
+  constructor(
+    requests: ServerRequests,
+    pool: BouncePool,
+    chunk: number,
+    onWriteError: (e: Error) => void,
+  ) {
     this.#requests = requests;
     this.#pool = pool;
+    this.#onWriteError = onWriteError;
     this.#chunk = Math.min(chunk, DMA_READ_WINDOW - REPLY_OVERHEAD);
     this.#window = new ByteWindow(DMA_READ_WINDOW);
   }
@@ -79,7 +88,24 @@ export class RequestDma implements MessageDma {
     });
   }
 
-  async write(addr: bigint, src: Uint8Array): Promise<void> {
+  write(addr: bigint, src: Uint8Array): Promise<void> {
+    this.#writesPending++;
+    return this.#sendWrite(addr, src).catch((e: Error) => {
+      // Callers post writes without waiting: the failure must not go unnoticed.
+      this.#onWriteError(e);
+      throw e;
+    }).finally(() => {
+      if (--this.#writesPending === 0) { for (const w of this.#settledWaiters.splice(0)) w(); }
+    });
+  }
+
+  settled(): Promise<void> | undefined {
+    if (this.#writesPending === 0) return undefined;
+    return new Promise((r) => this.#settledWaiters.push(r));
+  }
+
+  /** Sends every chunk now (so `src` is free on return); resolves on the last acknowledgement. */
+  #sendWrite(addr: bigint, src: Uint8Array): Promise<void> {
     const parts: Promise<void>[] = [];
     for (let off = 0; off < src.length; off += this.#chunk) {
       const part = src.subarray(off, Math.min(off + this.#chunk, src.length));
@@ -92,7 +118,7 @@ export class RequestDma implements MessageDma {
         DmaWrite.decodeReply(payload);
       }));
     }
-    await settleAll(parts);
+    return settleAll(parts);
   }
 }
 

@@ -109,7 +109,11 @@ export class Session implements SessionState {
   /** Called once VERSION settled the limits: message-based DMA becomes usable. */
   enableMessageDma(): void {
     const chunk = Math.min(this.clientMaxXfer, this.options.dmaChunk);
-    this.memory.setMessageDma(new RequestDma(this.requests, this.host.bounce, chunk));
+    const onWriteError = (e: Error) => {
+      if (this.#conn.closed) return; // the client left: its memory is gone anyway
+      this.log.error("posted DMA_WRITE failed, guest data lost: {error}", { error: e.message });
+    };
+    this.memory.setMessageDma(new RequestDma(this.requests, this.host.bounce, chunk, onWriteError));
   }
 
   /** Resolves when the connection ended, with the reason if it was an error. */

@@ -258,7 +258,8 @@ export class RxEngine {
 
   async #copyOut(mem: GuestMemory, addr: bigint, bytes: Uint8Array): Promise<boolean> {
     try {
-      await mem.transfer(addr, bytes.length, true, (segs, off) => {
+      // The whole range receives frame bytes: no need to fetch the old ones first.
+      await mem.transfer(addr, bytes.length, "overwrite", (segs, off) => {
         let o = off;
         for (const s of segs) {
           s.set(bytes.subarray(o, o + s.length));

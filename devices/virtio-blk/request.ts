@@ -13,7 +13,6 @@ import {
   readBuffers,
   sliceBuffers,
   totalLength,
-  transferBuffers,
   VirtqueueError,
   writeBuffers,
 } from "../virtio/mod.ts";
@@ -78,7 +77,8 @@ async function readData(t: BlkTarget, p: Parsed): Promise<Outcome> {
   const len = totalLength(p.in);
   const offset = dataOffset(t, p.sector, len);
   if (offset === undefined || p.out.length > 0) return IOERR;
-  await transferBuffers(t.mem, p.in, true, async (segs, at) => {
+  // The backend fills every byte (a short read is an error): no need to fetch the old bytes.
+  await t.mem.transferv(p.in, "overwrite", async (segs, at) => {
     await t.backend.readv(offset + BigInt(at), segs);
   });
   return { status: BlkStatus.OK, written: len };
@@ -87,7 +87,7 @@ async function readData(t: BlkTarget, p: Parsed): Promise<Outcome> {
 async function writeData(t: BlkTarget, p: Parsed): Promise<Outcome> {
   const offset = dataOffset(t, p.sector, totalLength(p.out));
   if (offset === undefined || p.in.length > 0 || t.backend.readonly) return IOERR;
-  await transferBuffers(t.mem, p.out, false, async (segs, at) => {
+  await t.mem.transferv(p.out, false, async (segs, at) => {
     await t.backend.writev(offset + BigInt(at), segs);
   });
   // Without a negotiated FLUSH the driver expects write-through behaviour (§5.2.6.2).

@@ -1,6 +1,6 @@
 /**
  * Guest buffers of a descriptor chain as lists of (address, length) ranges, with helpers to copy
- * small structures (data moves with {@link transferBuffers} in transfer.ts). Device models must not assume any framing
+ * small structures (data moves with GuestMemory.transferv, one vectored call per request). Device models must not assume any framing
  * (virtio 1.x §2.6.4): a header may share a descriptor with data or be split over several.
  *
  * @module

@@ -14,7 +14,6 @@ export {
   writeBuffers,
 } from "./buffers.ts";
 export { type DescChain, readChain } from "./descriptors.ts";
-export { transferBuffers } from "./transfer.ts";
 export {
   MSIX_BAR,
   msixVectors,

@@ -5,7 +5,6 @@ import { readChain } from "./descriptors.ts";
 import { VirtqueueError } from "./errors.ts";
 import { IdleTracker } from "./idle.ts";
 import { FakeGuestMemory } from "./testing/fake_memory.ts";
-import { transferBuffers } from "./transfer.ts";
 import { needEvent, SplitQueue } from "./virtqueue.ts";
 
 const TABLE = 0x1000;
@@ -107,11 +106,10 @@ Deno.test("sliceBuffers and totalLength", () => {
   assert.throws(() => sliceBuffers(bufs, 10, 3), RangeError);
 });
 
-Deno.test("transferBuffers: offsets across ranges and chunks, mappings released", async () => {
+Deno.test("transferv: offsets across ranges and chunks, mappings released", async () => {
   const mem = new FakeGuestMemory({ size: 0x10000, chunkSize: 3, segmentSize: 0x1000 });
   const calls: [number, number[]][] = [];
-  await transferBuffers(
-    mem,
+  await mem.transferv(
     [{ addr: 0x0ffen, len: 4 }, { addr: 0x2000n, len: 0 }, {
       addr: 0x3000n,
       len: 2,

@@ -4,7 +4,8 @@
  * and private (message DMA through bounce buffers), plus QEMU's in-process virtio-blk as the
  * ceiling — all from one run, so the ratios are what to read (this machine is noisy).
  *
- * Usage: deno task bench [--mb=64] [--reps=1] [--fio-seconds=3] [-- extra vfud options]
+ * Usage: deno task bench [--mb=64] [--reps=1] [--fio-seconds=3] [--only=mmap,message,qemu]
+ *        [-- extra vfud options]
  *
  * @module
  */
@@ -84,6 +85,7 @@ if (import.meta.main) {
       mb: { type: "string", default: "64" },
       reps: { type: "string", default: "1" },
       "fio-seconds": { type: "string", default: "3" },
+      only: { type: "string", default: "mmap,message,qemu" },
     },
   });
   await preparePrerequisites();
@@ -94,11 +96,17 @@ if (import.meta.main) {
   await Deno.truncate(image, (mb + 64) * 1024 * 1024);
   const env = { VFUD_PERF_MB: mb, VFUD_FIO_S: Number(values["fio-seconds"]) };
   const reps = Number(values.reps);
-  const rows = [
-    await measure("vfud, mmap DMA (shared RAM)", "shared", reps, env, wd.path, image, positionals),
-    await measure("vfud, message DMA (private)", "private", reps, env, wd.path, image, positionals),
-    await measure("QEMU in-process virtio-blk", "shared", reps, env, wd.path, image, undefined),
-  ];
+  const configs = {
+    mmap: ["vfud, mmap DMA (shared RAM)", "shared", positionals],
+    message: ["vfud, message DMA (private)", "private", positionals],
+    qemu: ["QEMU in-process virtio-blk", "shared", undefined],
+  } as const;
+  const rows: Row[] = [];
+  for (const key of values.only.split(",")) {
+    const c = configs[key as keyof typeof configs];
+    if (!c) throw new Error(`--only: unknown configuration "${key}" (mmap, message, qemu)`);
+    rows.push(await measure(c[0], c[1], reps, env, wd.path, image, c[2] && [...c[2]]));
+  }
   console.log(
     `\nvirtio-blk from a 1-vCPU TCG guest, ${mb} MiB dd bs=1M O_DIRECT; median of ${reps}`,
   );
