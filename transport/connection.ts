@@ -165,6 +165,7 @@ export class Connection {
     for (let rounds = 0; rounds < 64 && !this.#closed; rounds++) {
       this.#makeRoom();
       const start = this.#rxBase + this.#rxEnd;
+      const room = this.#rx.length - this.#rxEnd;
       let r;
       try {
         r = this.#io.recv(this.#rx.subarray(this.#rxEnd));
@@ -186,6 +187,10 @@ export class Connection {
       this.#rxEnd += r.n;
       if (r.fds.length) this.#fdGroups.push({ fds: r.fds, start, end: start + r.n });
       this.#parse();
+      // A read that did not fill the room emptied the socket for now: skip the recvmsg that
+      // would only say EAGAIN (epoll is level-triggered and reports what arrives later). A recv
+      // stopped early by passed fds (the kernel ends a read at their message) reads on.
+      if (r.n < room && r.fds.length === 0) return;
     }
   }
 
