@@ -97,13 +97,18 @@ export class E1000 implements Device {
       transmit: (f) => this.#transmit(f),
       congestion: () => this.#backend.congested ? this.#backend.writable() : undefined,
     });
-    this.rx = new RxEngine({ ...host, linkUp: () => this.#linkUp });
+    this.rx = new RxEngine({
+      ...host,
+      linkUp: () => this.#linkUp,
+      resume: () => this.#backend.resumeReceive(),
+    });
     this.regs.setHooks(this.#hooks());
     this.phy.onChange = () => this.#updateLink();
     this.#loadAddress();
     this.#backend.attach({
       receive: (f) => this.rx.receive(f),
       linkChanged: (up) => this.phy.setCarrier(up),
+      canReceive: () => this.rx.canReceive(),
     });
     this.phy.setCarrier(this.#backend.linkUp);
   }
@@ -120,6 +125,7 @@ export class E1000 implements Device {
 
   attach(ctx: DeviceContext): void {
     this.#ctx = ctx;
+    this.rx.kick(); // frames may have waited for guest memory
   }
 
   barRead(bar: number, offset: number, dst: Uint8Array): void {
@@ -154,7 +160,7 @@ export class E1000 implements Device {
     const t = (o: number) => this.regs.total(o);
     this.#log.info(
       "e1000 totals: tx {tx} frames ({tso} TSO), rx {rx} frames, {missed} missed, " +
-        "{nobuf} waited for descriptors, {oversize} oversize",
+        "{nobuf} waited for descriptors, {oversize} oversize; backend paused {pauses} times",
       {
         tx: t(STATS.GPTC),
         tso: t(STATS.TSCTC),
@@ -162,6 +168,7 @@ export class E1000 implements Device {
         missed: t(STATS.MPC),
         nobuf: t(STATS.RNBC),
         oversize: t(STATS.ROC),
+        pauses: this.#backend.stats.rxPauses,
       },
     );
     this.irq.close();
@@ -218,10 +225,11 @@ export class E1000 implements Device {
     const rxRing = () => this.rx.reprogrammed();
     const written = new Map<number, (v: number, old: number) => void>([
       [R.CTRL, (v, old) => this.#ctrl(v, old)],
-      [R.RCTL, (v, old) => this.#rctl(v, old)],
+      [R.RCTL, (v) => this.#rctl(v)],
       [R.TCTL, (v) => (v & TCTL.EN ? this.tx.kick() : undefined)],
       [R.TDT, () => this.tx.kick()],
       [R.RDT, () => this.rx.kick()],
+      [R.PBA, () => this.rx.kick()],
       ...[R.TDBAL, R.TDBAH, R.TDLEN, R.TDH].map((o) => [o, txRing] as const),
       ...[R.RDBAL, R.RDBAH, R.RDLEN, R.RDH].map((o) => [o, rxRing] as const),
     ]);
@@ -250,10 +258,13 @@ export class E1000 implements Device {
     this.#updateLink();
   }
 
-  /** RCTL: disabling the receiver drops waiting frames; enabling delivers. */
-  #rctl(value: number, old: number): void {
+  /**
+   * RCTL: disabling the receiver drops waiting frames; enabling delivers them. Other changes
+   * (sizes, LPE) may let the receiver take frames again.
+   */
+  #rctl(value: number): void {
     if (!(value & RCTL.EN)) this.rx.flush();
-    else if (!(old & RCTL.EN)) this.rx.kick();
+    else this.rx.kick();
   }
 
   /** Global reset (SDM §14.9): registers, EEPROM logic, interrupts, both units; RA0 reloaded. */
@@ -280,6 +291,7 @@ export class E1000 implements Device {
     this.#linkUp = up;
     this.#log.info("link {state}", { state: up ? "up" : "down" });
     this.irq.raise(ICR.LSC);
+    this.rx.kick(); // whether frames are taken or dropped changed
   }
 
   #transmit(frame: Uint8Array): void {

@@ -4,8 +4,16 @@
  * SDM §13.4.14) until descriptors between RDH and RDT take them, split over as many buffers of
  * RCTL.BSIZE as needed. Descriptors get DD/EOP, length, status, errors and checksum written
  * back; RXT0 follows each frame and RXDMT0 when free descriptors fall to the RDMTS threshold.
- * A full packet buffer drops the frame (MPC, RXO); a frame that waits for descriptors counts
- * RNBC once. Nothing here blocks the event loop: frames are queued and DMA runs asynchronously.
+ * Nothing here blocks the event loop: frames are queued and DMA runs asynchronously.
+ *
+ * Backpressure: unlike the hardware, which drops what its full packet buffer cannot take, the
+ * engine tells the backend when it cannot receive ({@link RxEngine.canReceive}): as soon as a
+ * frame waits for descriptors (counted once in RNBC), or when the buffer has no room left for the
+ * largest frame. The backend then stops reading (the kernel queues for us) and is told to resume
+ * when that may have changed: descriptors given (RDT), the receiver enabled, a frame delivered, a
+ * flush or reset. Frames are only really dropped (MPC, RXO) when a source that cannot be paused
+ * (MAC loopback, a test backend) overfills the buffer, when a frame can never fit in the ring,
+ * or while the ring is stopped after a fault.
  *
  * @module
  */
@@ -24,6 +32,8 @@ import { sizeBucket } from "./stats.ts";
 export interface RxHost extends EngineHost {
   /** MAC link up (frames are only received with link). */
   linkUp(): boolean;
+  /** The engine can receive again after it said it could not: the backend may read on. */
+  resume(): void;
 }
 
 /** A frame accepted by the filters, waiting in the packet buffer. */
@@ -56,6 +66,11 @@ export class RxEngine {
   #fifoBytes = 0;
   #epoch = 0;
   #stopped: string | undefined;
+  /** The frame at the head of the buffer found too few descriptors; cleared by a kick. */
+  #starved = false;
+  /** canReceive() said no since the last resume: the backend is (probably) paused. */
+  #refused = false;
+  #resumeQueued = false;
 
   constructor(host: RxHost) {
     this.#host = host;
@@ -72,9 +87,30 @@ export class RxEngine {
     return this.#fifo.length;
   }
 
-  /** RDT written or the unit enabled: deliver waiting frames. */
+  /** True while frames wait for descriptors (the backend is held off). */
+  get starved(): boolean {
+    return this.#starved;
+  }
+
+  /**
+   * Whether a frame from the backend can be taken now without waiting for descriptors and
+   * without a drop. Also true while the unit takes no frames at all (receiver disabled, no link,
+   * ring stopped): those are dropped as by the hardware, and the peer is not held up by a guest
+   * that does not receive.
+   */
+  canReceive(): boolean {
+    const rctl = this.#host.regs.get(R.RCTL);
+    if (!(rctl & RCTL.EN) || !this.#host.linkUp() || this.#stopped !== undefined) return true;
+    const ok = !this.#starved && this.#fifoBytes + largestFrame(rctl) <= this.#capacity();
+    if (!ok) this.#refused = true;
+    return ok;
+  }
+
+  /** RDT written, the unit enabled, settings changed: deliver waiting frames, receive again. */
   kick(): void {
+    this.#starved = false;
     if (this.#fifo.length) this.#runner.kick();
+    this.#wakeBackend();
   }
 
   /** The driver rewrote ring registers: a stopped ring may work again. */
@@ -87,6 +123,8 @@ export class RxEngine {
     this.#epoch++;
     this.#fifo = [];
     this.#fifoBytes = 0;
+    this.#starved = false;
+    this.#wakeBackend();
   }
 
   /** Power-on state; resolves when no DMA is in flight. */
@@ -110,8 +148,11 @@ export class RxEngine {
     regs.count64(STATS.TOR, Math.max(frame.length, ETH.MIN_FRAME) + ETH.FCS);
     const pending = this.#accept(frame, rctl);
     if (!pending) return;
-    const capacity = Math.max(MIN_FIFO, (regs.get(R.PBA) & 0xffff) * 1024);
-    if (this.#fifoBytes + pending.data.length > capacity) {
+    if (this.#stopped !== undefined) {
+      regs.count(STATS.MPC); // RXO was raised when the ring stopped
+      return;
+    }
+    if (this.#fifoBytes + pending.data.length > this.#capacity()) {
       regs.count(STATS.MPC);
       this.#host.raise(ICR.RXO);
       return;
@@ -159,6 +200,22 @@ export class RxEngine {
     };
   }
 
+  /** The packet buffer's size: PBA's receive allocation in KiB (SDM §13.4.14). */
+  #capacity(): number {
+    return Math.max(MIN_FIFO, (this.#host.regs.get(R.PBA) & 0xffff) * 1024);
+  }
+
+  /** Tells the backend (once, after the current work) if it was refused since the last time. */
+  #wakeBackend(): void {
+    if (!this.#refused || this.#resumeQueued) return;
+    this.#resumeQueued = true;
+    queueMicrotask(() => {
+      this.#resumeQueued = false;
+      this.#refused = false;
+      this.#host.resume();
+    });
+  }
+
   #stop(reason: string): void {
     this.flush();
     if (this.#stopped) return;
@@ -193,17 +250,28 @@ export class RxEngine {
     const need = Math.ceil(frame.data.length / size);
     const descs = await this.#claim(mem, ring, need);
     if (epoch !== this.#epoch) return false;
-    if (!descs) {
+    if (descs === "wait") {
       if (!frame.waitCounted) this.#host.regs.count(STATS.RNBC);
       frame.waitCounted = true;
+      this.#starved = true;
       return false;
+    }
+    if (descs === "never") {
+      // Even the whole ring cannot hold it: waiting would stall reception for good.
+      this.#host.log.debug("receive: a {len}-byte frame needs {need} descriptors, dropped", {
+        len: frame.data.length,
+        need,
+      });
+      this.#dequeue(frame);
+      this.#host.regs.count(STATS.MPC);
+      this.#host.raise(ICR.RXO);
+      return true;
     }
     await this.#fill(mem, descs, frame, size);
     if (epoch !== this.#epoch) return false;
     await this.#writeBack(mem, ring, descs);
     if (epoch !== this.#epoch) return false;
-    this.#fifo.shift();
-    this.#fifoBytes -= frame.data.length;
+    this.#dequeue(frame);
     const head = (ring.head + descs.length / DESC_SIZE) % ring.count;
     this.#host.regs.set(R.RDH, head);
     this.#count(frame.data);
@@ -212,17 +280,38 @@ export class RxEngine {
   }
 
   /**
-   * Reads descriptors from RDH until `need` of them have a buffer (null buffer addresses are
-   * skipped, SDM §3.2.3), or returns undefined when fewer are available before RDT.
+   * The head frame left the buffer. Once it is half empty (not at the first free byte, which
+   * would pause and resume the backend for every frame while DMA is the bottleneck), the backend
+   * may read on.
    */
-  async #claim(mem: GuestMemory, ring: Ring, need: number): Promise<Uint8Array | undefined> {
+  #dequeue(frame: PendingFrame): void {
+    this.#fifo.shift();
+    this.#fifoBytes -= frame.data.length;
+    this.#starved = false;
+    const largest = largestFrame(this.#host.regs.get(R.RCTL));
+    if (this.#fifo.length === 0 || this.#fifoBytes + largest <= this.#capacity() / 2) {
+      this.#wakeBackend();
+    }
+  }
+
+  /**
+   * Reads descriptors from RDH until `need` of them have a buffer (null buffer addresses are
+   * skipped, SDM §3.2.3). Returns "wait" when fewer are available before RDT, "never" when not
+   * even the whole ring (all but one descriptor, RDT = RDH - 1) has enough.
+   */
+  async #claim(
+    mem: GuestMemory,
+    ring: Ring,
+    need: number,
+  ): Promise<Uint8Array | "wait" | "never"> {
+    if (need > ring.count - 1) return "never";
     const avail = distance(ring, ring.head, ring.tail);
     let descs = new Uint8Array(0);
     let usable = 0;
     while (usable < need) {
       const have = descs.length / DESC_SIZE;
       const more = Math.min(need - usable, avail - have);
-      if (more <= 0) return undefined;
+      if (more <= 0) return avail === ring.count - 1 ? "never" : "wait";
       const next = await readDescs(mem, ring, (ring.head + have) % ring.count, more);
       const joined = new Uint8Array(descs.length + next.length);
       joined.set(descs);
@@ -300,6 +389,11 @@ export class RxEngine {
     if (isBroadcast(data)) regs.count(STATS.BPRC);
     else if (isMulticast(data)) regs.count(STATS.MPRC);
   }
+}
+
+/** Bytes the largest acceptable frame takes in the packet buffer (with FCS and VLAN tag). */
+function largestFrame(rctl: number): number {
+  return rctl & RCTL.LPE ? ETH.MAX_JUMBO : ETH.MAX_STD + ETH.VLAN_TAG;
 }
 
 async function readDescs(mem: GuestMemory, ring: Ring, from: number, n: number) {

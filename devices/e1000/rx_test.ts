@@ -159,6 +159,7 @@ Deno.test("RX filters: unicast exact match, broadcast (BAM), multicast hash (MTA
 
 Deno.test("RX: a full ring holds frames (RNBC), RDT delivers them; overflow drops with MPC+RXO", async () => {
   const r = ready(RCTL.BAM, 8);
+  r.backend.pausable = false; // a source that cannot be held back (see backpressure_test.ts)
   wr(r.dev, R.IMS, ICR.RXO | ICR.RXDMT0);
   for (let i = 0; i < 10; i++) r.wire.send(frame(RIG_MAC, 1000));
   await settle(r.dev);

@@ -4,6 +4,11 @@
  * attaches. Backends never block: they are driven by the process's epoll EventLoop and queue
  * what the kernel does not take at once.
  *
+ * Receive backpressure (like QEMU's `can_receive`): before each read a backend asks the NIC's
+ * {@link NetHandlers.canReceive}; while it says no, the backend stops watching its fd (the kernel
+ * queues, and eventually drops, what the peer sends) and holds the few frames it had already
+ * read. The NIC calls {@link NetBackend.resumeReceive} when it may take frames again.
+ *
  * @module
  */
 
@@ -13,6 +18,12 @@ export interface NetHandlers {
   receive(frame: Uint8Array): void;
   /** The carrier changed (e.g. a stream peer connected or went away). */
   linkChanged(up: boolean): void;
+  /**
+   * Whether the NIC can take a frame now (default: always). While false, the backend delivers
+   * nothing and reads nothing until {@link NetBackend.resumeReceive}. A NIC that cannot store
+   * frames anyway (receiver off) should say true and drop them, so the peer is not held up.
+   */
+  canReceive?(): boolean;
 }
 
 /** Counters every backend keeps. */
@@ -23,6 +34,8 @@ export interface NetBackendStats {
   txDropped: number;
   rxFrames: number;
   rxBytes: number;
+  /** Times reading stopped because the NIC could not receive. */
+  rxPauses: number;
 }
 
 /** A source and sink of Ethernet frames. */
@@ -34,8 +47,15 @@ export interface NetBackend {
   /** True while the send queue is above its high-water mark (see {@link writable}). */
   readonly congested: boolean;
   readonly stats: NetBackendStats;
+  /** True while reading is paused because the NIC could not receive. */
+  readonly receivePaused: boolean;
   /** Installs the NIC's handlers (replacing any earlier ones). */
   attach(handlers: NetHandlers): void;
+  /**
+   * The NIC may be able to receive again: a paused backend asks {@link NetHandlers.canReceive}
+   * again, hands over the frames it holds and reads on. Cheap when not paused; call it freely.
+   */
+  resumeReceive(): void;
   /**
    * Sends (or queues) one frame; the backend copies what it keeps. Returns false when the frame
    * was dropped. Never blocks.
@@ -49,7 +69,7 @@ export interface NetBackend {
 
 /** Fresh zeroed counters. */
 export function newStats(): NetBackendStats {
-  return { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0 };
+  return { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxPauses: 0 };
 }
 
 /** Largest frame a backend passes on (64 KiB plus headroom, like QEMU's NET_BUFSIZE). */
@@ -69,5 +89,104 @@ export class WritableWaiters {
     const w = this.#waiters;
     this.#waiters = [];
     for (const resolve of w) resolve();
+  }
+}
+
+/**
+ * The receive side every backend shares: the NIC's handlers, the pause state and the frames read
+ * but not yet taken. A backend asks {@link mayRead} before each read and hands every frame to
+ * {@link deliver}; `onPause`/`onResume` stop and restart its reading (fd watching).
+ */
+export class ReceiveGate {
+  readonly #stats: NetBackendStats;
+  readonly #onPause: () => void;
+  readonly #onResume: () => void;
+  #handlers: NetHandlers | undefined;
+  #held: Uint8Array[] = [];
+  #paused = false;
+  #resuming = false;
+
+  constructor(stats: NetBackendStats, onPause: () => void, onResume: () => void) {
+    this.#stats = stats;
+    this.#onPause = onPause;
+    this.#onResume = onResume;
+  }
+
+  /** The NIC's handlers, if attached. */
+  get handlers(): NetHandlers | undefined {
+    return this.#handlers;
+  }
+
+  /** True while reading is paused. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Frames read but not yet taken by the NIC. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  attach(handlers: NetHandlers): void {
+    this.#handlers = handlers;
+    this.resume();
+  }
+
+  /** May the backend read a frame now? If not, pauses (once) and returns false. */
+  mayRead(): boolean {
+    if (this.#paused) return false;
+    if (this.#held.length === 0 && this.#accepts()) return true;
+    this.#pause();
+    return false;
+  }
+
+  /** A frame that was read: given to the NIC, or held (pausing) while it cannot take it. */
+  deliver(frame: Uint8Array): void {
+    if (this.#paused || this.#held.length || !this.#accepts()) {
+      this.#held.push(frame);
+      this.#pause();
+      return;
+    }
+    this.#give(frame);
+  }
+
+  /** Hands over held frames while the NIC takes them; reading resumes once all are taken. */
+  resume(): void {
+    if (!this.#paused || this.#resuming) return;
+    this.#resuming = true;
+    try {
+      while (this.#held.length) {
+        if (!this.#accepts()) return;
+        this.#give(this.#held.shift()!);
+      }
+      if (!this.#accepts()) return;
+      this.#paused = false;
+      this.#onResume();
+    } finally {
+      this.#resuming = false;
+    }
+  }
+
+  /** Forgets held frames and the pause (the connection they came from is gone). */
+  reset(): void {
+    this.#held = [];
+    this.#paused = false;
+  }
+
+  #accepts(): boolean {
+    return this.#handlers?.canReceive?.() ?? true;
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#stats.rxPauses++;
+    this.#onPause();
+  }
+
+  #give(frame: Uint8Array): void {
+    this.#stats.rxFrames++;
+    this.#stats.rxBytes += frame.length;
+    this.#handlers?.receive(frame);
   }
 }

@@ -2,7 +2,9 @@
  * A non-blocking fd in the EventLoop with a bounded send queue: what the kernel does not take at
  * once waits for EPOLLOUT; whole messages are dropped (never cut) when the queue is full.
  * "packet" fds (tap) take each message in one write(); "stream" fds (sockets) may take part of
- * one, and the rest follows.
+ * one, and the rest follows. Input can be paused (receive backpressure): the fd is then not
+ * watched for input, and not watched at all while nothing waits to be written (epoll reports
+ * hang-ups even unasked, which would otherwise wake the loop over and over).
  *
  * @module
  */
@@ -37,6 +39,11 @@ export class FdChannel {
   /** Bytes of the first queued message already written (stream mode). */
   #partial = 0;
   #watchingOut = false;
+  #reading = true;
+  /** Hung up while input was paused: unwatched until input resumes. */
+  #dormant = false;
+  /** In the loop's epoll set. */
+  #registered = true;
   #closed = false;
 
   /** Starts watching `fd` (non-blocking) for input. The channel owns the fd. */
@@ -47,6 +54,26 @@ export class FdChannel {
     this.#highWater = opts.highWater ?? 256 * 1024;
     this.#maxQueue = opts.maxQueue ?? 1024 * 1024;
     loop.add(fd, C.EPOLLIN, (ev) => this.#ready(ev));
+  }
+
+  /** True while input is watched (not paused). */
+  get reading(): boolean {
+    return this.#reading;
+  }
+
+  /** Stops watching for input (the kernel keeps what arrives) until {@link resumeInput}. */
+  pauseInput(): void {
+    if (!this.#reading) return;
+    this.#reading = false;
+    this.#sync();
+  }
+
+  /** Watches for input again; `onReadable` follows if input is waiting. */
+  resumeInput(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    this.#dormant = false;
+    this.#sync();
   }
 
   /** True while more than the high-water mark waits to be written. */
@@ -106,8 +133,19 @@ export class FdChannel {
   }
 
   #ready(events: number): void {
-    if (events & (C.EPOLLIN | C.EPOLLHUP | C.EPOLLERR)) this.#opts.onReadable();
-    if (!this.#closed && events & C.EPOLLOUT) this.#flush();
+    const hangup = (events & (C.EPOLLHUP | C.EPOLLERR)) !== 0;
+    if (this.#reading) {
+      if (hangup || events & C.EPOLLIN) this.#opts.onReadable();
+      if (!this.#closed && events & C.EPOLLOUT) this.#flush();
+      return;
+    }
+    if (events & C.EPOLLOUT || (hangup && this.#watchingOut)) this.#flush();
+    if (!this.#closed && hangup) {
+      // Reported whatever we ask for: unwatched until input resumes (writes fail meanwhile,
+      // which tells the owner the peer is gone).
+      this.#dormant = true;
+      this.#sync();
+    }
   }
 
   #flush(): void {
@@ -136,14 +174,29 @@ export class FdChannel {
   #watch(out: boolean): void {
     if (this.#watchingOut === out || this.#closed) return;
     this.#watchingOut = out;
-    this.#loop.modify(this.fd, C.EPOLLIN | (out ? C.EPOLLOUT : 0));
+    this.#sync();
+  }
+
+  /** Brings the epoll registration in line with what is wanted. */
+  #sync(): void {
+    if (this.#closed) return;
+    const events = (this.#reading ? C.EPOLLIN : 0) | (this.#watchingOut ? C.EPOLLOUT : 0);
+    if (events === 0 || this.#dormant) {
+      if (this.#registered) this.#loop.remove(this.fd);
+      this.#registered = false;
+    } else if (!this.#registered) {
+      this.#loop.add(this.fd, events, (ev) => this.#ready(ev));
+      this.#registered = true;
+    } else {
+      this.#loop.modify(this.fd, events);
+    }
   }
 
   /** Stops watching, closes the fd, drops the queue and wakes waiters. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#loop.remove(this.fd);
+    if (this.#registered) this.#loop.remove(this.fd);
     libc.close(this.fd);
     this.#queue = [];
     this.#queued = 0;

@@ -1,6 +1,8 @@
 /**
  * In-memory backends for tests: a pair of cross-connected ends (what one sends, the other
- * receives, asynchronously like a wire) with controllable carrier and congestion.
+ * receives, asynchronously like a wire) with controllable carrier and congestion. While the
+ * receiving NIC cannot take frames, they wait on the wire (unbounded) unless the end is made
+ * unpausable, which models a source that cannot be held back.
  *
  * @module
  */
@@ -9,6 +11,7 @@ import {
   type NetBackendStats,
   type NetHandlers,
   newStats,
+  ReceiveGate,
   WritableWaiters,
 } from "./backend.ts";
 
@@ -20,8 +23,13 @@ export class MemoryBackend implements NetBackend {
   readonly sent: Uint8Array[] = [];
   /** Keep a copy of every sent frame in {@link sent}, even with a peer. */
   record = false;
+  /**
+   * Hold frames while the NIC cannot receive (true, the default), or hand them over regardless
+   * (false: a source that cannot be paused, so the NIC has to drop).
+   */
+  pausable = true;
   peer: MemoryBackend | undefined;
-  #handlers: NetHandlers | undefined;
+  readonly #gate = new ReceiveGate(this.stats, () => {}, () => {});
   #link = true;
   #congested = false;
   #closed = false;
@@ -35,8 +43,21 @@ export class MemoryBackend implements NetBackend {
     return this.#congested && !this.#closed;
   }
 
+  get receivePaused(): boolean {
+    return this.#gate.paused;
+  }
+
+  /** Frames waiting on the wire for the NIC. */
+  get heldFrames(): number {
+    return this.#gate.held;
+  }
+
   attach(handlers: NetHandlers): void {
-    this.#handlers = handlers;
+    this.#gate.attach(handlers);
+  }
+
+  resumeReceive(): void {
+    if (!this.#closed) this.#gate.resume();
   }
 
   send(frame: Uint8Array): boolean {
@@ -60,16 +81,17 @@ export class MemoryBackend implements NetBackend {
   /** Delivers `frame` to the attached NIC as if it came from the wire. */
   inject(frame: Uint8Array): void {
     if (this.#closed) return;
+    if (this.pausable) return this.#gate.deliver(frame.slice());
     this.stats.rxFrames++;
     this.stats.rxBytes += frame.length;
-    this.#handlers?.receive(frame.slice());
+    this.#gate.handlers?.receive(frame.slice());
   }
 
   /** Sets the carrier and tells the NIC. */
   setLink(up: boolean): void {
     if (this.#link === up) return;
     this.#link = up;
-    this.#handlers?.linkChanged(up);
+    this.#gate.handlers?.linkChanged(up);
   }
 
   /** Simulates a full send queue (true) or its draining (false). */
@@ -80,6 +102,7 @@ export class MemoryBackend implements NetBackend {
 
   close(): void {
     this.#closed = true;
+    this.#gate.reset();
     this.#waiters.wake();
   }
 }

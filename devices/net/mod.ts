@@ -81,8 +81,14 @@ class OwnedLoopBackend implements NetBackend {
   get stats(): NetBackendStats {
     return this.#inner.stats;
   }
+  get receivePaused(): boolean {
+    return this.#inner.receivePaused;
+  }
   attach(handlers: NetHandlers): void {
     this.#inner.attach(handlers);
+  }
+  resumeReceive(): void {
+    this.#inner.resumeReceive();
   }
   send(frame: Uint8Array): boolean {
     return this.#inner.send(frame);

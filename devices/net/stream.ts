@@ -3,7 +3,9 @@
  * so a vfud NIC can be cabled to a QEMU NIC (`-netdev stream,server=...,addr.type=unix,
  * addr.path=...`) or to another vfud. As server it listens on `path` and serves one peer at a
  * time (others wait in the backlog); as client it connects and reconnects after a failure or a
- * disconnect. Carrier is up while a peer is connected.
+ * disconnect. Carrier is up while a peer is connected. While the NIC cannot receive, the socket
+ * is left unread: the peer's writes back up in it (QEMU's stream netdev then holds its NIC's
+ * transmit queue), and the frames of the last read() that the NIC did not take yet are held.
  *
  * @module
  */
@@ -12,7 +14,13 @@ import type { EventLoop } from "../../transport/event_loop.ts";
 import { C } from "../../transport/layout.ts";
 import { acceptUnix, claimSocketPath, connectUnix, listenUnix } from "../../transport/socket.ts";
 import { logger } from "../../util/log.ts";
-import { type NetBackend, type NetBackendStats, type NetHandlers, newStats } from "./backend.ts";
+import {
+  type NetBackend,
+  type NetBackendStats,
+  type NetHandlers,
+  newStats,
+  ReceiveGate,
+} from "./backend.ts";
 import { FdChannel } from "./fd_channel.ts";
 import { encodeFrame, StreamDecoder } from "./stream_codec.ts";
 
@@ -43,13 +51,18 @@ export class StreamBackend implements NetBackend {
   #listenFd = -1;
   #conn: FdChannel | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #handlers: NetHandlers | undefined;
+  readonly #gate: ReceiveGate;
   #closed = false;
   #adopted = false;
 
   private constructor(loop: EventLoop, opts: StreamOptions) {
     this.#loop = loop;
     this.#opts = opts;
+    this.#gate = new ReceiveGate(
+      this.stats,
+      () => this.#conn?.pauseInput(),
+      () => this.#conn?.resumeInput(),
+    );
   }
 
   /** Starts listening or connecting. Throws if a server cannot bind `path`. */
@@ -79,8 +92,21 @@ export class StreamBackend implements NetBackend {
     return this.#conn?.congested ?? false;
   }
 
+  get receivePaused(): boolean {
+    return this.#gate.paused;
+  }
+
+  /** Frames read from the socket that the NIC has not taken yet. */
+  get heldFrames(): number {
+    return this.#gate.held;
+  }
+
   attach(handlers: NetHandlers): void {
-    this.#handlers = handlers;
+    this.#gate.attach(handlers);
+  }
+
+  resumeReceive(): void {
+    if (!this.#closed) this.#gate.resume();
   }
 
   send(frame: Uint8Array): boolean {
@@ -149,21 +175,23 @@ export class StreamBackend implements NetBackend {
 
   #connected(fd: number): void {
     this.#decoder.reset();
+    this.#gate.reset();
     this.#conn = new FdChannel(this.#loop, fd, {
       mode: "stream",
       onReadable: () => this.#readable(),
       onError: (e) => this.#disconnect(e.message),
     });
     this.#log.info("peer connected on {path}", { path: this.#opts.path || `fd ${fd}` });
-    this.#handlers?.linkChanged(true);
+    this.#gate.handlers?.linkChanged(true);
   }
 
   #disconnect(reason: string): void {
     if (!this.#conn) return;
     this.#conn.close();
     this.#conn = undefined;
+    this.#gate.reset();
     this.#log.info("peer gone on {path}: {reason}", { path: this.#opts.path, reason });
-    this.#handlers?.linkChanged(false);
+    this.#gate.handlers?.linkChanged(false);
     if (this.#closed || this.#adopted) return;
     if (this.#opts.server) this.#watchListener(true);
     else this.#timer = setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
@@ -172,7 +200,7 @@ export class StreamBackend implements NetBackend {
   #readable(): void {
     for (let i = 0; i < READ_BATCH; i++) {
       const conn = this.#conn;
-      if (!conn) return;
+      if (!conn || !this.#gate.mayRead()) return;
       const n = Number(libc.read(conn.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const err = errno();
@@ -182,16 +210,10 @@ export class StreamBackend implements NetBackend {
       }
       if (n === 0) return this.#disconnect("end of stream");
       try {
-        this.#decoder.push(this.#buf.subarray(0, n), (f) => this.#deliver(f));
+        this.#decoder.push(this.#buf.subarray(0, n), (f) => this.#gate.deliver(f));
       } catch (e) {
         return this.#disconnect((e as Error).message);
       }
     }
-  }
-
-  #deliver(frame: Uint8Array): void {
-    this.stats.rxFrames++;
-    this.stats.rxBytes += frame.length;
-    this.#handlers?.receive(frame);
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { closeFd } from "../../transport/ffi.ts";
+import { closeFd, E, errno, libc } from "../../transport/ffi.ts";
 import { connectUnix, socketPair } from "../../transport/socket.ts";
 import { encodeFrame, FramingError, StreamDecoder } from "./stream_codec.ts";
 import { StreamBackend } from "./stream.ts";
@@ -143,5 +143,137 @@ Deno.test("stream backend: server and client on a path, reconnect after the serv
     server.close();
     await stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Writes as much of `bytes` as the socket takes now; returns the count (0 when it is full). */
+function writeSome(fd: number, bytes: Uint8Array): number {
+  const n = Number(libc.write(fd, bytes, BigInt(bytes.length)));
+  if (n >= 0) return n;
+  assert.equal(errno(), E.EAGAIN, "the peer's write fails only for a full socket");
+  return 0;
+}
+
+Deno.test("stream backend: while the NIC cannot receive the socket is left unread; the peer backs up", async () => {
+  const { loop, stop } = runningLoop();
+  const [ours, theirs] = socketPair();
+  const be = StreamBackend.adopt(loop, ours);
+  const c = collector();
+  let open = false;
+  be.attach({ ...c.handlers, canReceive: () => open });
+  try {
+    const frames = Array.from({ length: 2000 }, (_, i) => bytes(1000, i));
+    const wire = new Uint8Array(frames.reduce((n, f) => n + 4 + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      wire.set(encodeFrame(f), at);
+      at += 4 + f.length;
+    }
+    // The peer writes until the socket is full: nobody reads it.
+    let sent = 0;
+    for (let n; sent < wire.length && (n = writeSome(theirs, wire.subarray(sent))) > 0;) sent += n;
+    assert.ok(sent < wire.length, `the socket took all ${wire.length} bytes`);
+    await until(() => be.receivePaused, "paused");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(writeSome(theirs, wire.subarray(sent)), 0, "still full: nothing was read");
+    assert.equal(c.frames.length, 0);
+    assert.equal(be.heldFrames, 0, "nothing read ahead");
+    assert.equal(be.stats.rxPauses, 1);
+    // The NIC can take frames again: all arrive, in order, while the peer writes the rest.
+    open = true;
+    be.resumeReceive();
+    assert.ok(!be.receivePaused);
+    await writeAll(theirs, wire.subarray(sent));
+    await until(() => c.frames.length === frames.length, "all frames");
+    assert.deepEqual(c.frames, frames);
+    assert.equal(be.stats.rxFrames, frames.length);
+  } finally {
+    closeFd(theirs);
+    be.close();
+    await stop();
+  }
+});
+
+Deno.test("stream backend: frames of one read beyond what the NIC takes are held, in order", async () => {
+  const { loop, stop } = runningLoop();
+  const [ours, theirs] = socketPair();
+  const be = StreamBackend.adopt(loop, ours);
+  const c = collector();
+  let limit = 10;
+  be.attach({ ...c.handlers, canReceive: () => c.frames.length < limit });
+  try {
+    const frames = Array.from({ length: 50 }, (_, i) => bytes(100, i));
+    await writeAll(theirs, new Uint8Array(frames.flatMap((f) => [...encodeFrame(f)])));
+    await until(() => be.receivePaused && c.frames.length === 10, "ten frames, then a pause");
+    assert.equal(be.heldFrames, 40);
+    limit = 30;
+    be.resumeReceive();
+    assert.equal(c.frames.length, 30);
+    assert.ok(be.receivePaused, "still holding frames: not reading yet");
+    limit = Infinity;
+    be.resumeReceive();
+    assert.ok(!be.receivePaused);
+    assert.deepEqual(c.frames, frames);
+    // Reading goes on after the held frames.
+    await writeAll(theirs, encodeFrame(bytes(60, 99)));
+    await until(() => c.frames.length === 51, "the next frame");
+  } finally {
+    closeFd(theirs);
+    be.close();
+    await stop();
+  }
+});
+
+Deno.test("stream backend: a peer hanging up while paused does not spin the loop; its frames still come", async () => {
+  const { loop, stop } = runningLoop();
+  // Count readiness callbacks; a spinning loop would starve timers, so a fuse ends it.
+  let wakeups = 0;
+  const add = loop.add.bind(loop);
+  loop.add = (fd, events, handler) =>
+    add(fd, events, (ev) => ++wakeups > 1000 ? be.close() : handler(ev));
+  const [ours, theirs] = socketPair();
+  const be = StreamBackend.adopt(loop, ours);
+  const c = collector();
+  let open = false;
+  be.attach({ ...c.handlers, canReceive: () => open });
+  try {
+    const frames = [bytes(100, 1), bytes(200, 2)];
+    await writeAll(theirs, new Uint8Array(frames.flatMap((f) => [...encodeFrame(f)])));
+    await until(() => be.receivePaused, "paused");
+    closeFd(theirs);
+    const before = wakeups;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(wakeups - before < 3, `${wakeups - before} wake-ups after the hang-up`);
+    assert.ok(be.linkUp, "the hang-up is not seen before the data before it is read");
+    open = true;
+    be.resumeReceive();
+    await until(() => !be.linkUp, "link down after the frames");
+    assert.deepEqual(c.frames, frames);
+    assert.deepEqual(c.links, [false]);
+  } finally {
+    be.close();
+    await stop();
+  }
+});
+
+Deno.test("stream backend: a peer hanging up while paused with a send queue is seen at once", async () => {
+  const { loop, stop } = runningLoop();
+  const [ours, theirs] = socketPair();
+  const be = StreamBackend.adopt(loop, ours);
+  const c = collector();
+  be.attach({ ...c.handlers, canReceive: () => false });
+  try {
+    await writeAll(theirs, encodeFrame(bytes(100)));
+    await until(() => be.receivePaused, "paused");
+    while (be.send(bytes(1514)) && !be.congested); // the peer reads nothing: a queue builds up
+    assert.ok(be.congested);
+    const drained = be.writable();
+    closeFd(theirs);
+    await until(() => !be.linkUp, "link down (a write failed)");
+    await drained;
+    assert.deepEqual(c.links, [false]);
+  } finally {
+    be.close();
+    await stop();
   }
 });

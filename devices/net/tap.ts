@@ -2,8 +2,9 @@
  * A Linux tap interface as a packet backend (kernel Documentation/networking/tuntap.rst): opens
  * /dev/net/tun, attaches with TUNSETIFF (IFF_TAP | IFF_NO_PI) to the interface `ifname` (an
  * existing persistent one, or a new one that lives as long as the fd), and moves one frame per
- * read()/write() on the non-blocking fd in the EventLoop. Needs CAP_NET_ADMIN, or ownership of a
- * persistent tap.
+ * read()/write() on the non-blocking fd in the EventLoop. While the NIC cannot receive, the fd is
+ * left unread (the kernel queues up to the interface's txqueuelen, then drops). Needs
+ * CAP_NET_ADMIN, or ownership of a persistent tap.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import {
   type NetBackendStats,
   type NetHandlers,
   newStats,
+  ReceiveGate,
 } from "./backend.ts";
 import { FdChannel } from "./fd_channel.ts";
 import { logger } from "../../util/log.ts";
@@ -48,7 +50,7 @@ export class TapBackend implements NetBackend {
   readonly ifname: string;
   readonly #chan: FdChannel;
   readonly #buf = new Uint8Array(MAX_FRAME);
-  #handlers: NetHandlers | undefined;
+  readonly #gate: ReceiveGate;
   #closed = false;
 
   private constructor(loop: EventLoop, fd: number, ifname: string) {
@@ -58,6 +60,11 @@ export class TapBackend implements NetBackend {
       onReadable: () => this.#readable(),
       onError: (e) => this.#fail(e),
     });
+    this.#gate = new ReceiveGate(
+      this.stats,
+      () => this.#chan.pauseInput(),
+      () => this.#chan.resumeInput(),
+    );
   }
 
   /** Opens (or creates) the tap interface; throws SysError with the reason on failure. */
@@ -91,8 +98,16 @@ export class TapBackend implements NetBackend {
     return this.#chan.congested;
   }
 
+  get receivePaused(): boolean {
+    return this.#gate.paused;
+  }
+
   attach(handlers: NetHandlers): void {
-    this.#handlers = handlers;
+    this.#gate.attach(handlers);
+  }
+
+  resumeReceive(): void {
+    if (!this.#closed) this.#gate.resume();
   }
 
   send(frame: Uint8Array): boolean {
@@ -117,7 +132,7 @@ export class TapBackend implements NetBackend {
   }
 
   #readable(): void {
-    for (let i = 0; i < READ_BATCH && !this.#closed; i++) {
+    for (let i = 0; i < READ_BATCH && !this.#closed && this.#gate.mayRead(); i++) {
       const n = Number(libc.read(this.#chan.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const err = errno();
@@ -126,9 +141,7 @@ export class TapBackend implements NetBackend {
         return;
       }
       if (n === 0) return;
-      this.stats.rxFrames++;
-      this.stats.rxBytes += n;
-      this.#handlers?.receive(this.#buf.slice(0, n));
+      this.#gate.deliver(this.#buf.slice(0, n));
     }
   }
 
@@ -140,6 +153,6 @@ export class TapBackend implements NetBackend {
       error: e.message,
     });
     this.close();
-    this.#handlers?.linkChanged(false);
+    this.#gate.handlers?.linkChanged(false);
   }
 }

@@ -2,7 +2,9 @@
  * Run inside a private network namespace (`unshare --net`) by tap_test.ts: creates a tap
  * interface with {@link TapBackend}, gives the kernel side 10.77.0.1/24, and plays the host
  * 10.77.0.2 behind the tap: answers the kernel's ARP request and echoes a UDP datagram back with
- * "pong". Prints one JSON line with what happened; exit status 0 on success.
+ * "pong". Then it stops receiving (backpressure): datagrams the kernel sends meanwhile must stay
+ * in the tap's queue, and arrive in order once it receives again. Prints one JSON line with what
+ * happened; exit status 0 on success.
  *
  * @module
  */
@@ -64,8 +66,11 @@ async function main(): Promise<number> {
   const own = new PrivateLoop();
   const tap = TapBackend.open(own.loop, { ifname: IFNAME });
   const seen = { arp: 0, udp: "", ifname: tap.ifname };
+  let open = true;
+  const late: string[] = [];
   tap.attach({
     linkChanged: () => {},
+    canReceive: () => open,
     receive: (f) => {
       const type = (f[12] << 8) | f[13];
       if (type === 0x0806 && f[21] === 1 && f.subarray(38, 42).join() === PEER_IP.join()) {
@@ -73,7 +78,9 @@ async function main(): Promise<number> {
         tap.send(arpReply(f));
       } else if (type === 0x0800 && f[23] === 17 && f.subarray(30, 34).join() === PEER_IP.join()) {
         const udp = 14 + (f[14] & 0xf) * 4;
-        seen.udp = new TextDecoder().decode(f.subarray(udp + 8));
+        const text = new TextDecoder().decode(f.subarray(udp + 8));
+        if (text.startsWith("late")) return void late.push(text);
+        seen.udp = text;
         tap.send(udpReply(f, new TextEncoder().encode("pong")));
       }
     },
@@ -91,14 +98,27 @@ async function main(): Promise<number> {
   });
   sock.send(Buffer.from("ping"), 6000, "10.77.0.2");
   let reply = "";
+  const paused = { paused: false, whilePaused: -1, after: [] as string[] };
   try {
     reply = await answer;
+    open = false;
+    const sent = Array.from({ length: 20 }, (_, i) => `late ${i}`);
+    for (const m of sent) sock.send(Buffer.from(m), 6001, "10.77.0.2");
+    await new Promise((r) => setTimeout(r, 300));
+    paused.paused = tap.receivePaused;
+    paused.whilePaused = late.length;
+    open = true;
+    tap.resumeReceive();
+    for (let i = 0; i < 100 && late.length < sent.length; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    paused.after = late;
   } finally {
     sock.close();
     tap.close();
     await own.stop();
   }
-  console.log(JSON.stringify({ ...seen, reply }));
+  console.log(JSON.stringify({ ...seen, reply, ...paused }));
   return seen.arp > 0 && seen.udp === "ping" && reply === "pong" ? 0 : 1;
 }
 

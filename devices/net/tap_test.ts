@@ -18,7 +18,7 @@ async function canUseNetns(): Promise<boolean> {
 const available = await canUseNetns();
 
 Deno.test({
-  name: "tap backend: ARP and UDP through a tap in a private network namespace",
+  name: "tap backend: ARP and UDP through a tap in a private network namespace; paused reading",
   ignore: !available,
   async fn() {
     const probe = new URL("./tap_probe.ts", import.meta.url).pathname;
@@ -36,6 +36,9 @@ Deno.test({
     assert.ok(result.arp >= 1, "the kernel's ARP request came out of the tap");
     assert.equal(result.udp, "ping");
     assert.equal(result.reply, "pong");
+    assert.ok(result.paused, "reading stopped while the NIC could not receive");
+    assert.equal(result.whilePaused, 0, "nothing was read meanwhile");
+    assert.deepEqual(result.after, Array.from({ length: 20 }, (_, i) => `late ${i}`));
   },
 });
 
