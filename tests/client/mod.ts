@@ -32,7 +32,7 @@ export {
   PciStatus,
   walkCapabilities,
 } from "./pci.ts";
-export { listDir, openFds, readLink, readProcFile } from "./proc.ts";
+export { isListening, listDir, openFds, readLink, readProcFile } from "./proc.ts";
 export { DEFAULT_TIMEOUT_MS, le, pollUntil, randomBytes, sleep, withTimeout } from "./util.ts";
 export {
   decodeVersionReply,

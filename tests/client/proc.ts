@@ -83,3 +83,17 @@ export function openFds(pid: number | "self"): { fd: number; target: string }[] 
   }
   return out.sort((a, b) => a.fd - b.fd);
 }
+
+/**
+ * True when a socket at `path` is listening (/proc/net/unix flag __SO_ACCEPTCON). The file
+ * appears at bind(), before listen(): a connect in between is refused, so waits use this.
+ */
+export function isListening(path: string): boolean {
+  for (const line of (readProcFile("/proc/net/unix") ?? "").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f.slice(7).join(" ") === path && (parseInt(f[3], 16) & 0x10000)) {
+      return true;
+    }
+  }
+  return false;
+}

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { VfioUserClient } from "../client/mod.ts";
 import {
+  isListening,
   isSocket,
   NotifyListener,
   runVfud,
@@ -54,7 +55,7 @@ Deno.test("conventions: systemd-socket-activate starts vfud on the first connect
   await using v = startVfud([s.device], {
     wrapper: ["systemd-socket-activate", "-l", path, `--setenv=NOTIFY_SOCKET=${notify.address}`],
   });
-  await waitFor("the socket", () => isSocket(path) || undefined);
+  await waitFor("the listening socket", () => isListening(path) || undefined);
   {
     // systemd-socket-activate execs vfud when the first client connects.
     await using c = await VfioUserClient.connect(path, { timeoutMs: 20_000 });

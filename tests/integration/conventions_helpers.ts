@@ -11,6 +11,9 @@
  */
 import { bindDatagram, recvDatagram } from "../../transport/socket.ts";
 import { closeFd } from "../../transport/ffi.ts";
+import { isListening } from "../client/mod.ts";
+
+export { isListening };
 
 /** The repository root. */
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -206,7 +209,7 @@ export async function waitForSocket(v: Running, path: string): Promise<void> {
   v.exited.then(() => gone = true);
   await waitFor(`socket ${path}`, () => {
     if (gone) throw new Error(`vfud exited early:\n${v.output()}`);
-    return isSocket(path) ? true : undefined;
+    return isListening(path) ? true : undefined;
   });
 }
 

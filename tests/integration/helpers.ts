@@ -13,6 +13,7 @@ import {
   GuestArena,
   type GuestRam,
   type InterruptMode,
+  isListening,
   MemfdRam,
   openFds,
   pollUntil,
@@ -202,9 +203,8 @@ async function waitForSocket(v: Vfud): Promise<void> {
   let delay = 5;
   while (Date.now() < deadline) {
     if (v.exited) throw new Error(`vfud exited before creating its socket:\n${v.log()}`);
-    try {
-      if ((await Deno.lstat(v.socketPath)).isSocket) return;
-    } catch { /* not yet */ }
+    // Listening, not merely bound: a connect between bind() and listen() would be refused.
+    if (isListening(v.socketPath)) return;
     await sleep(delay);
     delay = Math.min(delay * 2, 100);
   }
