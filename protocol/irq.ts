@@ -7,11 +7,12 @@
 import { Errno, VfioUserError } from "./errors.ts";
 import { NoPayload } from "./message.ts";
 import {
+  decodeIndexQuery,
+  encodeIndexQuery,
   requireArgsz,
   requireExact,
   requireFlags,
   requireMin,
-  requireZero,
   setU32,
   U32_MAX,
   viewOf,
@@ -84,21 +85,11 @@ export const DeviceGetIrqInfo = {
   SIZE: INFO_SIZE,
   /** Decodes a request: argsz >= 16; flags and count must be zero. */
   decodeRequest(payload: Uint8Array): IrqInfoRequest {
-    requireExact(payload, INFO_SIZE, "DEVICE_GET_IRQ_INFO");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    requireArgsz(argsz, INFO_SIZE, "DEVICE_GET_IRQ_INFO");
-    requireZero(v.getUint32(4, true), "DEVICE_GET_IRQ_INFO flags");
-    requireZero(v.getUint32(12, true), "DEVICE_GET_IRQ_INFO count");
-    return { argsz, index: v.getUint32(8, true) };
+    return decodeIndexQuery(payload, "DEVICE_GET_IRQ_INFO");
   },
   /** Encodes a request. */
   encodeRequest(req: IrqInfoRequest): Uint8Array {
-    const out = new Uint8Array(INFO_SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, req.argsz, "argsz");
-    setU32(v, 8, req.index, "index");
-    return out;
+    return encodeIndexQuery(req);
   },
   /** Decodes a reply: argsz >= 16, no unknown flag bits. */
   decodeReply(payload: Uint8Array): IrqInfoReply {

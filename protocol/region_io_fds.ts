@@ -9,6 +9,8 @@
  */
 import { Errno, VfioUserError } from "./errors.ts";
 import {
+  decodeIndexQuery,
+  encodeIndexQuery,
   requireArgsz,
   requireExact,
   requireFlags,
@@ -117,21 +119,11 @@ export const DeviceGetRegionIoFds = {
   ENTRY_SIZE: ENTRY,
   /** Decodes a request: argsz >= 16; flags and count must be zero. */
   decodeRequest(payload: Uint8Array): RegionIoFdsRequest {
-    requireExact(payload, SIZE, "DEVICE_GET_REGION_IO_FDS");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    requireArgsz(argsz, SIZE, "DEVICE_GET_REGION_IO_FDS");
-    requireZero(v.getUint32(4, true), "DEVICE_GET_REGION_IO_FDS flags");
-    requireZero(v.getUint32(12, true), "DEVICE_GET_REGION_IO_FDS count");
-    return { argsz, index: v.getUint32(8, true) };
+    return decodeIndexQuery(payload, "DEVICE_GET_REGION_IO_FDS");
   },
   /** Encodes a request. */
   encodeRequest(req: RegionIoFdsRequest): Uint8Array {
-    const out = new Uint8Array(SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, req.argsz, "argsz");
-    setU32(v, 8, req.index, "index");
-    return out;
+    return encodeIndexQuery(req);
   },
   /** Size of the full reply payload. */
   replySize(info: RegionIoFds): number {

@@ -119,3 +119,34 @@ export function setU32(v: DataView, off: number, value: number, what: string): v
 export function setU64(v: DataView, off: number, value: bigint, what: string): void {
   v.setBigUint64(off, checkU64(value, what), true);
 }
+
+/** The request of GET_IRQ_INFO and GET_REGION_IO_FDS: argsz, flags, index, count (u32 each). */
+export interface IndexQuery {
+  /** Largest reply payload the client accepts. */
+  argsz: number;
+  /** IRQ or region index. */
+  index: number;
+}
+
+/** Size of an {@link IndexQuery} payload. */
+export const INDEX_QUERY_SIZE = 16;
+
+/** Decodes an {@link IndexQuery}: argsz >= 16; flags and count must be zero (spec). */
+export function decodeIndexQuery(payload: Uint8Array, what: string): IndexQuery {
+  requireExact(payload, INDEX_QUERY_SIZE, what);
+  const v = viewOf(payload);
+  const argsz = v.getUint32(0, true);
+  requireArgsz(argsz, INDEX_QUERY_SIZE, what);
+  requireZero(v.getUint32(4, true), `${what} flags`);
+  requireZero(v.getUint32(12, true), `${what} count`);
+  return { argsz, index: v.getUint32(8, true) };
+}
+
+/** Encodes an {@link IndexQuery}. */
+export function encodeIndexQuery(req: IndexQuery): Uint8Array {
+  const out = new Uint8Array(INDEX_QUERY_SIZE);
+  const v = viewOf(out);
+  setU32(v, 0, req.argsz, "argsz");
+  setU32(v, 8, req.index, "index");
+  return out;
+}
