@@ -13,16 +13,17 @@ import { resolve } from "node:path";
 import { parseDeviceArg } from "./devices/mod.ts";
 import { DeviceHost } from "./server/host.ts";
 import { DEFAULT_SESSION_OPTIONS, Server } from "./server/server.ts";
-import { EventLoop } from "./transport/event_loop.ts";
-import { E, SysError } from "./transport/ffi.ts";
-import { C } from "./transport/layout.ts";
+import { EventLoop } from "./sys/event_loop.ts";
+import { SysError } from "./sys/ffi.ts";
+import { Errno } from "./sys/errno.ts";
+import { C } from "./sys/layout.ts";
 import {
   claimSocketPath,
   listenUnix,
   makeNonBlocking,
   socketFamily,
   socketKind,
-} from "./transport/socket.ts";
+} from "./sys/socket.ts";
 import { capabilities, VFUD_VERSION } from "./util/capabilities.ts";
 import {
   DEFAULT_SOCKET_MODE,
@@ -32,7 +33,7 @@ import {
   usage,
   UsageError,
 } from "./util/cli.ts";
-import { closeLogging, logger, setupLogging } from "./util/log.ts";
+import { closeLogging, logger, setupLogging } from "./sys/log.ts";
 import { listenFds, notify } from "./util/systemd.ts";
 import { ProtocolTrace } from "./util/trace.ts";
 import { probeMain } from "./tools/probe.ts";
@@ -117,9 +118,9 @@ function openSocket(source: SocketSource, server: Server, onLastClient: () => vo
     if (socketFamily(fd) !== C.AF_UNIX) throw new Error("not an AF_UNIX socket");
     kind = socketKind(fd);
   } catch (e) {
-    const why = e instanceof SysError && e.errno === E.ENOTSOCK
+    const why = e instanceof SysError && e.errno === Errno.ENOTSOCK
       ? "not a socket"
-      : e instanceof SysError && e.errno === E.EBADF
+      : e instanceof SysError && e.errno === Errno.EBADF
       ? "Bad file descriptor (not open)"
       : (e as Error).message;
     throw new Error(`--fd=${fd}: ${why}`);

@@ -8,7 +8,7 @@
 import type { GuestMemory } from "../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../pci/spec.ts";
 import type { Logger } from "@logtape/logtape";
-import type { EventLoop } from "../transport/event_loop.ts";
+import type { EventLoop } from "../sys/event_loop.ts";
 
 /** What a device can do to the outside world. */
 export interface DeviceContext {

@@ -10,8 +10,8 @@
  * @module
  */
 import { Errno, VfioUserError } from "../protocol/errors.ts";
-import { closeFd, errno, libc, SysError } from "../transport/ffi.ts";
-import { C } from "../transport/layout.ts";
+import { closeFd, errno, libc, SysError } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
 
 /** DMA_MAP permission flags. */
 export const DmaProt = { READ: 1, WRITE: 2 } as const;

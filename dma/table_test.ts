@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { DmaProt, DmaTable } from "./table.ts";
 import { SessionMemory } from "./memory.ts";
-import { check, cstr, libc } from "../transport/ffi.ts";
-import { C } from "../transport/layout.ts";
+import { check, cstr, libc } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
 import { VfioUserError } from "../protocol/errors.ts";
 
 const RW = DmaProt.READ | DmaProt.WRITE;

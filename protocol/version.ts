@@ -1,6 +1,6 @@
 /**
  * VERSION (1): the payload codec and the server's capability negotiation
- * (spec, "VFIO_USER_VERSION"; QEMU 11.1 client behaviour in shared/protocol-notes.md).
+ * (spec, "VFIO_USER_VERSION"; QEMU 11.1 client behaviour in docs/protocol-notes.md).
  *
  * Payload: major u16, minor u16, then optionally UTF-8 JSON terminated by one NUL, the same
  * shape both ways. JSON: `{"capabilities": {...}}`; unknown keys are ignored (later minor

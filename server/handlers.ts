@@ -9,7 +9,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { closeFd } from "../transport/ffi.ts";
+import { closeFd } from "../sys/ffi.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import { Command, type Header } from "../protocol/header.ts";
 import { DeviceGetInfo, DeviceInfoFlags, DeviceReset } from "../protocol/device_info.ts";

@@ -11,10 +11,10 @@ import { forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
 import { BarMap, Region, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
 import { PciConfigSpace } from "../pci/config.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
-import type { EventLoop } from "../transport/event_loop.ts";
+import type { EventLoop } from "../sys/event_loop.ts";
 import { IrqController } from "./irqs.ts";
 import { BouncePool } from "../dma/bounce_pool.ts";
-import { logger } from "../util/log.ts";
+import { logger } from "../sys/log.ts";
 
 /** Guest memory of a client, whose posted writes can be waited for. */
 export interface ClientMemory extends GuestMemory {

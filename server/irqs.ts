@@ -12,9 +12,9 @@
  * @module
  */
 import { Errno, VfioUserError } from "../protocol/errors.ts";
-import { closeFd } from "../transport/ffi.ts";
-import { drainEventfd, type EventLoop, signalEventfd } from "../transport/event_loop.ts";
-import { C } from "../transport/layout.ts";
+import { closeFd } from "../sys/ffi.ts";
+import { drainEventfd, type EventLoop, signalEventfd } from "../sys/event_loop.ts";
+import { C } from "../sys/layout.ts";
 import type { MsixState } from "../pci/msix.ts";
 
 /** IRQ indexes (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO"). */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { IrqController, IrqFlags as F, IrqIndex } from "./irqs.ts";
-import { drainEventfd, EventLoop, signalEventfd } from "../transport/event_loop.ts";
-import { check, closeFd, libc } from "../transport/ffi.ts";
-import { C } from "../transport/layout.ts";
+import { drainEventfd, EventLoop, signalEventfd } from "../sys/event_loop.ts";
+import { check, closeFd, libc } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
 import { MsixState } from "../pci/msix.ts";
 import { VfioUserError } from "../protocol/errors.ts";
 

@@ -7,10 +7,10 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { closeFd } from "../transport/ffi.ts";
-import type { EventLoop } from "../transport/event_loop.ts";
-import { C } from "../transport/layout.ts";
-import { acceptUnix } from "../transport/socket.ts";
+import { closeFd } from "../sys/ffi.ts";
+import type { EventLoop } from "../sys/event_loop.ts";
+import { C } from "../sys/layout.ts";
+import { acceptUnix } from "../sys/socket.ts";
 import type { DeviceHost } from "./host.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { DEFAULT_DMA_CHUNK } from "./message_dma.ts";

@@ -1,13 +1,13 @@
 /**
  * `vfud probe SOCKET`: connects to a vfio-user server as a client (the in-repo client library,
- * tests/client) and reports what it offers: the negotiated version and capabilities, device
+ * client/) and reports what it offers: the negotiated version and capabilities, device
  * info, every region with its flags and sparse-mmap areas, every IRQ index, and the decoded
  * PCI config space. It only reads: no DMA map, no IRQ set-up, no write, no reset.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { VfioUserClient } from "../tests/client/client.ts";
+import { VfioUserClient } from "../client/client.ts";
 import { DeviceInfoFlags } from "../protocol/device_info.ts";
 import { IrqIndex, IrqInfoFlags } from "../protocol/irq.ts";
 import {

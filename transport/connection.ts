@@ -10,10 +10,10 @@
  */
 import { decodeHeader, encodeHeader, type Header, SIZE as HDR } from "../protocol/header.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
-import { closeFd } from "./ffi.ts";
-import { C } from "./layout.ts";
-import type { EventLoop } from "./event_loop.ts";
-import { Messenger } from "./socket.ts";
+import { closeFd } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
+import type { EventLoop } from "../sys/event_loop.ts";
+import { Messenger } from "../sys/socket.ts";
 
 /** One received message. `payload` is only valid during the handler call: copy what you keep. */
 export interface Message {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { Connection, type Message } from "./connection.ts";
-import { EventLoop } from "./event_loop.ts";
-import { check, closeFd, libc } from "./ffi.ts";
-import { C } from "./layout.ts";
-import { Messenger, socketPair } from "./socket.ts";
+import { EventLoop } from "../sys/event_loop.ts";
+import { check, closeFd, libc } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
+import { Messenger, socketPair } from "../sys/socket.ts";
 import { encodeHeader, Flags } from "../protocol/header.ts";
 
 function message(id: number, cmd: number, payloadLen: number, fill = id): Uint8Array {

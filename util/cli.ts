@@ -13,7 +13,7 @@ import {
   type DeviceType,
   parseDeviceArg,
 } from "../devices/mod.ts";
-import { LOG_LEVELS } from "./log.ts";
+import { LOG_LEVELS } from "../sys/log.ts";
 
 /** A command-line mistake: reported with a hint to --help, exit status 2. */
 export class UsageError extends Error {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { sendDatagram } from "../transport/socket.ts";
+import { sendDatagram } from "../sys/socket.ts";
 
 /** First fd passed by socket activation (SD_LISTEN_FDS_START). */
 export const LISTEN_FDS_START = 3;

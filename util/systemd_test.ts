@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { listenFds, notify } from "./systemd.ts";
-import { bindDatagram, recvDatagram } from "../transport/socket.ts";
-import { closeFd } from "../transport/ffi.ts";
+import { bindDatagram, recvDatagram } from "../sys/socket.ts";
+import { closeFd } from "../sys/ffi.ts";
 
 function env(vars: Record<string, string>) {
   const m = new Map(Object.entries(vars));

@@ -11,7 +11,7 @@ import type { Device, DeviceContext } from "../device.ts";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../../pci/spec.ts";
 import type { NetBackend } from "../net/backend.ts";
-import { logger } from "../../util/log.ts";
+import { logger } from "../../sys/log.ts";
 import {
   CTRL,
   ICR,

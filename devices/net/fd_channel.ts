@@ -8,9 +8,10 @@
  *
  * @module
  */
-import { E, errno, libc, SysError } from "../../transport/ffi.ts";
-import type { EventLoop } from "../../transport/event_loop.ts";
-import { C } from "../../transport/layout.ts";
+import { errno, libc, SysError } from "../../sys/ffi.ts";
+import { Errno } from "../../sys/errno.ts";
+import type { EventLoop } from "../../sys/event_loop.ts";
+import { C } from "../../sys/layout.ts";
 import { WritableWaiters } from "./backend.ts";
 
 /** Options of {@link FdChannel}. */
@@ -124,9 +125,9 @@ export class FdChannel {
       const r = Number(libc.write(this.fd, bytes, BigInt(bytes.length)));
       if (r >= 0) return this.#opts.mode === "packet" ? bytes.length : r;
       const err = errno();
-      if (err === E.EINTR) continue;
-      if (err === E.EAGAIN) return -1;
-      if (this.#opts.mode === "packet" && err !== E.EBADF) return -2;
+      if (err === Errno.EINTR) continue;
+      if (err === Errno.EAGAIN) return -1;
+      if (this.#opts.mode === "packet" && err !== Errno.EBADF) return -2;
       queueMicrotask(() => this.#opts.onError(new SysError("write", err)));
       return -3;
     }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { EventLoop } from "../../transport/event_loop.ts";
+import { EventLoop } from "../../sys/event_loop.ts";
 import type { NetBackend, NetBackendStats, NetHandlers } from "./backend.ts";
 import { StreamBackend } from "./stream.ts";
 import { TapBackend } from "./tap.ts";

@@ -9,11 +9,12 @@
  *
  * @module
  */
-import { E, errno, libc, SysError } from "../../transport/ffi.ts";
-import type { EventLoop } from "../../transport/event_loop.ts";
-import { C } from "../../transport/layout.ts";
-import { acceptUnix, claimSocketPath, connectUnix, listenUnix } from "../../transport/socket.ts";
-import { logger } from "../../util/log.ts";
+import { errno, libc, SysError } from "../../sys/ffi.ts";
+import { Errno } from "../../sys/errno.ts";
+import type { EventLoop } from "../../sys/event_loop.ts";
+import { C } from "../../sys/layout.ts";
+import { acceptUnix, claimSocketPath, connectUnix, listenUnix } from "../../sys/socket.ts";
+import { logger } from "../../sys/log.ts";
 import {
   type NetBackend,
   type NetBackendStats,
@@ -204,8 +205,8 @@ export class StreamBackend implements NetBackend {
       const n = Number(libc.read(conn.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const err = errno();
-        if (err === E.EINTR) continue;
-        if (err !== E.EAGAIN) this.#disconnect(new SysError("read", err).message);
+        if (err === Errno.EINTR) continue;
+        if (err !== Errno.EAGAIN) this.#disconnect(new SysError("read", err).message);
         return;
       }
       if (n === 0) return this.#disconnect("end of stream");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { closeFd, E, errno, libc } from "../../transport/ffi.ts";
-import { connectUnix, socketPair } from "../../transport/socket.ts";
+import { closeFd, errno, libc } from "../../sys/ffi.ts";
+import { Errno } from "../../sys/errno.ts";
+import { connectUnix, socketPair } from "../../sys/socket.ts";
 import { encodeFrame, FramingError, StreamDecoder } from "./stream_codec.ts";
 import { StreamBackend } from "./stream.ts";
 import { readExactly, runningLoop, until, writeAll } from "./testing.ts";
@@ -150,7 +151,7 @@ Deno.test("stream backend: server and client on a path, reconnect after the serv
 function writeSome(fd: number, bytes: Uint8Array): number {
   const n = Number(libc.write(fd, bytes, BigInt(bytes.length)));
   if (n >= 0) return n;
-  assert.equal(errno(), E.EAGAIN, "the peer's write fails only for a full socket");
+  assert.equal(errno(), Errno.EAGAIN, "the peer's write fails only for a full socket");
   return 0;
 }
 

@@ -8,8 +8,9 @@
  *
  * @module
  */
-import { closeFd, cstr, E, errno, libc, SysError } from "../../transport/ffi.ts";
-import type { EventLoop } from "../../transport/event_loop.ts";
+import { closeFd, cstr, errno, libc, SysError } from "../../sys/ffi.ts";
+import { Errno } from "../../sys/errno.ts";
+import type { EventLoop } from "../../sys/event_loop.ts";
 import {
   MAX_FRAME,
   type NetBackend,
@@ -19,7 +20,7 @@ import {
   ReceiveGate,
 } from "./backend.ts";
 import { FdChannel } from "./fd_channel.ts";
-import { logger } from "../../util/log.ts";
+import { logger } from "../../sys/log.ts";
 
 /** ioctl TUNSETIFF = _IOW('T', 202, int). */
 const TUNSETIFF = 0x400454can;
@@ -136,8 +137,8 @@ export class TapBackend implements NetBackend {
       const n = Number(libc.read(this.#chan.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const err = errno();
-        if (err === E.EINTR) continue;
-        if (err !== E.EAGAIN) this.#fail(new SysError("read tap", err));
+        if (err === Errno.EINTR) continue;
+        if (err !== Errno.EAGAIN) this.#fail(new SysError("read tap", err));
         return;
       }
       if (n === 0) return;

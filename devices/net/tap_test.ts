@@ -45,7 +45,7 @@ Deno.test({
 
 Deno.test("tap backend: a bad interface name is refused before touching the system", async () => {
   const { TapBackend } = await import("./tap.ts");
-  const { EventLoop } = await import("../../transport/event_loop.ts");
+  const { EventLoop } = await import("../../sys/event_loop.ts");
   const fake = {} as InstanceType<typeof EventLoop>;
   assert.throws(() => TapBackend.open(fake, { ifname: "" }), /1-15 bytes/);
   assert.throws(() => TapBackend.open(fake, { ifname: "x".repeat(16) }), /1-15 bytes/);

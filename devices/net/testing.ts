@@ -3,8 +3,9 @@
  *
  * @module
  */
-import { EventLoop } from "../../transport/event_loop.ts";
-import { E, errno, libc } from "../../transport/ffi.ts";
+import { EventLoop } from "../../sys/event_loop.ts";
+import { errno, libc } from "../../sys/ffi.ts";
+import { Errno } from "../../sys/errno.ts";
 
 /** An EventLoop running until `stop()` resolves. */
 export function runningLoop(): { loop: EventLoop; stop(): Promise<void> } {
@@ -35,7 +36,7 @@ export async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
     const rest = bytes.subarray(off);
     const n = Number(libc.write(fd, rest, BigInt(rest.length)));
     if (n > 0) off += n;
-    else if (errno() === E.EAGAIN) await new Promise((r) => setTimeout(r, 1));
+    else if (errno() === Errno.EAGAIN) await new Promise((r) => setTimeout(r, 1));
     else throw new Error(`write failed: errno ${errno()}`);
   }
 }
@@ -50,7 +51,7 @@ export async function readExactly(fd: number, n: number): Promise<Uint8Array> {
     const r = Number(libc.read(fd, rest, BigInt(rest.length)));
     if (r > 0) off += r;
     else if (r === 0) throw new Error("end of stream");
-    else if (errno() !== E.EAGAIN) throw new Error(`read failed: errno ${errno()}`);
+    else if (errno() !== Errno.EAGAIN) throw new Error(`read failed: errno ${errno()}`);
     else if (performance.now() > end) throw new Error(`timed out after ${off}/${n} bytes`);
     else await new Promise((r) => setTimeout(r, 2));
   }

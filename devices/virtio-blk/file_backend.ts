@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { check, closeFd, cstr, errno, libc, retry, SysError } from "../../transport/ffi.ts";
-import { C, fillIovec, IOVEC_SIZE } from "../../transport/layout.ts";
+import { Errno } from "../../sys/errno.ts";
+import { check, closeFd, cstr, errno, libc, retry, SysError } from "../../sys/ffi.ts";
+import { C, fillIovec, IOVEC_SIZE } from "../../sys/layout.ts";
 import type { BlockBackend } from "./backend.ts";
 
 /** Linux IOV_MAX: iovecs per preadv/pwritev call. */
@@ -60,7 +61,7 @@ export class FileBackend implements BlockBackend {
   }
 
   writev(offset: bigint, segs: readonly Uint8Array[]): void {
-    if (this.readonly) throw new SysError("pwritev", 30 /* EROFS */);
+    if (this.readonly) throw new SysError("pwritev", Errno.EROFS);
     this.#vectored("pwritev", offset, segs);
   }
 
@@ -83,7 +84,7 @@ export class FileBackend implements BlockBackend {
       fillIovec(this.#iovView, batch);
       const r = retry(() => libc[op](this.#fd, this.#iov, batch.length, off));
       if (r < 0) throw new SysError(op, errno());
-      if (r === 0n) throw new SysError(`${op}: unexpected end of file`, 5 /* EIO */);
+      if (r === 0n) throw new SysError(`${op}: unexpected end of file`, Errno.EIO);
       off += BigInt(r);
       pending = advance(pending, Number(r));
     }

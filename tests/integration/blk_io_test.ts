@@ -3,7 +3,7 @@
  * the image file on the host is checked byte for byte.
  */
 import assert from "node:assert/strict";
-import { BlkStatus, BlkType, randomBytes, SECTOR_SIZE, VirtioFeature } from "../client/mod.ts";
+import { BlkStatus, BlkType, randomBytes, SECTOR_SIZE, VirtioFeature } from "../../client/mod.ts";
 import { openBlkSession, readImage, startVfud, type Vfud } from "./helpers.ts";
 
 const MiB = 1 << 20;

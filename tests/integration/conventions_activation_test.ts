@@ -1,6 +1,6 @@
 /** systemd socket activation (LISTEN_PID/LISTEN_FDS, fd 3) and sd_notify READY=1/STOPPING=1. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../client/mod.ts";
+import { VfioUserClient } from "../../client/mod.ts";
 import {
   isListening,
   isSocket,

@@ -1,8 +1,8 @@
 /** --fd with an inherited listening socket and with an inherited connected socket. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../client/mod.ts";
-import { closeFd } from "../../transport/ffi.ts";
-import { acceptUnix, listenUnix } from "../../transport/socket.ts";
+import { VfioUserClient } from "../../client/mod.ts";
+import { closeFd } from "../../sys/ffi.ts";
+import { acceptUnix, listenUnix } from "../../sys/socket.ts";
 import { isSocket, scratch, startVfud, waitFor } from "./conventions_helpers.ts";
 
 Deno.test("conventions: --fd with a listening socket accepts clients, one after another", async () => {

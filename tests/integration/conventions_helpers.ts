@@ -9,9 +9,9 @@
  *
  * @module
  */
-import { bindDatagram, recvDatagram } from "../../transport/socket.ts";
-import { closeFd } from "../../transport/ffi.ts";
-import { isListening } from "../client/mod.ts";
+import { bindDatagram, recvDatagram } from "../../sys/socket.ts";
+import { closeFd } from "../../sys/ffi.ts";
+import { isListening } from "../../client/mod.ts";
 
 export { isListening };
 

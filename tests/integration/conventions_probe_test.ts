@@ -1,6 +1,6 @@
 /** `vfud probe` against a running vfud, as text and as JSON. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../client/mod.ts";
+import { VfioUserClient } from "../../client/mod.ts";
 import { runVfud, scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
 
 Deno.test("conventions: vfud probe prints version, regions, IRQs and config space", async () => {

@@ -1,6 +1,6 @@
 /** Shutdown with device requests in flight: they finish or fail, and vfud still exits in time. */
 import assert from "node:assert/strict";
-import { BlkType, GuestArena, VfioUserClient, VirtioBlkDriver } from "../client/mod.ts";
+import { BlkType, GuestArena, VfioUserClient, VirtioBlkDriver } from "../../client/mod.ts";
 import { Command, Flags } from "../../protocol/header.ts";
 import {
   isSocket,

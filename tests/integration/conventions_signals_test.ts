@@ -1,6 +1,6 @@
 /** SIGTERM and SIGINT: exit 0 within 2 s, socket file removed, clients dropped. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../client/mod.ts";
+import { VfioUserClient } from "../../client/mod.ts";
 import { isSocket, scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
 
 for (const sig of ["SIGTERM", "SIGINT"] as const) {

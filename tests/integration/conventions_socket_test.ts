@@ -1,8 +1,8 @@
 /** The socket file vfud creates: mode, stale sockets, files it must not replace. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../client/mod.ts";
-import { closeFd } from "../../transport/ffi.ts";
-import { listenUnix } from "../../transport/socket.ts";
+import { VfioUserClient } from "../../client/mod.ts";
+import { closeFd } from "../../sys/ffi.ts";
+import { listenUnix } from "../../sys/socket.ts";
 import { isSocket, runVfud, scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
 
 async function modeOf(args: string[]): Promise<number> {

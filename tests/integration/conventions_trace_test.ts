@@ -1,6 +1,6 @@
 /** --trace-protocol: one JSON line per message, both directions, no bulk data. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../client/mod.ts";
+import { VfioUserClient } from "../../client/mod.ts";
 import { scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
 
 interface Line {

@@ -16,7 +16,7 @@ import {
   VirtioBlkDriver,
   VirtioStatus,
   withTimeout,
-} from "../client/mod.ts";
+} from "../../client/mod.ts";
 import { Command } from "../../protocol/header.ts";
 import { DmaMap } from "../../protocol/dma.ts";
 import {

@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { Command, encodeHeader, Flags } from "../../protocol/header.ts";
-import { check, libc } from "../../transport/ffi.ts";
-import { C } from "../../transport/layout.ts";
-import { MemfdRam } from "../client/mod.ts";
+import { check, libc } from "../../sys/ffi.ts";
+import { C } from "../../sys/layout.ts";
+import { MemfdRam } from "../../client/mod.ts";
 import { assertServesFreshClient, connect, countFds, EVENTFD_LINK, startVfud } from "./helpers.ts";
 
 const SEED = Number(Deno.env.get("VFUD_FUZZ_SEED") ?? Date.now() % 1e9);

@@ -24,7 +24,7 @@ import {
   VirtioBlkDriver,
   type VirtioBlkDriverOptions,
   WaitTimeoutError,
-} from "../client/mod.ts";
+} from "../../client/mod.ts";
 
 /** The repository root (where main.ts and deno.json live). */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;

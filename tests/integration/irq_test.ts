@@ -12,7 +12,7 @@ import {
   PciStatus,
   pollUntil,
   VirtioBlkDriver,
-} from "../client/mod.ts";
+} from "../../client/mod.ts";
 import { openBlkSession, startVfud } from "./helpers.ts";
 
 /** Enqueues a 4 KiB read and kicks; returns its head. */

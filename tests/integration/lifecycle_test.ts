@@ -13,7 +13,7 @@ import {
   readProcFile,
   VfioUserClient,
   VirtioBlkDriver,
-} from "../client/mod.ts";
+} from "../../client/mod.ts";
 import {
   assertErrno,
   assertServesFreshClient,

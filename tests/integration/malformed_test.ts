@@ -10,7 +10,7 @@ import { DeviceGetRegionInfo } from "../../protocol/region_info.ts";
 import { DeviceGetIrqInfo, DeviceSetIrqs } from "../../protocol/irq.ts";
 import { RegionRead, RegionWrite } from "../../protocol/region_rw.ts";
 import { DEFAULT_SESSION_OPTIONS } from "../../server/server.ts";
-import { type ClientMessage, Errno, EventFd, MemfdRam, VfioUserClient } from "../client/mod.ts";
+import { type ClientMessage, Errno, EventFd, MemfdRam, VfioUserClient } from "../../client/mod.ts";
 import {
   assertErrno,
   assertErrorReply,

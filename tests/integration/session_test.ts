@@ -1,6 +1,6 @@
 /**
  * A session the way QEMU 11.1's vfio-user-pci runs it at realize time (order and message shapes
- * from shared/protocol-notes.md and the recorded boot), against a real vfud process.
+ * from docs/protocol-notes.md and the recorded boot), against a real vfud process.
  */
 import assert from "node:assert/strict";
 import {
@@ -19,7 +19,7 @@ import {
   VirtioBlkDriver,
   VirtioCapType,
   walkCapabilities,
-} from "../client/mod.ts";
+} from "../../client/mod.ts";
 import { Command } from "../../protocol/header.ts";
 import { connect, readImage, startVfud } from "./helpers.ts";
 

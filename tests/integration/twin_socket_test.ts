@@ -11,10 +11,10 @@ import {
   GuestArena,
   randomBytes,
   VirtioBlkDriver,
-} from "../client/mod.ts";
-import { decodeVersionReply, encodeVersionPayload } from "../client/version.ts";
+} from "../../client/mod.ts";
+import { decodeVersionReply, encodeVersionPayload } from "../../client/version.ts";
 import { Command } from "../../protocol/header.ts";
-import { closeFd } from "../../transport/ffi.ts";
+import { closeFd } from "../../sys/ffi.ts";
 import { connect, startVfud } from "./helpers.ts";
 
 const CAPS = JSON.stringify({

@@ -1,6 +1,6 @@
 /**
  * x86_64 Linux constants and struct layouts used with the libc symbols in ffi.ts
- * (measured in ../shared/ffi-notes.md: msghdr 56 bytes, iovec 16, cmsghdr header 16 with an
+ * (measured in docs/ffi-notes.md: msghdr 56 bytes, iovec 16, cmsghdr header 16 with an
  * 8-byte cmsg_len, epoll_event packed to 12 bytes).
  *
  * @module

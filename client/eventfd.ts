@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { check, closeFd, libc } from "../../transport/ffi.ts";
-import { drainEventfd, type EventLoop, signalEventfd } from "../../transport/event_loop.ts";
-import { C } from "../../transport/layout.ts";
+import { check, closeFd, libc } from "../sys/ffi.ts";
+import { drainEventfd, type EventLoop, signalEventfd } from "../sys/event_loop.ts";
+import { C } from "../sys/layout.ts";
 import { DEFAULT_TIMEOUT_MS, withTimeout } from "./util.ts";
 
 /** A non-blocking eventfd owned by the test. */

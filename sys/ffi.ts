@@ -1,12 +1,14 @@
 /**
  * Every libc symbol vfud uses, in one place, with its C prototype. Raw fds (sockets, eventfds,
  * memfds, epoll) cannot become Deno resources, so the socket path is driven through FFI
- * (see ../shared/ffi-notes.md). Only `--allow-ffi` is needed.
+ * (see docs/ffi-notes.md). Only `--allow-ffi` is needed.
  *
  * x86_64 Linux (glibc) layouts are assumed; `layout.ts` holds the struct offsets.
  *
  * @module
  */
+
+import { Errno, ErrnoError } from "./errno.ts";
 
 const SYMBOLS = {
   /** int *__errno_location(void); */
@@ -102,13 +104,10 @@ export function errno(): number {
 }
 
 /** An OS call failure with its errno and the call's name. */
-export class SysError extends Error {
-  /** The errno the call failed with. */
-  readonly errno: number;
+export class SysError extends ErrnoError {
   constructor(call: string, err: number) {
-    super(`${call}: ${strerror(err)} (errno ${err})`);
+    super(err, `${call}: ${strerror(err)} (errno ${err})`);
     this.name = "SysError";
-    this.errno = err;
   }
 }
 
@@ -127,21 +126,11 @@ export function check<T extends number | bigint>(call: string, ret: T): T {
   return ret;
 }
 
-/** Errno values vfud tests for. */
-export const E = {
-  EINTR: 4,
-  EAGAIN: 11,
-  EBADF: 9,
-  EPIPE: 32,
-  ECONNRESET: 104,
-  ENOTSOCK: 88,
-} as const;
-
 /** Runs a syscall wrapper again while it fails with EINTR; returns the raw result. */
 export function retry<T extends number | bigint>(fn: () => T): T {
   for (;;) {
     const r = fn();
-    if (r >= 0 || errno() !== E.EINTR) return r;
+    if (r >= 0 || errno() !== Errno.EINTR) return r;
   }
 }
 

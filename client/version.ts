@@ -1,10 +1,10 @@
 /**
- * VERSION as QEMU 11.1's `vfio-user-pci` sends it, byte for byte (shared/protocol-notes.md,
+ * VERSION as QEMU 11.1's `vfio-user-pci` sends it, byte for byte (docs/protocol-notes.md,
  * "(seen)": a 214-byte message whose JSON QEMU formats with a space after every `:` and `,`).
  *
  * @module
  */
-import { Version, type VersionMessage } from "../../protocol/version.ts";
+import { Version, type VersionMessage } from "../protocol/version.ts";
 
 /** The capabilities JSON QEMU 11.1 proposes (193 bytes; 214 with header, version and NUL). */
 export const QEMU_CAPS_JSON = '{"capabilities": {"pgsizes": 4096, "max_msg_fds": 16, ' +

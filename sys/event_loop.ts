@@ -3,11 +3,12 @@
  * `epoll_wait` on Deno's blocking thread pool (so timers, signals and promise continuations of
  * device code keep running on the JS thread); when work keeps arriving it polls synchronously
  * with a zero timeout first, which avoids a thread hand-off per event under load
- * (see ../shared/ffi-notes.md for the measured costs).
+ * (see docs/ffi-notes.md for the measured costs).
  *
  * @module
  */
-import { check, closeFd, E, errno, libc, SysError } from "./ffi.ts";
+import { check, closeFd, errno, libc, SysError } from "./ffi.ts";
+import { Errno } from "./errno.ts";
 import { C, EPOLL_EVENT_SIZE } from "./layout.ts";
 
 /** Called with the epoll event bits for a ready fd. */
@@ -48,7 +49,9 @@ export class EventLoop {
     if (!this.#handlers.delete(fd)) return;
     const v = new DataView(this.#ctlBuf.buffer);
     v.setUint32(0, 0, true);
-    if (libc.epoll_ctl(this.#epfd, C.EPOLL_CTL_DEL, fd, this.#ctlBuf) < 0 && errno() !== E.EBADF) {
+    if (
+      libc.epoll_ctl(this.#epfd, C.EPOLL_CTL_DEL, fd, this.#ctlBuf) < 0 && errno() !== Errno.EBADF
+    ) {
       throw new SysError("epoll_ctl DEL", errno());
     }
   }
@@ -71,7 +74,7 @@ export class EventLoop {
       while (!this.#stopped) {
         let n = libc.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
         if (n < 0) {
-          if (errno() === E.EINTR) continue;
+          if (errno() === Errno.EINTR) continue;
           throw new SysError("epoll_wait", errno());
         }
         if (n === 0) {

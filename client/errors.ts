@@ -1,27 +1,13 @@
 /**
- * Errors raised by the test client.
+ * Errors raised by the client library.
  *
  * @module
  */
-import { commandName } from "../../protocol/header.ts";
+import { commandName } from "../protocol/header.ts";
 
-/** Linux errno values the tests look for. */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  E2BIG: 7,
-  EBADF: 9,
-  EFAULT: 14,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOSPC: 28,
-  ENOSYS: 38,
-  ENOTSUP: 95,
-  ECONNRESET: 104,
-  ENOTCONN: 107,
-  ETIMEDOUT: 110,
-} as const;
+import { Errno } from "../sys/errno.ts";
+
+export { Errno };
 
 /** The server answered a command with an error reply (flags REPLY|ERROR). */
 export class VfioUserRequestError extends Error {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { check, closeFd, cstr, errno, libc, SysError } from "../../transport/ffi.ts";
-import { C } from "../../transport/layout.ts";
+import { check, closeFd, cstr, errno, libc, SysError } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
 
 /** Guest memory the client owns. */
 export interface GuestRam {

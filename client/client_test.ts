@@ -4,14 +4,14 @@
  * plain and memfd guest RAM, eventfd passing and waiting, raw sends and disconnection.
  */
 import assert from "node:assert/strict";
-import { Command, Flags, type Header } from "../../protocol/header.ts";
-import { DmaRead, DmaWrite } from "../../protocol/dma.ts";
-import { DeviceGetInfo } from "../../protocol/device_info.ts";
-import { Connection, type Message } from "../../transport/connection.ts";
-import { check, closeFd, libc } from "../../transport/ffi.ts";
-import { EventLoop, signalEventfd } from "../../transport/event_loop.ts";
-import { C } from "../../transport/layout.ts";
-import { socketPair } from "../../transport/socket.ts";
+import { Command, Flags, type Header } from "../protocol/header.ts";
+import { DmaRead, DmaWrite } from "../protocol/dma.ts";
+import { DeviceGetInfo } from "../protocol/device_info.ts";
+import { Connection, type Message } from "../transport/connection.ts";
+import { check, closeFd, libc } from "../sys/ffi.ts";
+import { EventLoop, signalEventfd } from "../sys/event_loop.ts";
+import { C } from "../sys/layout.ts";
+import { socketPair } from "../sys/socket.ts";
 import {
   ArrayRam,
   ClientClosedError,

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { check, closeFd, E, errno, libc, retry, SysError } from "./ffi.ts";
+import { check, closeFd, errno, libc, retry, SysError } from "./ffi.ts";
+import { Errno } from "./errno.ts";
 import {
   C,
   CMSG_HDR,
@@ -67,7 +68,7 @@ export function acceptUnix(lfd: number): number {
   const fd = retry(() => libc.accept4(lfd, null, null, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC));
   if (fd < 0) {
     const err = errno();
-    if (err === E.EAGAIN) return -1;
+    if (err === Errno.EAGAIN) return -1;
     throw new SysError("accept4", err);
   }
   return fd;
@@ -162,7 +163,7 @@ export class Messenger {
     const r = retry(() => libc.sendmsg(this.fd, this.#hdr, C.MSG_DONTWAIT | C.MSG_NOSIGNAL));
     if (r < 0) {
       const err = errno();
-      if (err === E.EAGAIN) return -1;
+      if (err === Errno.EAGAIN) return -1;
       throw new SysError("sendmsg", err);
     }
     return Number(r);
@@ -182,7 +183,7 @@ export class Messenger {
     const r = retry(() => libc.recvmsg(this.fd, this.#hdr, C.MSG_DONTWAIT | C.MSG_CMSG_CLOEXEC));
     if (r < 0) {
       const err = errno();
-      if (err === E.EAGAIN) return { n: -1, fds: [], truncated: false };
+      if (err === Errno.EAGAIN) return { n: -1, fds: [], truncated: false };
       throw new SysError("recvmsg", err);
     }
     const fds = this.#parseControl();
@@ -215,8 +216,6 @@ export class Messenger {
 
 const SOCK_DGRAM = 2;
 const SO_DOMAIN = 39;
-const ECONNREFUSED = 111;
-const ENOENT = 2;
 
 /**
  * sockaddr_un of a filesystem path or, with a leading "@", of a Linux abstract socket name
@@ -258,7 +257,7 @@ export function listenUnix(path: string, mode?: number, backlog = 16): number {
 
 /**
  * Makes `path` free for a new listening socket: nothing there is fine; a UNIX socket that
- * refuses connections (ECONNREFUSED: its server is gone) is removed; anything else is refused
+ * refuses connections (Errno.ECONNREFUSED: its server is gone) is removed; anything else is refused
  * with an error: a file that is not a socket, a socket someone accepts on, or one whose state
  * cannot be told (EACCES, or EAGAIN from a live server with a full backlog).
  */
@@ -276,8 +275,8 @@ export function claimSocketPath(path: string): void {
     fd = connectUnix(path);
   } catch (e) {
     const err = e instanceof SysError ? e.errno : -1;
-    if (err === ENOENT) return;
-    if (err === ECONNREFUSED) {
+    if (err === Errno.ENOENT) return;
+    if (err === Errno.ECONNREFUSED) {
       Deno.removeSync(path);
       return;
     }
@@ -327,7 +326,7 @@ export function recvDatagram(fd: number, buf: Uint8Array): number {
   const r = retry(() => libc.read(fd, buf, BigInt(buf.length)));
   if (r < 0) {
     const err = errno();
-    if (err === E.EAGAIN) return -1;
+    if (err === Errno.EAGAIN) return -1;
     throw new SysError("read", err);
   }
   return Number(r);

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { closeFd, cstr, libc } from "../../transport/ffi.ts";
-import { C } from "../../transport/layout.ts";
+import { closeFd, cstr, libc } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
 
 const extra = Deno.dlopen(
   "libc.so.6",

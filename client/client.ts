@@ -18,17 +18,17 @@ import {
   Flags,
   type Header,
   SIZE as HEADER_SIZE,
-} from "../../protocol/header.ts";
-import { DeviceGetInfo, type DeviceInfoReply } from "../../protocol/device_info.ts";
-import { DeviceGetRegionInfo, type RegionInfoReply } from "../../protocol/region_info.ts";
-import { DeviceGetIrqInfo, DeviceSetIrqs, type IrqInfoReply } from "../../protocol/irq.ts";
-import { DmaMap, DmaRead, DmaUnmap, type DmaUnmapEntry, DmaWrite } from "../../protocol/dma.ts";
-import { RegionRead, RegionWrite, RegionWriteMulti } from "../../protocol/region_rw.ts";
-import { Connection, type Message } from "../../transport/connection.ts";
-import { check, closeFd, libc } from "../../transport/ffi.ts";
-import { EventLoop } from "../../transport/event_loop.ts";
-import { C } from "../../transport/layout.ts";
-import { connectUnix, Messenger } from "../../transport/socket.ts";
+} from "../protocol/header.ts";
+import { DeviceGetInfo, type DeviceInfoReply } from "../protocol/device_info.ts";
+import { DeviceGetRegionInfo, type RegionInfoReply } from "../protocol/region_info.ts";
+import { DeviceGetIrqInfo, DeviceSetIrqs, type IrqInfoReply } from "../protocol/irq.ts";
+import { DmaMap, DmaRead, DmaUnmap, type DmaUnmapEntry, DmaWrite } from "../protocol/dma.ts";
+import { RegionRead, RegionWrite, RegionWriteMulti } from "../protocol/region_rw.ts";
+import { Connection, type Message } from "../transport/connection.ts";
+import { check, closeFd, libc } from "../sys/ffi.ts";
+import { EventLoop } from "../sys/event_loop.ts";
+import { C } from "../sys/layout.ts";
+import { connectUnix, Messenger } from "../sys/socket.ts";
 import { type ClientDmaMap, ClientDmaMaps, DmaFlags } from "./dma_maps.ts";
 import { ClientClosedError, Errno, VfioUserRequestError } from "./errors.ts";
 import { DEFAULT_TIMEOUT_MS, withTimeout } from "./util.ts";
