@@ -57,8 +57,25 @@ export function preparePrerequisites(): Promise<void> {
       const s = (performance.now() - t0) / 1000;
       if (s > 5) console.error(`[e2e] ${script} took ${s.toFixed(1)} s:\n${text}`);
     }
+    console.error(`[e2e] ${await qemuVersionLine()}`);
   })();
   return prepared;
+}
+
+/**
+ * One line naming the QEMU build the e2e tests run against (the Debian package version setup.sh
+ * recorded in its stamp, and what the binary itself says), so a result can be traced to it.
+ */
+export async function qemuVersionLine(): Promise<string> {
+  const stamp = await Deno.readTextFile(`${E2E_DIR}/root/.vfud-e2e-setup`);
+  const pkg = /qemu=(\S+)/.exec(stamp.split("\n")[1] ?? "")?.[1] ?? "unknown";
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `. '${E2E_HERE}lib.sh' && qemu_cmd && "\${QEMU_CMD[@]}" -version`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const binary = td.decode(out.stdout).split("\n")[0].trim();
+  return `QEMU: qemu-system-x86 ${pkg} (${binary || "did not run"})`;
 }
 
 // ------------------------------------------------------------------------------------------------

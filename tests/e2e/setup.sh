@@ -10,22 +10,31 @@
 # Nothing is installed on the host except debootstrap (only when it is missing). QEMU is never
 # installed on the host: run-guest.sh starts the root's QEMU through the root's dynamic loader.
 #
-# Idempotent: a stamp file records what was installed; a second run with the same wishes exits
-# at once. Changing VFUD_QEMU_VERSION or the package list re-runs only the apt steps.
+# QEMU: by default the newest qemu-system-x86/qemu-utils that trixie-backports offers, since
+# Debian withdraws a backports build as soon as a newer one is uploaded (an exact pin breaks every
+# fresh clone within weeks). A build older than QEMU_MIN or without the vfio-user-pci device is
+# refused. VFUD_QEMU_VERSION=EXACT pins one build on request.
+#
+# Idempotent: a stamp file records the wishes (line 1) and what was actually installed (line 2);
+# a second run with the same wishes exits at once, also when the mirror has moved on to a newer
+# build since (the cached root keeps working; delete it to take the newer one). Changing
+# VFUD_QEMU_VERSION or the package list re-runs only the apt steps.
 # Every network or package step is bounded with `timeout`. Must run as root (debootstrap, chroot).
 #
 # Env:
 #   VFUD_E2E_DIR        cache dir (default /var/tmp/vfud-e2e)
 #   VFUD_MIRROR         Debian mirror (default http://deb.debian.org/debian)
-#   VFUD_QEMU_VERSION   exact qemu-system-x86/qemu-utils version (default 1:11.1.3+ds-1~bpo13+1);
-#                       "any" takes whatever trixie-backports has
+#   VFUD_QEMU_VERSION   exact qemu-system-x86/qemu-utils version to pin (opt-in); unset, empty,
+#                       "newest" or "any" take the newest build trixie-backports offers
 set -euo pipefail
 
 E2E_TAG=setup
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 R=$E2E_ROOT
 MIRROR=${VFUD_MIRROR:-http://deb.debian.org/debian}
-WANT_QEMU=${VFUD_QEMU_VERSION:-1:11.1.3+ds-1~bpo13+1}
+WANT_QEMU=${VFUD_QEMU_VERSION:-newest}
+[ "$WANT_QEMU" = any ] && WANT_QEMU=newest
+QEMU_MIN=10.1 # the first QEMU with the vfio-user-pci client
 BACKPORTS_PKGS="qemu-system-x86 qemu-utils"
 TRIXIE_PKGS="linux-image-amd64 busybox-static fio kmod iproute2 zstd"
 STAMP=$E2E_SETUP_STAMP
@@ -37,6 +46,7 @@ die() { e2e_die "$@"; }
 stamp_ok() { [ -f "$STAMP" ] && [ "$(head -1 "$STAMP")" = "$STAMP_WANT" ]; }
 if stamp_ok; then
   log "up to date: $R ($(sed -n 2p "$STAMP"))"
+  log "installed qemu-system-x86 $(sed -n 2p "$STAMP" | sed -E 's/^qemu=([^ ]*).*/\1/')"
   exit 0
 fi
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap and chroot need it); try: sudo $0"
@@ -122,14 +132,23 @@ log "apt-get update (trixie, trixie-updates, trixie-backports)"
 inroot 600 apt-get update -q > "$E2E_DIR/apt.log" 2>&1 || { tail -20 "$E2E_DIR/apt.log" >&2; die "apt-get update in the root failed"; }
 
 QSPECS=()
-if [ "$WANT_QEMU" = any ]; then
+if [ "$WANT_QEMU" = newest ]; then
+  CANDIDATE=$(inroot 60 apt-cache policy -t trixie-backports qemu-system-x86 | awk '/Candidate:/ {print $2}')
+  [ -n "$CANDIDATE" ] && [ "$CANDIDATE" != "(none)" ] || die "trixie-backports offers no qemu-system-x86 (mirror $MIRROR)"
+  # the upstream version without epoch and Debian revision: 1:11.1.3+ds-2~bpo13+1 -> 11.1.3
+  UPSTREAM=${CANDIDATE#*:}
+  UPSTREAM=${UPSTREAM%%[+~-]*}
+  if ! printf '%s\n%s\n' "$QEMU_MIN" "$UPSTREAM" | sort -V -C; then
+    die "trixie-backports offers qemu-system-x86 $CANDIDATE, older than $QEMU_MIN (the first with vfio-user-pci)"
+  fi
+  log "newest qemu-system-x86 on trixie-backports: $CANDIDATE"
   read -ra QSPECS <<< "$BACKPORTS_PKGS"
 else
   for p in $BACKPORTS_PKGS; do
     if ! inroot 60 apt-cache madison "$p" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | grep -qxF "$WANT_QEMU"; then
       log "available versions of $p:"
       inroot 60 apt-cache madison "$p" >&2 || true
-      die "$p version $WANT_QEMU is not on the mirror; set VFUD_QEMU_VERSION to one of the above, or to 'any'"
+      die "$p version $WANT_QEMU is not on the mirror; set VFUD_QEMU_VERSION to one of the above, or unset it for the newest"
     fi
     QSPECS+=("$p=$WANT_QEMU")
   done
@@ -146,7 +165,10 @@ unmount_all
 
 # ---------- verify ----------
 QV=$(dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Version}' qemu-system-x86)
-[ "$WANT_QEMU" = any ] || [ "$QV" = "$WANT_QEMU" ] || die "qemu-system-x86 is $QV, wanted $WANT_QEMU"
+[ "$WANT_QEMU" = newest ] || [ "$QV" = "$WANT_QEMU" ] || die "qemu-system-x86 is $QV, wanted $WANT_QEMU"
+QUV=${QV#*:}
+QUV=${QUV%%[+~-]*}
+printf '%s\n%s\n' "$QEMU_MIN" "$QUV" | sort -V -C || die "qemu-system-x86 $QV in $R is older than $QEMU_MIN"
 KV=$(ls "$R/lib/modules" | sort -V | tail -1)
 if [ -z "$KV" ] || [ ! -f "$R/boot/vmlinuz-$KV" ]; then die "no guest kernel in $R/boot"; fi
 [ -x "$R/usr/bin/busybox" ] || die "no busybox in the root"
@@ -157,4 +179,5 @@ HELP=$(timeout 60 "${QEMU_CMD[@]}" -nodefaults -device help 2>&1) \
 grep -q '"vfio-user-pci"' <<< "$HELP" || die "qemu-system-x86_64 $QV in $R has no vfio-user-pci device"
 
 printf '%s\n%s\n' "$STAMP_WANT" "qemu=$QV kernel=$KV date=$(date -u +%FT%TZ)" > "$STAMP"
-log "done: $R (qemu $QV, guest kernel $KV, $(du -sh "$R" 2>/dev/null | cut -f1))"
+log "done: $R (guest kernel $KV, $(du -sh "$R" 2>/dev/null | cut -f1))"
+log "installed qemu-system-x86 $QV"
