@@ -32,7 +32,15 @@ export {
   PciStatus,
   walkCapabilities,
 } from "./pci.ts";
-export { isListening, listDir, openFds, readLink, readProcFile } from "./proc.ts";
+export {
+  isListening,
+  listDir,
+  openFds,
+  readLink,
+  readProcFile,
+  type UnixSocketRow,
+  unixSockets,
+} from "./proc.ts";
 export { DEFAULT_TIMEOUT_MS, le, pollUntil, randomBytes, sleep, withTimeout } from "./util.ts";
 export {
   decodeVersionReply,

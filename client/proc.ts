@@ -7,6 +7,7 @@
  */
 import { closeFd, cstr, libc } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
+import { isBoundNameOf } from "../sys/socket.ts";
 
 const extra = Deno.dlopen(
   "libc.so.6",
@@ -85,15 +86,35 @@ export function openFds(pid: number | "self"): { fd: number; target: string }[] 
 }
 
 /**
- * True when a socket at `path` is listening (/proc/net/unix flag __SO_ACCEPTCON). The file
- * appears at bind(), before listen(): a connect in between is refused, so waits use this.
+ * True when a socket at `path` is listening (/proc/net/unix flag __SO_ACCEPTCON). vfud makes its
+ * file visible only once it listens, but other servers bind at the path first (a connect before
+ * their listen() is refused), so waits use this. `table` defaults to this namespace's table.
  */
-export function isListening(path: string): boolean {
-  for (const line of (readProcFile("/proc/net/unix") ?? "").split("\n").slice(1)) {
+export function isListening(path: string, table?: string): boolean {
+  return unixSockets(table).some((s) => s.listening && isBoundNameOf(s.path, path));
+}
+
+/** One row of /proc/net/unix. */
+export interface UnixSocketRow {
+  /** Bound address ("" for unbound ones). */
+  path: string;
+  listening: boolean;
+  /** Socket inode (matches the `socket:[N]` links in /proc/PID/fd). */
+  inode: number;
+}
+
+/** The rows of /proc/net/unix (or of `table`, that file's text). */
+export function unixSockets(table?: string): UnixSocketRow[] {
+  const out: UnixSocketRow[] = [];
+  for (const line of (table ?? readProcFile("/proc/net/unix") ?? "").split("\n").slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode Path
     const f = line.trim().split(/\s+/);
-    if (f.length >= 8 && f.slice(7).join(" ") === path && (parseInt(f[3], 16) & 0x10000)) {
-      return true;
-    }
+    if (f.length < 7) continue;
+    out.push({
+      path: f.slice(7).join(" "),
+      listening: (parseInt(f[3], 16) & 0x10000) !== 0,
+      inode: Number(f[6]),
+    });
   }
-  return false;
+  return out;
 }

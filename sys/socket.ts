@@ -234,25 +234,55 @@ function sockaddrUnAny(address: string): { sa: Uint8Array; len: number } {
 }
 
 /**
- * Creates a non-blocking listening socket bound to `path` (which must not exist). With `mode`
- * (e.g. 0o600) the socket file gets it between bind and listen: nobody can connect before the
- * mode is in force (connect fails until listen). The file is removed again when anything fails.
+ * Creates a non-blocking listening socket bound to `path` (which must not exist). The path only
+ * appears once the socket listens, with its final mode: the socket is bound to a temporary name
+ * in the same directory, gets `mode` (e.g. 0o600), listens, and is then hard-linked to `path`
+ * (link() never replaces an existing file) and the temporary name removed. So a supervisor or
+ * VMM that connects as soon as the file exists is never refused. When the temporary name would
+ * not fit in sun_path, the socket is bound to `path` directly (mode still set before listen).
+ * Every file it made is removed again when anything fails.
  */
 export function listenUnix(path: string, mode?: number, backlog = 16): number {
   const fd = newSocket();
+  const tmp = temporaryName(path);
+  const bindPath = tmp ?? path;
   let bound = false;
   try {
-    const sa = sockaddrUn(path);
+    const sa = sockaddrUn(bindPath);
     check("bind", libc.bind(fd, sa, sa.length));
     bound = true;
-    if (mode !== undefined) Deno.chmodSync(path, mode);
+    if (mode !== undefined) Deno.chmodSync(bindPath, mode);
     check("listen", libc.listen(fd, backlog));
+    if (tmp !== undefined) {
+      Deno.linkSync(tmp, path);
+      Deno.removeSync(tmp);
+    }
     return fd;
   } catch (e) {
     closeFd(fd);
-    if (bound) Deno.removeSync(path);
+    if (bound) Deno.removeSync(bindPath);
     throw e;
   }
+}
+
+/** A fresh name beside `path` that fits in sun_path, or undefined when none does. */
+function temporaryName(path: string): string | undefined {
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  const name = `${tempPrefix(path)}${rand}~`;
+  return new TextEncoder().encode(name).length < SUN_PATH_MAX ? name : undefined;
+}
+
+function tempPrefix(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.`;
+}
+
+/**
+ * True when `name`, a socket's bound address (/proc/net/unix, `ss -x`), is that of a socket
+ * {@link listenUnix} made visible at `path`: `path` itself, or its temporary name.
+ */
+export function isBoundNameOf(name: string, path: string): boolean {
+  return name === path || (name.startsWith(tempPrefix(path)) && name.endsWith("~"));
 }
 
 /**

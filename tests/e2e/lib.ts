@@ -13,6 +13,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { isListening as listeningIn } from "../../client/proc.ts";
 
 /** tests/e2e/ (absolute path, with a trailing slash). */
 export const E2E_HERE = decodeURIComponent(new URL(".", import.meta.url).pathname);
@@ -426,12 +427,7 @@ export async function isListening(path: string, pid?: number): Promise<boolean> 
     if (pid !== undefined) return false; // the process is gone (its exit is reported elsewhere)
     throw new Error("cannot read /proc/net/unix");
   }
-  const table = td.decode(out.stdout);
-  return table.split("\n").some((l) => {
-    const f = l.trim().split(/\s+/);
-    // Num RefCount Protocol Flags Type St Inode Path
-    return f.length >= 8 && f.slice(7).join(" ") === path && (parseInt(f[3], 16) & 0x10000) !== 0;
-  });
+  return listeningIn(path, td.decode(out.stdout));
 }
 
 // ------------------------------------------------------------------------------------------------

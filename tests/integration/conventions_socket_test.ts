@@ -3,7 +3,14 @@ import assert from "node:assert/strict";
 import { VfioUserClient } from "../../client/mod.ts";
 import { closeFd } from "../../sys/ffi.ts";
 import { listenUnix } from "../../sys/socket.ts";
-import { isSocket, runVfud, scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
+import {
+  isSocket,
+  runVfud,
+  scratch,
+  startVfud,
+  waitFor as waitUntil,
+  waitForSocket,
+} from "./conventions_helpers.ts";
 
 async function modeOf(args: string[]): Promise<number> {
   await using s = await scratch();
@@ -73,4 +80,47 @@ async function waitFor(v: { output(): string; exited: Promise<number> }, path: s
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`vfud did not start on ${path}:\n${v.output()}`);
+}
+
+Deno.test("conventions: the socket file appears only once vfud listens (a supervisor may connect at once)", async () => {
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  // strace holds vfud's listen() for half a second: were the file visible from bind() on, a
+  // client connecting as soon as it exists would be refused all that time.
+  const strace = [
+    "strace",
+    "-f",
+    "-qq",
+    "-o",
+    "/dev/null",
+    "--seccomp-bpf",
+    "-e",
+    "trace=listen",
+    "-e",
+    "inject=listen:delay_enter=500000",
+  ];
+  await using v = startVfud([`--socket-path=${path}`, s.device], { wrapper: strace });
+  try {
+    await waitUntil("the socket file", () => {
+      if (/exited/.test(v.output())) throw new Error(v.output());
+      return isSocket(path) ? true : undefined;
+    }, 30_000);
+    // The moment it exists, connect: this must be accepted (not ECONNREFUSED).
+    await using c = await VfioUserClient.connect(path, { timeoutMs: 10_000 });
+    assert.equal((await c.version()).major, 0);
+  } finally {
+    killTracees(v.child.pid);
+  }
+});
+
+/** SIGKILLs what strace runs (strace leaves its tracees running when it is killed). */
+function killTracees(pid: number): void {
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const kids = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+    for (const k of kids.split(/\s+/).filter(Boolean)) {
+      try {
+        Deno.kill(Number(k), "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
 }

@@ -18,13 +18,14 @@ import {
   openFds,
   pollUntil,
   randomBytes,
-  readProcFile,
   sleep,
+  unixSockets,
   VfioUserClient,
   VirtioBlkDriver,
   type VirtioBlkDriverOptions,
   WaitTimeoutError,
 } from "../../client/mod.ts";
+import { isBoundNameOf } from "../../sys/socket.ts";
 
 /** The repository root (where main.ts and deno.json live). */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
@@ -241,12 +242,7 @@ export async function connect(
  * connections waiting to be accepted), from /proc/net/unix: they carry the bound path.
  */
 export function sessionSockets(v: Vfud): number {
-  let n = 0;
-  for (const line of (readProcFile("/proc/net/unix") ?? "").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length >= 8 && f.slice(7).join(" ") === v.socketPath && f[5] !== "01") n++;
-  }
-  return n;
+  return unixSockets().filter((s) => !s.listening && isBoundNameOf(s.path, v.socketPath)).length;
 }
 
 /**
