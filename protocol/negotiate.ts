@@ -30,6 +30,27 @@ import {
   type VersionMessage,
 } from "./version.ts";
 
+/**
+ * Smallest max_data_xfer_size a client may propose: a page. Below it every transfer would take
+ * a message per few bytes (0 would never make progress).
+ */
+export const MIN_DATA_XFER_SIZE = 4096;
+
+/**
+ * Bounds of the client's capability values: a value past them is refused (EINVAL) rather than
+ * clamped, since the client would rely on it. Upper limits are ours and enter a min().
+ */
+function checkBounds(p: VersionCaps): void {
+  const low = (v: number | undefined, min: number, name: string) => {
+    if (v !== undefined && v < min) {
+      throw new VfioUserError(Errno.EINVAL, `VERSION: ${name} ${v} is below ${min}`);
+    }
+  };
+  low(p.maxDataXferSize, MIN_DATA_XFER_SIZE, "max_data_xfer_size");
+  low(p.maxMsgFds, 1, "max_msg_fds");
+  low(p.maxDmaMaps, 1, "max_dma_maps");
+}
+
 /** What this server supports. */
 export interface ServerCaps {
   /** fds we accept in one message. */
@@ -174,6 +195,7 @@ export function negotiate(requestPayload: Uint8Array, server: ServerCaps): Negot
   }
   const minor = Math.min(req.minor, VERSION_MINOR);
   const proposed = req.caps ?? {};
+  checkBounds(proposed);
   // Without JSON the client assumes every default; the checks of fullReply still apply.
   const full = fullReply(proposed, server);
   const caps = req.caps === null ? null : full;

@@ -191,16 +191,29 @@ Deno.test("VERSION: malformed requests", () => {
   assertErrno(bad('{"capabilities":{"migration":[]}}'), Errno.EINVAL, /migration/);
   assertErrno(bad('{"capabilities":{"pgsizes":18446744073709551616}}'), Errno.EINVAL, /pgsizes/);
   assertErrno(bad('{"capabilities":{"pgsizes":8192}}'), Errno.ENOTSUP, /page size/);
-  // "1e3" is a valid JSON number but our "1000" is longer, and 4 KiB xfer cannot be dropped
+  // "1e4" is a valid JSON number but our "4096" is longer, and 4 KiB xfer cannot be dropped
   assertErrno(
     () =>
-      negotiate(versionPayload('{"capabilities":{"max_data_xfer_size":1e3}}'), {
+      negotiate(versionPayload('{"capabilities":{"max_data_xfer_size":1e4}}'), {
         ...OURS,
         maxDataXferSize: 4096,
       }),
     Errno.E2BIG,
     /exceeds the request/,
   );
+});
+
+Deno.test("VERSION: capability values at and past their lower bounds", () => {
+  const at = (json: string) => negotiate(versionPayload(json), OURS).session;
+  const low = (json: string, re: RegExp) =>
+    assertErrno(() => negotiate(versionPayload(json), OURS), Errno.EINVAL, re);
+  assert.equal(at('{"capabilities":{"max_data_xfer_size":4096}}').maxDataXferSize, 4096);
+  low('{"capabilities":{"max_data_xfer_size":4095}}', /max_data_xfer_size 4095 is below 4096/);
+  low('{"capabilities":{"max_data_xfer_size":0}}', /max_data_xfer_size/);
+  assert.equal(at('{"capabilities":{"max_msg_fds":1}}').serverMaxMsgFds, 1);
+  low('{"capabilities":{"max_msg_fds":0}}', /max_msg_fds 0/);
+  assert.equal(at('{"capabilities":{"max_dma_maps":1}}').maxDmaMaps, 1);
+  low('{"capabilities":{"max_dma_maps":0}}', /max_dma_maps 0/);
 });
 
 Deno.test("VERSION: unknown keys are ignored (later minor versions may add some)", () => {

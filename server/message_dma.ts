@@ -49,6 +49,8 @@ export class RequestDma implements MessageDma {
     this.#pool = pool;
     this.#onWriteError = onWriteError;
     this.#chunk = Math.min(chunk, DMA_READ_WINDOW - REPLY_OVERHEAD);
+    // VERSION bounds the client's max_data_xfer_size: a chunk below 1 would loop forever.
+    if (!(this.#chunk >= 1)) throw new RangeError(`DMA chunk of ${chunk} bytes`);
     this.#window = new ByteWindow(DMA_READ_WINDOW);
   }
 
