@@ -15,7 +15,11 @@ import { Errno, VfioUserError } from "../protocol/errors.ts";
 import { closeFd } from "../sys/ffi.ts";
 import { drainEventfd, type EventLoop, signalEventfd } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
+import { makeNonBlocking } from "../sys/socket.ts";
+import { logger } from "../sys/log.ts";
 import type { MsixState } from "../pci/msix.ts";
+
+const log = logger("irqs");
 
 /** IRQ indexes (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO"). */
 export const IrqIndex = { INTX: 0, MSI: 1, MSIX: 2, ERR: 3, REQ: 4 } as const;
@@ -63,6 +67,8 @@ export class IrqController {
   /** Per-index eventfds, -1 = none. */
   readonly #fds: number[][];
   #intxResampleFd = -1;
+  /** Interrupts whose eventfd write failed (counter full, not an eventfd...). */
+  #lost = 0;
   #intxAsserted = false;
   #intxMasked = false;
 
@@ -72,6 +78,11 @@ export class IrqController {
     this.#msix = msix;
     this.#fds = [intx ? 1 : 0, 0, msix?.vectors ?? 0, 1, 1].map((n) => new Array(n).fill(-1));
     msix?.onUnmask((v) => this.#deliverPending(v));
+  }
+
+  /** Interrupts that could not be signalled (their eventfd refused the write). */
+  get lostSignals(): number {
+    return this.#lost;
   }
 
   /** Vector count of an index. */
@@ -135,14 +146,26 @@ export class IrqController {
     this.#signal(IrqIndex.MSIX, v);
   }
 
+  /** Signals a vector's eventfd; never blocks (the fd is non-blocking), never throws. */
   #signal(index: number, vector: number): void {
     const fd = this.#fds[index][vector];
-    if (fd >= 0) signalEventfd(fd);
+    if (fd < 0 || signalEventfd(fd)) return;
+    // A full counter (the client never reads it) or an fd that is no eventfd: the interrupt is
+    // lost; waiting for room could block the daemon for as long as the client likes.
+    if (this.#lost++ % 1000 === 0) {
+      log.warn(
+        "interrupt index {index} vector {vector} not delivered: its eventfd refused the " +
+          "write ({lost} lost so far)",
+        { index, vector, lost: this.#lost },
+      );
+    }
   }
 
   /** Applies a DEVICE_SET_IRQS request; takes ownership of `req.fds` on every path. */
   set(req: SetIrqs): void {
     try {
+      // Received fds are the client's: a blocking one would let it stall every signal.
+      for (const fd of req.fds) nonBlocking(fd);
       this.#apply(req);
     } finally {
       // Fds the request did not install are ours to close.
@@ -255,5 +278,13 @@ export class IrqController {
   reset(): void {
     this.lowerIntx();
     this.#intxMasked = false;
+  }
+}
+
+function nonBlocking(fd: number): void {
+  try {
+    makeNonBlocking(fd);
+  } catch (e) {
+    throw new VfioUserError(Errno.EINVAL, `SET_IRQS: fd unusable: ${(e as Error).message}`);
   }
 }
