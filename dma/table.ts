@@ -13,6 +13,20 @@ import { Errno, VfioUserError } from "../protocol/errors.ts";
 import { closeFd, errno, libc, SysError } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
 
+/**
+ * The most DMA maps a session may hold: every fd-backed map is one mmap, and the kernel allows a
+ * process `vm.max_map_count` mappings (65530 by default) for everything, V8's heap and the
+ * runtime included; a process that runs out aborts in V8 the next time it needs one. A quarter of
+ * the count leaves the rest to the runtime; never more than the protocol's 65535.
+ */
+export function defaultMaxDmaMaps(): number {
+  let count = 65530;
+  try {
+    count = Number(Deno.readTextFileSync("/proc/sys/vm/max_map_count").trim()) || count;
+  } catch { /* no /proc: the kernel default */ }
+  return Math.max(1, Math.min(65535, Math.floor(count / 4)));
+}
+
 /** DMA_MAP permission flags. */
 export const DmaProt = { READ: 1, WRITE: 2 } as const;
 

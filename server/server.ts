@@ -14,13 +14,17 @@ import { acceptUnix } from "../sys/socket.ts";
 import type { DeviceHost } from "./host.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { DEFAULT_DMA_CHUNK } from "./message_dma.ts";
+import { defaultMaxDmaMaps } from "../dma/table.ts";
 
-/** Default limits: 1 MiB data per message plus room for headers. */
+/**
+ * Default limits: 1 MiB data per message plus room for headers; DMA maps as many as the process
+ * can mmap (README, "Limits").
+ */
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   maxDataXferSize: 1 << 20,
   maxMessageSize: (1 << 20) + 4096,
   maxMsgFds: 16,
-  maxDmaMaps: 65535,
+  maxDmaMaps: defaultMaxDmaMaps(),
   dmaChunk: DEFAULT_DMA_CHUNK,
 };
 
