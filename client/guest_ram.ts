@@ -40,8 +40,8 @@ export class ArrayRam implements GuestRam {
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 /**
- * Guest RAM in a memfd (`memfd_create` + `ftruncate` + `mmap(MAP_SHARED)`), like QEMU's
- * `memory-backend-memfd,share=on`. Its fd goes with DMA_MAP; the server mmaps it, so device
+ * Guest RAM in a memfd (`memfd_create` + `ftruncate` + seals + `mmap(MAP_SHARED)`), like QEMU's
+ * `memory-backend-memfd,share=on` (sealed against growing and shrinking). Its fd goes with DMA_MAP; the server mmaps it, so device
  * writes show up in {@link bytes} without any message.
  *
  * **Touching `bytes` after {@link close} kills the process** (the pages are unmapped): close
@@ -59,9 +59,14 @@ export class MemfdRam implements GuestRam {
       throw new RangeError(`MemfdRam: size ${size} is not a positive multiple of 4096`);
     }
     this.size = size;
-    this.#fd = check("memfd_create", libc.memfd_create(cstr(name), C.MFD_CLOEXEC));
+    const flags = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
+    this.#fd = check("memfd_create", libc.memfd_create(cstr(name), flags));
     try {
       check("ftruncate", libc.ftruncate(this.#fd, BigInt(size)));
+      // Sealed against resizing like QEMU's memory-backend-memfd (seal=on): servers only mmap
+      // guest RAM that cannot shrink under them.
+      const seals = C.F_SEAL_SHRINK | C.F_SEAL_GROW | C.F_SEAL_SEAL;
+      check("fcntl F_ADD_SEALS", libc.fcntl(this.#fd, C.F_ADD_SEALS, seals));
       const ptr = libc.mmap(
         null,
         BigInt(size),

@@ -35,6 +35,8 @@ export class DmaRegion {
   readonly iova: bigint;
   readonly size: bigint;
   readonly prot: number;
+  /** Set when the client passed an fd that could not be sealed: reached by DMA messages. */
+  unsealed = false;
   /** Zero-copy view of the whole region when it was mmapped; undefined for message-based ones. */
   readonly view: Uint8Array | undefined;
   #ptr: Deno.PointerValue;
@@ -107,13 +109,16 @@ export class DmaTable {
 
   /**
    * Adds a region. With `fd` the region is mmapped (the fd is always closed before returning,
-   * also on errors); without one it is message-based.
+   * also on errors) if the file cannot shrink under us (see {@link sealedAgainstShrinking});
+   * otherwise, and without an fd, it is message-based.
    */
   map(iova: bigint, size: bigint, offset: bigint, prot: number, fd: number | undefined): DmaRegion {
     try {
       this.#validate(iova, size, prot);
-      const ptr = fd === undefined ? null : mmapRegion(fd, size, offset, prot);
+      const mmappable = fd !== undefined && sealedAgainstShrinking(fd);
+      const ptr = mmappable ? mmapRegion(fd, size, offset, prot) : null;
       const region = new DmaRegion(iova, size, prot, ptr);
+      if (fd !== undefined && !mmappable) region.unsealed = true;
       this.#regions.splice(this.#insertIndex(iova), 0, region);
       return region;
     } finally {
@@ -184,10 +189,24 @@ export class DmaTable {
   }
 }
 
+/**
+ * True when the file behind `fd` can never shrink, so no mmapped page of it can vanish: touching
+ * a page past the end of its file raises SIGBUS, which no request can survive (it kills the
+ * daemon). A memfd sealed with F_SEAL_SHRINK qualifies (QEMU's memory-backend-memfd seals its
+ * memfds by default); a memfd that allows sealing gets the seal from us. Other files (no seals,
+ * or F_SEAL_SEAL without F_SEAL_SHRINK) could be truncated by the client at any time.
+ */
+export function sealedAgainstShrinking(fd: number): boolean {
+  const seals = libc.fcntl(fd, C.F_GET_SEALS, 0);
+  if (seals < 0) return false; // not a memfd/shmem file: sealing is not supported
+  if (seals & C.F_SEAL_SHRINK) return true;
+  if (seals & C.F_SEAL_SEAL) return false;
+  return libc.fcntl(fd, C.F_ADD_SEALS, C.F_SEAL_SHRINK) === 0;
+}
+
 function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Deno.PointerValue {
   // Touching a mapping beyond the end of its file raises SIGBUS, which would kill the daemon:
-  // refuse maps that reach past the end. (A client that shrinks the file afterwards could still
-  // do it; QEMU's memfd backends are sealed against shrinking by default.)
+  // refuse maps that reach past the end (the file is sealed against shrinking afterwards).
   const fileSize = libc.lseek(fd, 0n, 2 /* SEEK_END */);
   if (fileSize >= 0n && offset + size > fileSize) {
     throw new VfioUserError(

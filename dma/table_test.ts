@@ -9,7 +9,10 @@ const RW = DmaProt.READ | DmaProt.WRITE;
 
 /** A memfd of `size` bytes, plus a second mapping of it to observe the server's writes. */
 function memfd(size: number): { fd: number; view: Uint8Array } {
-  const fd = check("memfd_create", libc.memfd_create(cstr("t"), C.MFD_CLOEXEC));
+  const fd = check(
+    "memfd_create",
+    libc.memfd_create(cstr("t"), C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING),
+  );
   check("ftruncate", libc.ftruncate(fd, BigInt(size)));
   const p = libc.mmap(null, BigInt(size), C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd, 0n);
   return { fd, view: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, size)) };
@@ -104,4 +107,20 @@ Deno.test("unmap while in use: memory stays until the last user releases it", as
   await m.release();
   assert.equal(r.refs, 0);
   await assert.rejects(() => mem.map(0n, 16, true), (e: VfioUserError) => e.errno === 14);
+});
+
+Deno.test("an fd that can shrink is not mmapped (message-based); a sealable memfd gets sealed", () => {
+  const t = new DmaTable();
+  const plain = check("memfd_create", libc.memfd_create(cstr("p"), C.MFD_CLOEXEC));
+  check("ftruncate", libc.ftruncate(plain, 4096n));
+  const r = t.map(0n, 4096n, 0n, DmaProt.READ, plain);
+  assert.equal(r.view, undefined);
+  assert.equal(r.unsealed, true);
+  const { fd } = memfd(4096);
+  const keep = check("dup", libc.fcntl(fd, 1030, /* F_DUPFD_CLOEXEC */ 0));
+  const s = t.map(0x1000n, 4096n, 0n, DmaProt.READ, fd);
+  assert.ok(s.view);
+  assert.equal(libc.ftruncate(keep, 0n), -1, "sealed against shrinking");
+  libc.close(keep);
+  t.clear();
 });

@@ -88,7 +88,14 @@ function dmaMap(s: SessionState, payload: Uint8Array, fds: number[]): HandlerRes
   const req = DmaMap.decodeRequest(payload);
   if (fds.length > 1) throw new VfioUserError(Errno.EINVAL, `DMA_MAP with ${fds.length} fds`);
   const [fd] = fds.splice(0);
-  s.dma.map(req.address, req.size, fd === undefined ? 0n : req.offset, req.flags, fd);
+  const r = s.dma.map(req.address, req.size, fd === undefined ? 0n : req.offset, req.flags, fd);
+  if (r.unsealed) {
+    s.log.warn(
+      "DMA_MAP [0x{iova}, +0x{size}): its fd is not sealed against shrinking (F_SEAL_SHRINK); " +
+        "reaching it through DMA messages instead of mmap (a memfd with sealing gives zero copy)",
+      { iova: req.address.toString(16), size: req.size.toString(16) },
+    );
+  }
   return EMPTY;
 }
 

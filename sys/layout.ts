@@ -46,6 +46,12 @@ export const C = {
   F_SETFD: 2,
   FD_CLOEXEC: 1,
   MFD_CLOEXEC: 1,
+  MFD_ALLOW_SEALING: 2,
+  F_ADD_SEALS: 1033,
+  F_GET_SEALS: 1034,
+  F_SEAL_SEAL: 1,
+  F_SEAL_SHRINK: 2,
+  F_SEAL_GROW: 4,
 } as const;
 
 /** struct iovec { void *iov_base; size_t iov_len; } */
