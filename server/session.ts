@@ -37,7 +37,9 @@ export interface SessionOptions {
 }
 
 /** Commands waiting behind a running one before the client is considered runaway. */
-const MAX_QUEUED_COMMANDS = 4096;
+export const MAX_QUEUED_COMMANDS = 4096;
+/** Payload bytes of those commands before the client is considered runaway. */
+export const MAX_QUEUED_COMMAND_BYTES = 16 << 20;
 
 interface Queued {
   header: Header;
@@ -62,6 +64,7 @@ export class Session implements SessionState {
   readonly #loop: EventLoop;
   #twin: Connection | undefined;
   readonly #queue: Queued[] = [];
+  #queuedBytes = 0;
   #busy = false;
   readonly #closed: Promise<Error | undefined>;
   #resolveClosed!: (e: Error | undefined) => void;
@@ -137,15 +140,22 @@ export class Session implements SessionState {
       return this.#reply(m.header, m.error);
     }
     // Payload views point into the receive buffer: copy before queueing.
-    if (this.#queue.length >= MAX_QUEUED_COMMANDS) {
+    if (
+      this.#queue.length >= MAX_QUEUED_COMMANDS ||
+      this.#queuedBytes + m.payload.length > MAX_QUEUED_COMMAND_BYTES
+    ) {
       // Commands only pile up behind a handler that waits (a reset draining requests); a client
       // that keeps sending meanwhile without waiting for replies is not a VMM we can serve.
       m.fds.forEach(closeFd);
       this.close(
-        new VfioUserError(Errno.EBUSY, `more than ${MAX_QUEUED_COMMANDS} queued commands`),
+        new VfioUserError(
+          Errno.EBUSY,
+          `more than ${MAX_QUEUED_COMMANDS} queued commands or ${MAX_QUEUED_COMMAND_BYTES} bytes`,
+        ),
       );
       return;
     }
+    this.#queuedBytes += m.payload.length;
     this.#queue.push({ header: m.header, payload: m.payload.slice(), fds: m.fds });
     if (!this.#busy) this.#drain();
   }
@@ -154,6 +164,7 @@ export class Session implements SessionState {
     this.#busy = true;
     while (this.#queue.length && !this.#conn.closed) {
       const q = this.#queue.shift()!;
+      this.#queuedBytes -= q.payload.length;
       let result: HandlerResult | Error;
       try {
         const r = this.#dispatch(q);
@@ -217,6 +228,7 @@ export class Session implements SessionState {
 
   #dropQueue(): void {
     for (const q of this.#queue.splice(0)) q.fds.forEach(closeFd);
+    this.#queuedBytes = 0;
   }
 
   #onClose(e: Error | undefined): void {

@@ -6,6 +6,12 @@
  * It knows the 16-byte header and nothing else of the protocol: every complete message (command
  * or reply) goes to one handler, which demultiplexes.
  *
+ * Backpressure: while more than `maxQueuedBytes` wait to be written (a peer that sends but does
+ * not read), the connection stops taking messages: it neither hands on the ones already buffered
+ * nor reads the socket, until the queue has drained to half of that. The peer's further messages
+ * wait in the kernel's socket buffers, so memory per connection stays bounded (input buffer,
+ * the queue bound plus one message).
+ *
  * @module
  */
 import { decodeHeader, encodeHeader, type Header, SIZE as HDR } from "../protocol/header.ts";
@@ -80,15 +86,33 @@ export class Connection {
   #discard = 0;
   #fdGroups: FdGroup[] = [];
   #txQueue: Pending[] = [];
+  /** Bytes in #txQueue. */
+  #txBytes = 0;
+  readonly #maxQueued: number;
+  /** Input stopped because #txBytes passed #maxQueued. */
+  #paused = false;
+  /** The events the fd is registered for. */
+  #interest = C.EPOLLIN | C.EPOLLRDHUP;
   #closed = false;
   #hdrBuf = new Uint8Array(HDR);
 
-  constructor(loop: EventLoop, fd: number, maxMessageSize: number, handler: ConnectionHandler) {
+  /**
+   * Watches `fd`. `maxQueuedBytes` (default: twice the largest message) bounds the output queued
+   * before input stops (see the module documentation).
+   */
+  constructor(
+    loop: EventLoop,
+    fd: number,
+    maxMessageSize: number,
+    handler: ConnectionHandler,
+    maxQueuedBytes = 2 * maxMessageSize,
+  ) {
     this.fd = fd;
     this.#loop = loop;
     this.#io = new Messenger(fd);
     this.#handler = handler;
     this.#maxMsg = maxMessageSize;
+    this.#maxQueued = maxQueuedBytes;
     this.#rx = new Uint8Array(Math.max(2 * maxMessageSize, 1 << 16));
     loop.add(fd, C.EPOLLIN | C.EPOLLRDHUP, (ev) => this.#onReady(ev));
   }
@@ -96,6 +120,16 @@ export class Connection {
   /** True once closed. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Bytes waiting to be written. */
+  get queuedBytes(): number {
+    return this.#txBytes;
+  }
+
+  /** True while input is stopped because too much output waits (see the module doc). */
+  get inputPaused(): boolean {
+    return this.#paused;
   }
 
   /**
@@ -118,7 +152,18 @@ export class Connection {
     } else {
       this.#queue(bufs, fds, 0);
     }
-    this.#loop.modify(this.fd, C.EPOLLIN | C.EPOLLOUT | C.EPOLLRDHUP);
+    if (this.#txBytes > this.#maxQueued) this.#paused = true;
+    this.#updateInterest();
+  }
+
+  /** Registers for input unless paused, for output while something is queued. */
+  #updateInterest(): void {
+    if (this.#closed) return;
+    const want = (this.#paused ? 0 : C.EPOLLIN | C.EPOLLRDHUP) |
+      (this.#txQueue.length ? C.EPOLLOUT : 0);
+    if (want === this.#interest) return;
+    this.#interest = want;
+    this.#loop.modify(this.fd, want);
   }
 
   /** Sends; returns bytes sent, 0 when the socket was full, -1 when the connection broke. */
@@ -136,33 +181,46 @@ export class Connection {
     // Copy the unsent remainder: callers may reuse or release their buffers after send().
     const rest = concat(bufs).subarray(skip);
     this.#txQueue.push({ bufs: [rest.slice()], fds });
+    this.#txBytes += rest.length;
   }
 
   #flushQueue(): void {
     while (this.#txQueue.length) {
       const head = this.#txQueue[0];
       const n = this.#trySend(head.bufs, head.fds);
-      if (n < 0) return;
-      if (n === 0) return;
+      if (n <= 0) break;
       head.fds = [];
+      this.#txBytes -= n;
       const rest = head.bufs[0].subarray(n);
       if (rest.length) {
         head.bufs[0] = rest;
-        return;
+        break;
       }
       this.#txQueue.shift();
     }
-    if (!this.#closed) this.#loop.modify(this.fd, C.EPOLLIN | C.EPOLLRDHUP);
+    if (this.#closed) return;
+    if (this.#paused && this.#txBytes <= this.#maxQueued / 2) {
+      this.#paused = false;
+      this.#updateInterest();
+      this.#parse(); // messages that waited in the input buffer
+      if (!this.#closed && !this.#paused) this.#readAll();
+    }
+    this.#updateInterest();
   }
 
   #onReady(events: number): void {
     if (events & C.EPOLLOUT) this.#flushQueue();
     if (this.#closed) return;
+    if (this.#paused) {
+      // Hang-ups are reported whatever we ask for: a peer gone for good cannot take our output.
+      if (events & (C.EPOLLHUP | C.EPOLLERR)) this.#flushQueue();
+      return;
+    }
     if (events & (C.EPOLLIN | C.EPOLLHUP | C.EPOLLERR | C.EPOLLRDHUP)) this.#readAll();
   }
 
   #readAll(): void {
-    for (let rounds = 0; rounds < 64 && !this.#closed; rounds++) {
+    for (let rounds = 0; rounds < 64 && !this.#closed && !this.#paused; rounds++) {
       this.#makeRoom();
       const start = this.#rxBase + this.#rxEnd;
       const room = this.#rx.length - this.#rxEnd;
@@ -207,7 +265,7 @@ export class Connection {
   }
 
   #parse(): void {
-    while (!this.#closed) {
+    while (!this.#closed && !this.#paused) {
       if (this.#discard > 0) {
         const n = Math.min(this.#discard, this.#rxEnd - this.#rxStart);
         this.#rxStart += n;
@@ -279,6 +337,7 @@ export class Connection {
     for (const g of this.#fdGroups) g.fds.forEach(closeFd);
     this.#fdGroups = [];
     this.#txQueue = [];
+    this.#txBytes = 0;
     this.#handler.onClose(reason);
   }
 }
