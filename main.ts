@@ -10,7 +10,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { parseDeviceArg } from "./devices/mod.ts";
+import { escapeOptionValue, parseDeviceArg } from "./devices/mod.ts";
 import { DeviceHost } from "./server/host.ts";
 import { DEFAULT_SESSION_OPTIONS, Server } from "./server/server.ts";
 import { EventLoop } from "./sys/event_loop.ts";
@@ -23,19 +23,31 @@ import {
   makeNonBlocking,
   socketFamily,
   socketKind,
+  socketName,
 } from "./sys/socket.ts";
+import { lstatPath, unlinkPath } from "./sys/files.ts";
 import { capabilities, VFUD_VERSION } from "./util/capabilities.ts";
 import {
   DEFAULT_SOCKET_MODE,
   parseCli,
+  requestedLogFormat,
   type ServeCommand,
   type SocketSource,
-  usage,
+  USAGE_HINT,
   UsageError,
 } from "./util/cli.ts";
-import { closeLogging, logger, setupLogging } from "./sys/log.ts";
+import { usage } from "./util/help.ts";
+import {
+  closeLogging,
+  defaultLogFormat,
+  logger,
+  logOnce,
+  setupLogging,
+  stderrIsJournal,
+} from "./sys/log.ts";
 import { listenFds, notify } from "./util/systemd.ts";
 import { ProtocolTrace } from "./util/trace.ts";
+import { ServiceStatus } from "./util/status.ts";
 import { probeMain } from "./tools/probe.ts";
 
 /**
@@ -56,7 +68,7 @@ function demoCommand(): ServeCommand {
     using f = Deno.openSync(img, { create: true, write: true });
     f.truncateSync(1 << 30);
   }
-  const deviceSpec = `virtio-blk,file=${img}`;
+  const deviceSpec = `virtio-blk,file=${escapeOptionValue(img)}`;
   const { type, options } = parseDeviceArg(deviceSpec);
   return {
     kind: "serve",
@@ -65,7 +77,7 @@ function demoCommand(): ServeCommand {
     deviceType: type,
     deviceOptions: options,
     logLevel: "info",
-    logFormat: "text",
+    logFormat: defaultLogFormat(),
     maxBounce: 16 << 20,
     dmaChunk: 32 << 10,
     demo: true,
@@ -94,10 +106,10 @@ interface Listening {
 
 function openSocket(source: SocketSource, server: Server, onLastClient: () => void): Listening {
   if (source.kind === "path") {
-    const { path, mode } = source;
+    const { path, mode, group } = source;
     claimSocketPath(path);
-    const fd = listenUnix(path, mode);
-    const ino = Deno.lstatSync(path).ino;
+    const fd = listenUnix(path, { mode, group });
+    const ino = lstatPath(path)?.ino;
     server.listen(fd);
     let removed = false;
     return {
@@ -106,9 +118,9 @@ function openSocket(source: SocketSource, server: Server, onLastClient: () => vo
         if (removed) return;
         removed = true;
         try {
-          const st = Deno.lstatSync(path);
-          if (st.isSocket && st.ino === ino) Deno.removeSync(path);
-        } catch { /* already gone */ }
+          const st = lstatPath(path);
+          if (st?.type === "socket" && st.ino === ino) unlinkPath(path);
+        } catch { /* gone, or no longer ours to tell */ }
       },
     };
   }
@@ -132,22 +144,43 @@ function openSocket(source: SocketSource, server: Server, onLastClient: () => vo
     server.serveConnected(fd);
   }
   const how = source.activated ? "socket-activated" : "inherited";
-  return { where: `${how} ${kind} fd ${fd}`, removeFile() {} };
+  let name = "";
+  try {
+    name = socketName(fd);
+  } catch { /* unnamed is fine */ }
+  return { where: `${how} ${kind} fd ${fd}${name ? ` (${name})` : ""}`, removeFile() {} };
 }
 
-function tell(state: string, log: ReturnType<typeof logger>): void {
+/** The socket as the journal's VFUD_SOCKET field names it: its path, or the fd. */
+function socketField(source: SocketSource): string {
+  if (source.kind === "path") return source.path;
   try {
-    notify(state);
+    return socketName(source.fd) || `fd ${source.fd}`;
+  } catch {
+    return `fd ${source.fd}`;
+  }
+}
+
+/** sd_notify; false when there is no service manager (or it cannot be reached: logged once). */
+function tell(state: string, log: ReturnType<typeof logger>): boolean {
+  try {
+    return notify(state);
   } catch (e) {
     log.warn("sd_notify {state}: {error}", { state, error: (e as Error).message });
+    return false;
   }
 }
 
 async function serve(cli: ServeCommand): Promise<number> {
-  await setupLogging(cli.logLevel, cli.logFormat);
+  await setupLogging({
+    level: cli.logLevel,
+    format: cli.logFormat,
+    context: { device: cli.deviceType.name, socket: socketField(cli.socket) },
+  });
   const log = logger();
   let trace: ProtocolTrace | undefined;
   let listening: Listening | undefined;
+  let status: ServiceStatus | undefined;
   try {
     if (cli.trace !== undefined) {
       trace = new ProtocolTrace(cli.trace);
@@ -165,10 +198,12 @@ async function serve(cli: ServeCommand): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info("{why}: stopping", { why });
+      status?.stop();
       tell("STOPPING=1", log);
-      deadline = setTimeout(() => {
-        console.error(`vfud: shutdown took over ${SHUTDOWN_DEADLINE_MS} ms: exiting now`);
+      deadline = setTimeout(async () => {
         listening?.removeFile();
+        log.error("shutdown took over {ms} ms: exiting now", { ms: SHUTDOWN_DEADLINE_MS });
+        await closeLogging(50);
         Deno.exit(1);
       }, SHUTDOWN_DEADLINE_MS);
       server.stopAccepting();
@@ -185,18 +220,31 @@ async function serve(cli: ServeCommand): Promise<number> {
     for (const [s, h] of signals) Deno.addSignalListener(s, h);
     try {
       listening = openSocket(cli.socket, server, () => stop("client left"));
-      log.info("serving {type} on {where}", { type: cli.deviceType.name, where: listening.where });
+      const detail = device.summary ? ` (${device.summary})` : "";
+      const serving = `serving ${cli.deviceType.name} on ${listening.where}${detail}`;
+      log.info("serving {type} on {where}{detail}", {
+        type: cli.deviceType.name,
+        where: listening.where,
+        detail,
+      });
+      status = new ServiceStatus(
+        { notify: (m) => tell(m, log), requests: () => device.requests },
+        serving,
+      );
+      server.onClient = (peer) =>
+        peer === undefined ? status?.clientLeft() : status?.clientConnected(peer);
       if (cli.demo) {
         console.log(`vfud: demo disk ${cli.deviceOptions.get("file")} (1 GiB sparse).`);
         console.log(`Attach QEMU 11.1 with:\n\n${qemuCommandLine(listening.where)}\n`);
       }
-      tell(`READY=1\nSTATUS=serving ${cli.deviceType.name} on ${listening.where}`, log);
+      status.ready();
       await loop.run();
       server.stop();
       await device.quiesce();
       await device.flush?.();
       device.close();
     } finally {
+      status?.stop();
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
       listening?.removeFile();
       clearTimeout(deadline);
@@ -212,21 +260,33 @@ async function serve(cli: ServeCommand): Promise<number> {
   }
 }
 
+/** Reports a usage error in the log format the line asked for (or the default): exit 2. */
+async function usageError(e: UsageError, args: string[]): Promise<number> {
+  const format = requestedLogFormat(args) ?? defaultLogFormat();
+  if (format === "text") await logOnce("error", `${e.message}\n${USAGE_HINT}`, "text");
+  else await logOnce("error", `${e.message} (${USAGE_HINT})`, format);
+  return 2;
+}
+
 /** Runs vfud with `args`; resolves with the exit status. */
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "probe") return await probeMain(args.slice(1));
-  const activated = listenFds();
   let cli;
   try {
-    cli = args.length === 0 ? demoCommand() : parseCli(args, activated);
+    const activated = listenFds();
+    cli = args.length === 0
+      ? demoCommand()
+      : parseCli(args, activated, { journal: stderrIsJournal() });
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`vfud: ${e.message}\nTry vfud --help.`);
-    return 2;
+    if (!(e instanceof UsageError)) {
+      await logOnce("error", (e as Error).message, requestedLogFormat(args) ?? defaultLogFormat());
+      return 1;
+    }
+    return await usageError(e, args);
   }
   switch (cli.kind) {
     case "help":
-      console.log(usage());
+      console.log(usage().trimEnd());
       return 0;
     case "version":
       console.log(`vfud ${VFUD_VERSION}`);

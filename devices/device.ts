@@ -39,6 +39,13 @@ export interface DeviceEnv {
 export interface Device {
   /** Short type name, e.g. "virtio-blk". */
   readonly type: string;
+  /**
+   * What is being served, in a few words for the log and the service status, e.g.
+   * "/var/lib/vfud/disk0.img: 10 GiB, read-write, serial disk0".
+   */
+  summary?: string;
+  /** Requests the device took from the guest so far (for a rate in the service status). */
+  readonly requests?: number;
   /** Identity, BARs, capabilities and interrupts of the function. */
   readonly pci: PciConfigSpec;
   /** Called once before any other method with the context of the device. */

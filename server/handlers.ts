@@ -15,8 +15,8 @@ import { Command, type Header } from "../protocol/header.ts";
 import { DeviceGetInfo, DeviceInfoFlags, DeviceReset } from "../protocol/device_info.ts";
 import { DeviceGetRegionInfo } from "../protocol/region_info.ts";
 import { DeviceGetRegionIoFds } from "../protocol/region_io_fds.ts";
-import { DmaMap, DmaUnmap, DmaUnmapFlags } from "../protocol/dma.ts";
-import { DeviceGetIrqInfo, DeviceSetIrqs } from "../protocol/irq.ts";
+import { DmaMap, DmaMapFlags, DmaUnmap, DmaUnmapFlags } from "../protocol/dma.ts";
+import { DeviceGetIrqInfo, DeviceSetIrqs, IrqIndex, IrqSetFlags } from "../protocol/irq.ts";
 import { RegionRead, RegionWrite, RegionWriteMulti } from "../protocol/region_rw.ts";
 import { negotiate } from "../protocol/negotiate.ts";
 import type { SessionMemory } from "../dma/memory.ts";
@@ -56,6 +56,15 @@ export type Handler = (
 
 const EMPTY: HandlerResult = {};
 
+const IRQ_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(IrqIndex).filter(([k]) => k !== "NUM").map(([k, v]) => [v, k]),
+);
+
+/** "TRIGGER", "DATA_EVENTFD": the name of one IrqSetFlags bit. */
+function flagName(bit: number): string {
+  return Object.entries(IrqSetFlags).find(([, v]) => v === bit)?.[0] ?? `0x${bit.toString(16)}`;
+}
+
 function noFds(fds: number[], what: string): void {
   if (fds.length) throw new VfioUserError(Errno.EINVAL, `${what} takes no fds`);
 }
@@ -75,11 +84,19 @@ function version(s: SessionState, payload: Uint8Array, fds: number[]): HandlerRe
   s.negotiated = true;
   const twin = n.session.twinSocket ? [s.openTwinSocket()] : [];
   s.enableMessageDma();
-  s.log.info("negotiated version {major}.{minor}, max_data_xfer_size {xfer}", {
-    major: n.session.major,
-    minor: n.session.minor,
-    xfer: n.session.maxDataXferSize,
-  });
+  s.log.info(
+    "negotiated vfio-user {major}.{minor}: max_data_xfer_size {xfer}, client max_msg_fds " +
+      "{clientFds}, max_dma_maps {maxDmaMaps}, twin socket {twin}, migration {migration}",
+    {
+      major: n.session.major,
+      minor: n.session.minor,
+      xfer: n.session.maxDataXferSize,
+      clientFds: n.session.clientMaxMsgFds,
+      maxDmaMaps: n.session.maxDmaMaps,
+      twin: n.session.twinSocket ? "yes" : "no",
+      migration: n.session.migration ? "yes" : "no",
+    },
+  );
   // The client's end of the twin socket is ours to close once the reply carried it.
   return { payload: n.payload, fds: twin, afterSend: () => twin.forEach(closeFd) };
 }
@@ -96,6 +113,16 @@ function dmaMap(s: SessionState, payload: Uint8Array, fds: number[]): HandlerRes
       { iova: req.address.toString(16), size: req.size.toString(16) },
     );
   }
+  s.log.debug("DMA map 0x{iova}+0x{size} {prot}, {how}", {
+    iova: req.address.toString(16),
+    size: req.size.toString(16),
+    prot: `${req.flags & DmaMapFlags.READ ? "r" : "-"}${req.flags & DmaMapFlags.WRITE ? "w" : "-"}`,
+    how: fd === undefined
+      ? "no fd: message-based DMA"
+      : r.unsealed
+      ? "unsealed fd: message-based DMA"
+      : `mmap of the client's fd at offset 0x${req.offset.toString(16)}`,
+  });
   return EMPTY;
 }
 
@@ -107,8 +134,13 @@ function dmaUnmap(s: SessionState, payload: Uint8Array, fds: number[]): HandlerR
       throw new VfioUserError(Errno.EINVAL, "DMA_UNMAP ALL with an address range");
     }
     s.dma.clear();
+    s.log.debug("DMA unmap all");
   } else {
     s.dma.unmap(req.address, req.size);
+    s.log.debug("DMA unmap 0x{iova}+0x{size}", {
+      iova: req.address.toString(16),
+      size: req.size.toString(16),
+    });
   }
   return { payload: DmaUnmap.encodeReply(req) };
 }
@@ -163,7 +195,17 @@ function getIrqInfo(s: SessionState, payload: Uint8Array, fds: number[]): Handle
 
 function setIrqs(s: SessionState, payload: Uint8Array, fds: number[]): HandlerResult {
   const req = DeviceSetIrqs.decodeRequest(payload);
-  s.host.irqs.set({ ...req, fds: fds.splice(0) });
+  const passed = fds.splice(0);
+  s.host.irqs.set({ ...req, fds: passed });
+  s.log.debug("set IRQs {index} {start}..{end}: {action} {data}", {
+    index: IRQ_NAMES[req.index] ?? `index ${req.index}`,
+    start: req.start,
+    end: req.start + req.count - 1,
+    action: flagName(req.flags & IrqSetFlags.ACTION_TYPE_MASK),
+    data: req.flags & IrqSetFlags.DATA_EVENTFD
+      ? `with ${passed.length} eventfd(s)`
+      : flagName(req.flags & IrqSetFlags.DATA_TYPE_MASK),
+  });
   return EMPTY;
 }
 
@@ -195,6 +237,7 @@ function regionWriteMulti(s: SessionState, payload: Uint8Array, fds: number[]): 
 async function deviceReset(s: SessionState, payload: Uint8Array, fds: number[]) {
   noFds(fds, "DEVICE_RESET");
   DeviceReset.decodeRequest(payload);
+  s.log.info("device reset by the client");
   await s.host.reset();
   return EMPTY;
 }

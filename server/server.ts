@@ -10,7 +10,8 @@ import type { Logger } from "@logtape/logtape";
 import { closeFd } from "../sys/ffi.ts";
 import type { EventLoop } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
-import { acceptUnix } from "../sys/socket.ts";
+import { acceptUnix, peerCredentials } from "../sys/socket.ts";
+import { readSmallFile } from "../sys/files.ts";
 import type { DeviceHost } from "./host.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { DEFAULT_DMA_CHUNK } from "./message_dma.ts";
@@ -39,6 +40,8 @@ export class Server {
   #sessions = 0;
   /** Called when a session on a pre-connected fd ends (there is no next client). */
   onLastSession: (() => void) | undefined;
+  /** Told who connected (`describePeer`), and undefined when that client left. */
+  onClient: ((peer: string | undefined) => void) | undefined;
 
   constructor(loop: EventLoop, host: DeviceHost, options: SessionOptions, log: Logger) {
     this.#loop = loop;
@@ -89,13 +92,25 @@ export class Server {
 
   #start(fd: number, last: boolean): void {
     const n = ++this.#sessions;
-    const log = this.#log.getChild(`session-${n}`);
-    log.info("client connected (session {n})", { n });
+    const log = this.#log.getChild(`session-${n}`).with({ session: n });
+    const peer = describePeer(fd);
+    log.info("client connected (session {n}): {peer}", { n, peer });
+    this.onClient?.(peer);
+    const since = performance.now();
     const session = new Session(this.#loop, fd, this.#host, this.#options, log);
     this.#session = session;
     session.closed.then(async (reason) => {
-      if (reason) log.warn("client connection ended: {error}", { error: reason.message });
-      else log.info("client disconnected");
+      const summary = {
+        commands: session.commands,
+        seconds: ((performance.now() - since) / 1000).toFixed(1),
+      };
+      if (reason) {
+        log.warn("client connection ended after {commands} commands, {seconds} s: {error}", {
+          ...summary,
+          error: reason.message,
+        });
+      } else log.info("client disconnected after {commands} commands, {seconds} s", summary);
+      this.onClient?.(undefined);
       // Requests of the old client must be over before a new client's memory is installed:
       // they fail fast (their DMA requests were rejected), quiesce waits for the last of them.
       this.#pauseAccepting();
@@ -130,5 +145,16 @@ export class Server {
       this.#listenFd = -1;
     }
     this.#session?.close();
+  }
+}
+
+/** "pid 1234 (qemu-system-x86), uid 0, gid 0": who connected, for the log. */
+export function describePeer(fd: number): string {
+  try {
+    const { pid, uid, gid } = peerCredentials(fd);
+    const comm = pid > 0 ? readSmallFile(`/proc/${pid}/comm`, 64)?.trim() : undefined;
+    return `pid ${pid}${comm ? ` (${comm})` : ""}, uid ${uid}, gid ${gid}`;
+  } catch (e) {
+    return `peer unknown (${(e as Error).message})`;
   }
 }

@@ -60,6 +60,8 @@ export class Session implements SessionState {
   negotiated = false;
   /** The negotiated max_data_xfer_size (DMA message size cap). */
   clientMaxXfer = 1 << 20;
+  /** Commands answered so far. */
+  commands = 0;
   readonly #conn: Connection;
   readonly #loop: EventLoop;
   #twin: Connection | undefined;
@@ -199,6 +201,19 @@ export class Session implements SessionState {
   /** The one place a handler's outcome becomes a reply (or none, for NO_REPLY). */
   #reply(h: Header, result: HandlerResult | Error): void {
     const name = commandName(h.cmd);
+    this.commands++;
+    if (this.log.isEnabledFor("trace")) {
+      this.log.trace("{cmd} id {id} ({size} bytes): {outcome}", {
+        cmd: name,
+        id: h.id,
+        size: h.size,
+        outcome: result instanceof Error
+          ? `error ${result instanceof VfioUserError ? result.errno : Errno.EIO}`
+          : `ok, ${result.payload?.length ?? 0} bytes${
+            result.fds?.length ? ` + ${result.fds.length} fds` : ""
+          }`,
+      });
+    }
     if (result instanceof Error) {
       const errno = result instanceof VfioUserError ? result.errno : Errno.EIO;
       const level = result instanceof VfioUserError ? "warn" : "error";

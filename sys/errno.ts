@@ -24,6 +24,7 @@ export const Errno = {
   EBUSY: 16,
   EEXIST: 17,
   ENODEV: 19,
+  ENOTDIR: 20,
   EINVAL: 22,
   EMFILE: 24,
   ENOSPC: 28,

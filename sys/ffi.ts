@@ -27,6 +27,8 @@ const SYMBOLS = {
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
   /** int connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen); */
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen); */
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   /** int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen); */
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   /** int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen); */
@@ -87,6 +89,41 @@ const SYMBOLS = {
    *                const struct sockaddr *dest_addr, socklen_t addrlen);
    */
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  /**
+   * int statx(int dirfd, const char *pathname, int flags, unsigned int mask,
+   *           struct statx *statxbuf);
+   */
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  /** int chmod(const char *pathname, mode_t mode); */
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  /** int lchown(const char *pathname, uid_t owner, gid_t group); */
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  /** int link(const char *oldpath, const char *newpath); */
+  link: { parameters: ["buffer", "buffer"], result: "i32" },
+  /** int unlink(const char *pathname); */
+  unlink: { parameters: ["buffer"], result: "i32" },
+  /** uid_t geteuid(void); */
+  geteuid: { parameters: [], result: "u32" },
+  /** gid_t getegid(void); */
+  getegid: { parameters: [], result: "u32" },
+  /**
+   * int getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
+   *                struct group **result);
+   */
+  getgrnam_r: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
+  /**
+   * int getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen,
+   *                struct group **result);
+   */
+  getgrgid_r: { parameters: ["u32", "buffer", "buffer", "usize", "buffer"], result: "i32" },
+  /**
+   * int getpwuid_r(uid_t uid, struct passwd *pwd, char *buf, size_t buflen,
+   *                struct passwd **result);
+   */
+  getpwuid_r: { parameters: ["u32", "buffer", "buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened libc with every symbol above. */

@@ -41,6 +41,7 @@ export const C = {
   O_WRONLY: 1,
   O_RDWR: 2,
   O_CREAT: 0o100,
+  O_TRUNC: 0o1000,
   O_CLOEXEC: 0o2000000,
   F_GETFD: 1,
   F_SETFD: 2,

@@ -6,6 +6,7 @@
  */
 import { check, closeFd, errno, libc, retry, SysError } from "./ffi.ts";
 import { Errno } from "./errno.ts";
+import { chgrpPath, chmodPath, linkPath, lstatPath, unlinkPath } from "./files.ts";
 import {
   C,
   CMSG_HDR,
@@ -20,7 +21,11 @@ const SUN_PATH_MAX = 108;
 
 function sockaddrUn(path: string): Uint8Array {
   const p = new TextEncoder().encode(path);
-  if (p.length >= SUN_PATH_MAX) throw new Error(`socket path too long (${p.length} bytes)`);
+  if (p.length >= SUN_PATH_MAX) {
+    throw new Error(
+      `${path}: socket path too long (${p.length} bytes, at most ${SUN_PATH_MAX - 1})`,
+    );
+  }
   const sa = new Uint8Array(2 + SUN_PATH_MAX);
   new DataView(sa.buffer).setUint16(0, C.AF_UNIX, true);
   sa.set(p, 2);
@@ -233,34 +238,48 @@ function sockaddrUnAny(address: string): { sa: Uint8Array; len: number } {
   return { sa, len: abstract ? 3 + name.length : 2 + name.length + 1 };
 }
 
+/** Ownership and mode a socket file gets between bind and listen. */
+export interface SocketFileAccess {
+  /** File mode, e.g. 0o600. */
+  mode?: number;
+  /** Group of the socket file (the owner stays vfud's user), with its name for errors. */
+  group?: { gid: number; name: string };
+}
+
 /**
  * Creates a non-blocking listening socket bound to `path` (which must not exist). The path only
- * appears once the socket listens, with its final mode: the socket is bound to a temporary name
- * in the same directory, gets `mode` (e.g. 0o600), listens, and is then hard-linked to `path`
- * (link() never replaces an existing file) and the temporary name removed. So a supervisor or
- * VMM that connects as soon as the file exists is never refused. When the temporary name would
- * not fit in sun_path, the socket is bound to `path` directly (mode still set before listen).
- * Every file it made is removed again when anything fails.
+ * appears once the socket listens, with its final group and mode (`access`): the socket is bound
+ * to a temporary name in the same directory, gets its group and mode, listens, and is then
+ * hard-linked to `path` (link() never replaces an existing file) and the temporary name removed.
+ * So a supervisor or VMM that connects as soon as the file exists is never refused. When the
+ * temporary name would not fit in sun_path, the socket is bound to `path` directly (group and
+ * mode still set before listen). Every file it made is removed again when anything fails.
+ * Errors name `path`.
  */
-export function listenUnix(path: string, mode?: number, backlog = 16): number {
+export function listenUnix(path: string, access: SocketFileAccess = {}, backlog = 16): number {
   const fd = newSocket();
   const tmp = temporaryName(path);
   const bindPath = tmp ?? path;
   let bound = false;
   try {
     const sa = sockaddrUn(bindPath);
-    check("bind", libc.bind(fd, sa, sa.length));
+    if (libc.bind(fd, sa, sa.length) < 0) throw new SysError(`bind ${path}`, errno());
     bound = true;
-    if (mode !== undefined) Deno.chmodSync(bindPath, mode);
-    check("listen", libc.listen(fd, backlog));
+    if (access.group) chgrpPath(bindPath, access.group.gid, access.group.name, path);
+    if (access.mode !== undefined) chmodPath(bindPath, access.mode, path);
+    if (libc.listen(fd, backlog) < 0) throw new SysError(`listen ${path}`, errno());
     if (tmp !== undefined) {
-      Deno.linkSync(tmp, path);
-      Deno.removeSync(tmp);
+      linkPath(tmp, path);
+      unlinkPath(tmp);
     }
     return fd;
   } catch (e) {
     closeFd(fd);
-    if (bound) Deno.removeSync(bindPath);
+    if (bound) {
+      try {
+        unlinkPath(bindPath);
+      } catch { /* the first error is the one to report */ }
+    }
     throw e;
   }
 }
@@ -292,14 +311,11 @@ export function isBoundNameOf(name: string, path: string): boolean {
  * cannot be told (EACCES, or EAGAIN from a live server with a full backlog).
  */
 export function claimSocketPath(path: string): void {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
+  const info = lstatPath(path);
+  if (info === undefined) return;
+  if (info.type !== "socket") {
+    throw new Error(`${path} exists and is not a socket: refusing to replace it`);
   }
-  if (!info.isSocket) throw new Error(`${path} exists and is not a socket: refusing to replace it`);
   let fd: number;
   try {
     fd = connectUnix(path);
@@ -307,13 +323,25 @@ export function claimSocketPath(path: string): void {
     const err = e instanceof SysError ? e.errno : -1;
     if (err === Errno.ENOENT) return;
     if (err === Errno.ECONNREFUSED) {
-      Deno.removeSync(path);
+      unlinkPath(path);
       return;
     }
     throw new Error(`${path}: cannot tell whether the socket is in use (${(e as Error).message})`);
   }
   closeFd(fd);
   throw new Error(`${path} is in use by another server`);
+}
+
+/** The path a UNIX socket fd is bound to ("@name" for an abstract one), or "" if unbound. */
+export function socketName(fd: number): string {
+  const sa = new Uint8Array(2 + SUN_PATH_MAX);
+  const len = new Uint32Array([sa.length]);
+  check("getsockname", libc.getsockname(fd, sa, new Uint8Array(len.buffer)));
+  const name = sa.subarray(2, Math.min(len[0], sa.length));
+  if (name.length === 0) return "";
+  if (name[0] === 0) return `@${new TextDecoder().decode(name.subarray(1))}`;
+  const end = name.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? name : name.subarray(0, end));
 }
 
 /** The address family (SO_DOMAIN) of a socket fd, e.g. 1 for AF_UNIX; throws for non-sockets. */
@@ -360,4 +388,35 @@ export function recvDatagram(fd: number, buf: Uint8Array): number {
     throw new SysError("read", err);
   }
   return Number(r);
+}
+
+/** A non-blocking, unbound AF_UNIX datagram socket for {@link trySendDatagram}. */
+export function openDatagramSocket(): number {
+  return check(
+    "socket",
+    libc.socket(C.AF_UNIX, SOCK_DGRAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0),
+  );
+}
+
+/**
+ * Sends one datagram from `fd` to `address` without blocking: 0 when it went, else the errno
+ * (EAGAIN when the receiver's queue is full, ENOENT/ECONNREFUSED when nobody listens there).
+ */
+export function trySendDatagram(fd: number, address: string, data: Uint8Array): number {
+  const { sa, len } = sockaddrUnAny(address);
+  const r = retry(() => libc.sendto(fd, data, BigInt(data.length), C.MSG_NOSIGNAL, sa, len));
+  return r < 0 ? errno() : 0;
+}
+
+/** The peer of a connected UNIX socket (SO_PEERCRED), as the kernel recorded it at connect. */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  const SO_PEERCRED = 17;
+  const cred = new Uint8Array(12);
+  const len = new Uint32Array([12]);
+  check(
+    "getsockopt SO_PEERCRED",
+    libc.getsockopt(fd, C.SOL_SOCKET, SO_PEERCRED, cred, new Uint8Array(len.buffer)),
+  );
+  const v = new DataView(cred.buffer);
+  return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
 }

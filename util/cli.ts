@@ -1,7 +1,12 @@
 /**
- * Command-line parsing of the vfud server (the `probe` subcommand parses its own arguments in
- * tools/probe.ts). Pure: the environment's contribution (socket activation) comes in as an
- * argument, errors are {@link UsageError}s (exit status 2), nothing is opened here.
+ * Command-line parsing and checking of the vfud server (the `probe` subcommand parses its own
+ * arguments in tools/probe.ts). Every option is checked here, device options included, before
+ * anything is opened: a mistake is a {@link UsageError} (exit status 2, "Try 'vfud --help'").
+ * The environment's contribution (socket activation, journald, group names) comes in through
+ * {@link CliEnv}; nothing is opened here.
+ *
+ * {@link OPTIONS} is the one description of the options: the parser, `--help`, the man page
+ * and the bash completion are all generated from it (util/help.ts).
  *
  * @module
  */
@@ -12,8 +17,10 @@ import {
   type DeviceOptions,
   type DeviceType,
   parseDeviceArg,
+  parseSizeText,
 } from "../devices/mod.ts";
-import { LOG_LEVELS } from "../sys/log.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from "../sys/log.ts";
+import { groupId } from "../sys/ids.ts";
 
 /** A command-line mistake: reported with a hint to --help, exit status 2. */
 export class UsageError extends Error {
@@ -23,9 +30,128 @@ export class UsageError extends Error {
   }
 }
 
+/** The hint printed after a usage error. */
+export const USAGE_HINT = "Try 'vfud --help' for more information.";
+
+/** How the shell completes an option's value. */
+export type Completion = "file" | "directory" | "group" | "device" | "none" | readonly string[];
+
+/** One option of the server's command line. */
+export interface OptionSpec {
+  name: string;
+  short?: string;
+  /** Name of the value (`PATH`); absent for a flag. */
+  arg?: string;
+  /** What it does (one paragraph; rendered by --help and the man page). */
+  help: string;
+  /** Default value as shown to users. */
+  default?: string;
+  /** A one-shot command: printed output, exit 0, every other option ignored. */
+  alone?: boolean;
+  complete?: Completion;
+}
+
+/** Default mode of a socket file vfud creates: owner only (0660 with --socket-group). */
+export const DEFAULT_SOCKET_MODE = 0o600;
+/** Default mode when --socket-group is given: the group may connect. */
+export const DEFAULT_GROUP_SOCKET_MODE = 0o660;
+
+/** Every option of `vfud` (not of `vfud probe`), in the order --help lists them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "socket-path",
+    arg: "PATH",
+    complete: "file",
+    help: "Create a listening UNIX socket at PATH and serve clients on it, one at a time " +
+      "(device state survives a client's reconnect). A stale socket left at PATH (nobody " +
+      "accepts on it) is replaced; any other file, or a live socket, is refused. The socket " +
+      "file is removed at exit.",
+  },
+  {
+    name: "socket-mode",
+    arg: "OCTAL",
+    complete: ["0600", "0660", "0666"],
+    default: "0600, or 0660 with --socket-group",
+    help: "Mode of the socket file --socket-path creates, in force before any client can " +
+      "connect.",
+  },
+  {
+    name: "socket-group",
+    arg: "GROUP",
+    complete: "group",
+    help: "Group (name or number) of the socket file --socket-path creates, so that a VMM " +
+      "running as another user in that group can connect. vfud must be a member of GROUP " +
+      "(or root).",
+  },
+  {
+    name: "fd",
+    arg: "N",
+    complete: "none",
+    help: "Serve an inherited socket: a listening one (clients are accepted on it) or an " +
+      "already-connected one (vfud exits 0 when that client leaves). Exactly one of " +
+      "--socket-path and --fd is required, unless systemd passes the socket (LISTEN_FDS).",
+  },
+  {
+    name: "device",
+    arg: "TYPE,KEY=VALUE,...",
+    complete: "device",
+    help: "The device to emulate (exactly one), see DEVICES. Options are separated by commas; " +
+      "a comma inside a value is written twice, as in QEMU (file=/images/a,,b.img).",
+  },
+  {
+    name: "max-bounce-buffer-size",
+    arg: "BYTES",
+    complete: ["4M", "16M", "64M"],
+    default: "16M",
+    help: "Total size of the bounce buffers used for guest memory the client shares no fd " +
+      "for (message-based DMA). Requests wait in FIFO order for room; a larger one is done " +
+      "in pieces. Suffixes K, M, G.",
+  },
+  {
+    name: "dma-chunk-size",
+    arg: "BYTES",
+    complete: ["16K", "32K", "64K", "128K"],
+    default: "32K",
+    help: "Largest data payload of one DMA_READ/DMA_WRITE message (also capped by the " +
+      "client's max_data_xfer_size).",
+  },
+  {
+    name: "log-level",
+    arg: "LEVEL",
+    complete: LOG_LEVELS,
+    default: "info",
+    help: `${LOG_LEVELS.join(", ")}. debug adds each client's negotiation, DMA mappings, ` +
+      "interrupt and queue set-up; trace adds every message and every device request.",
+  },
+  {
+    name: "log-format",
+    arg: "FORMAT",
+    complete: LOG_FORMATS,
+    default: "journal when stderr is the journal (JOURNAL_STREAM), else text",
+    help: "text: timestamped lines on stderr; json: one JSON object per line on stderr; " +
+      "journal: native journal entries with structured fields (VFUD_DEVICE, VFUD_SOCKET, " +
+      "VFUD_SESSION, ...), falling back to <N>-prefixed lines on stderr.",
+  },
+  {
+    name: "trace-protocol",
+    arg: "FILE",
+    complete: "file",
+    help: "Write every vfio-user message, both directions, decoded as one JSON line each " +
+      "(never bulk data) to FILE (created 0600), or to stderr for -.",
+  },
+  {
+    name: "print-capabilities",
+    alone: true,
+    help: "Print the device types, their options, the protocol limits and the served " +
+      "commands as JSON, and exit. Every other option is ignored.",
+  },
+  { name: "version", short: "V", alone: true, help: "Print the version and exit." },
+  { name: "help", short: "h", alone: true, help: "Print this help and exit." },
+];
+
 /** Where the server gets its socket. */
 export type SocketSource =
-  | { kind: "path"; path: string; mode: number }
+  | { kind: "path"; path: string; mode: number; group?: { gid: number; name: string } }
   | { kind: "fd"; fd: number; activated: boolean };
 
 /** Everything `vfud` needs to serve a device. */
@@ -37,7 +163,7 @@ export interface ServeCommand {
   deviceType: DeviceType;
   deviceOptions: DeviceOptions;
   logLevel: LogLevel;
-  logFormat: "text" | "json";
+  logFormat: LogFormat;
   maxBounce: number;
   dmaChunk: number;
   /** `--trace-protocol` target: a file path or "-" for stderr. */
@@ -53,71 +179,20 @@ export type CliCommand =
   | { kind: "capabilities" }
   | ServeCommand;
 
-/** Default mode of a socket file vfud creates: owner only. */
-export const DEFAULT_SOCKET_MODE = 0o600;
-
-/** Help text (device section generated from the device registry). */
-export function usage(): string {
-  const devices = [...DEVICE_TYPES.values()].map((t) =>
-    `  ${t.name}: ${t.description}\n` +
-    Object.entries(t.options).map(([k, o]) =>
-      `      ${k}=...${o.required ? " (required)" : ""}  ${o.help}`
-    ).join("\n")
-  ).join("\n");
-  return `vfud - vfio-user device server
-
-Usage:
-  vfud --socket-path=PATH --device=TYPE,key=value,... [options]
-  vfud --fd=N --device=TYPE,key=value,... [options]
-  vfud --device=TYPE,...    (started by systemd socket activation: LISTEN_FDS=1, fd 3)
-  vfud probe [--json] SOCKET-PATH
-  vfud --print-capabilities | --version | --help
-  vfud                      (no arguments: demo disk, see below)
-
-Options:
-  --socket-path=PATH   create a listening UNIX socket at PATH and serve clients on it, one at
-                       a time (device state survives reconnects). A stale socket left there is
-                       replaced; any other file is refused. Removed at exit
-  --socket-mode=OCTAL  mode of the socket file created by --socket-path (default 0600)
-  --fd=N               serve an inherited socket: a listening one (clients are accepted on it)
-                       or an already-connected one (vfud exits when that client leaves)
-  --device=SPEC        the device to emulate (exactly one), see "Devices"
-  --max-bounce-buffer-size=BYTES
-                       total size of the bounce buffers used for guest memory the client
-                       shares no fd for (message-based DMA); requests wait in FIFO order for
-                       room, a larger one is done in pieces. Suffixes K, M, G. Default 16M:
-                       16 requests of 1 MiB in flight (the largest request Linux builds with
-                       seg_max 254), a bounded cost per device
-  --dma-chunk-size=BYTES
-                       largest data payload of one DMA_READ/DMA_WRITE message (also capped by
-                       the client's max_data_xfer_size). Default 32K (see README)
-  --log-level=LEVEL    ${LOG_LEVELS.join("|")} (default info); logs go to stderr
-  --log-format=FORMAT  text|json (JSON lines) (default text)
-  --trace-protocol=FILE
-                       write every vfio-user message, both directions, decoded as one JSON
-                       line each (never bulk data) to FILE (created 0600), or to stderr for -
-  --print-capabilities print device types, their options and the protocol limits as JSON
-  -V, --version        print the version
-  -h, --help           this text
-
-Devices:
-${devices}
-
-Without arguments vfud serves a virtio-blk disk backed by a sparse 1 GiB image in ./.state/
-on ./.state/vfud.sock and prints the QEMU command line that attaches to it.
-
-Signals: SIGTERM and SIGINT stop vfud cleanly: no new clients, in-flight requests finish (or
-fail after 1 s), backing files are flushed, the socket file is removed, exit status 0 (1 when
-a 1.9 s deadline cut that short). Under systemd (NOTIFY_SOCKET) vfud reports READY=1 and STOPPING=1.
-`;
+/** What parsing needs from the environment. */
+export interface CliEnv {
+  /** fds passed by systemd socket activation (util/systemd.ts `listenFds`). */
+  activated?: readonly number[];
+  /** stderr is the journal: the default --log-format is "journal". */
+  journal?: boolean;
+  /** Resolves a group name or number (default: the system's name service). */
+  groupId?: (group: string) => number | undefined;
 }
 
 /** Parses "4096", "64K", "16M", "1G" into bytes. */
 export function parseSize(text: string, what: string): number {
-  const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
-  const mul = { "": 1, K: 1024, M: 1 << 20, G: 1 << 30 }[(m?.[2] ?? "").toUpperCase()];
-  const n = m ? Number(m[1]) * mul! : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what}: "${text}" is not a size`);
+  const n = parseSizeText(text);
+  if (!(n >= 1)) throw new UsageError(`${what}: "${text}" is not a size`);
   return n;
 }
 
@@ -139,64 +214,97 @@ function parseFd(text: string): number {
   return fd;
 }
 
-/**
- * Parses the server's arguments. `activated` are the fds systemd passed by socket activation
- * (see util/systemd.ts `listenFds`): one of them stands in for `--fd` when neither `--fd` nor
- * `--socket-path` is given. (No arguments at all, the demo, is main.ts's business.)
- */
-export function parseCli(args: string[], activated: readonly number[] = []): CliCommand {
-  let values;
+/** The one-shot command among `args`, if any: it wins over everything else on the line. */
+function oneShot(args: readonly string[]): CliCommand | undefined {
+  const has = (...names: string[]) => args.some((a) => names.includes(a));
+  if (has("--help", "-h")) return { kind: "help" };
+  if (has("--version", "-V")) return { kind: "version" };
+  if (has("--print-capabilities")) return { kind: "capabilities" };
+  return undefined;
+}
+
+type Values = Record<string, string | undefined>;
+
+/** parseArgs over {@link OPTIONS}; every option at most once. */
+function scan(args: string[]): Values {
+  const options: Record<string, { type: "string"; multiple: true; short?: string }> = {};
+  for (const o of OPTIONS) {
+    if (o.arg) options[o.name] = { type: "string", multiple: true };
+  }
+  let values: Record<string, string[] | undefined>;
   try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "socket-path": { type: "string" },
-        "socket-mode": { type: "string" },
-        fd: { type: "string" },
-        device: { type: "string" },
-        "log-level": { type: "string", default: "info" },
-        "log-format": { type: "string", default: "text" },
-        "max-bounce-buffer-size": { type: "string", default: "16M" },
-        "dma-chunk-size": { type: "string", default: "32K" },
-        "trace-protocol": { type: "string" },
-        "print-capabilities": { type: "boolean" },
-        version: { type: "boolean", short: "V" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    ({ values } = parseArgs({ args, strict: true, allowPositionals: false, options }) as {
+      values: Record<string, string[] | undefined>;
+    });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (values.help) return { kind: "help" };
-  if (values.version) return { kind: "version" };
-  if (values["print-capabilities"]) return { kind: "capabilities" };
+  const out: Values = {};
+  for (const [name, list] of Object.entries(values)) {
+    if (!list) continue;
+    if (list.length > 1) {
+      throw new UsageError(
+        name === "device"
+          ? "--device is given twice: one vfud serves exactly one device (run one vfud per device)"
+          : `--${name} is given ${list.length} times`,
+      );
+    }
+    out[name] = list[0];
+  }
+  return out;
+}
 
-  const logLevel = values["log-level"] as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}"`);
-  const logFormat = values["log-format"];
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new UsageError(`--log-format: "${logFormat}" (text or json)`);
+/**
+ * Parses and checks the server's arguments. `activated` are the fds systemd passed by socket
+ * activation: one of them stands in for `--fd` when neither `--fd` nor `--socket-path` is
+ * given. (No arguments at all, the demo, is main.ts's business.)
+ */
+export function parseCli(
+  args: string[],
+  activated: readonly number[] = [],
+  env: CliEnv = {},
+): CliCommand {
+  const alone = oneShot(args);
+  if (alone) return alone;
+  const values = scan(args);
+
+  const logLevel = (values["log-level"] ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new UsageError(`--log-level: "${logLevel}" (one of ${LOG_LEVELS.join(", ")})`);
+  }
+  const logFormat = (values["log-format"] ?? (env.journal ? "journal" : "text")) as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) {
+    throw new UsageError(`--log-format: "${logFormat}" (one of ${LOG_FORMATS.join(", ")})`);
   }
   const trace = values["trace-protocol"];
   if (trace === "") throw new UsageError("--trace-protocol needs a file name or -");
   return {
     kind: "serve",
-    socket: socketSource(values, activated),
+    socket: socketSource(values, env.activated ?? activated, env.groupId ?? groupId),
     ...device(values.device),
     logLevel,
     logFormat,
-    maxBounce: parseSize(values["max-bounce-buffer-size"]!, "--max-bounce-buffer-size"),
-    dmaChunk: parseSize(values["dma-chunk-size"]!, "--dma-chunk-size"),
+    maxBounce: parseSize(values["max-bounce-buffer-size"] ?? "16M", "--max-bounce-buffer-size"),
+    dmaChunk: parseSize(values["dma-chunk-size"] ?? "32K", "--dma-chunk-size"),
     trace,
     demo: false,
   };
 }
 
+/** The --log-format asked for on a line that may not parse (to report its errors in it). */
+export function requestedLogFormat(args: readonly string[]): LogFormat | undefined {
+  let format: string | undefined;
+  args.forEach((a, i) => {
+    if (a.startsWith("--log-format=")) format = a.slice("--log-format=".length);
+    else if (a === "--log-format") format = args[i + 1];
+  });
+  return LOG_FORMATS.find((f) => f === format);
+}
+
 function socketSource(
-  values: { "socket-path"?: string; "socket-mode"?: string; fd?: string },
+  values: Values,
   activated: readonly number[],
+  resolveGroup: (group: string) => number | undefined,
 ): SocketSource {
   const path = values["socket-path"];
   const fd = values.fd === undefined ? undefined : parseFd(values.fd);
@@ -215,22 +323,40 @@ function socketSource(
   if (given === 0) {
     throw new UsageError("give exactly one of --socket-path=PATH and --fd=N");
   }
-  if (values["socket-mode"] !== undefined && path === undefined) {
-    throw new UsageError("--socket-mode applies to the socket --socket-path creates");
+  for (const opt of ["socket-mode", "socket-group"]) {
+    if (values[opt] !== undefined && path === undefined) {
+      throw new UsageError(`--${opt} applies to the socket --socket-path creates`);
+    }
   }
   if (path !== undefined) {
     if (path === "") throw new UsageError("--socket-path is empty");
+    const groupText = values["socket-group"];
+    let group: { gid: number; name: string } | undefined;
+    if (groupText !== undefined) {
+      let gid: number | undefined;
+      try {
+        gid = groupText === "" ? undefined : resolveGroup(groupText);
+      } catch (e) {
+        throw new UsageError(`--socket-group: ${(e as Error).message}`);
+      }
+      if (gid === undefined) throw new UsageError(`--socket-group: no group "${groupText}"`);
+      group = { gid, name: groupText };
+    }
     const mode = values["socket-mode"] === undefined
-      ? DEFAULT_SOCKET_MODE
+      ? (group ? DEFAULT_GROUP_SOCKET_MODE : DEFAULT_SOCKET_MODE)
       : parseMode(values["socket-mode"], "--socket-mode");
-    return { kind: "path", path, mode };
+    return group ? { kind: "path", path, mode, group } : { kind: "path", path, mode };
   }
   if (fd !== undefined) return { kind: "fd", fd, activated: activated.includes(fd) };
   return { kind: "fd", fd: activated[0], activated: true };
 }
 
 function device(spec: string | undefined) {
-  if (spec === undefined) throw new UsageError("--device=TYPE,... is required");
+  if (spec === undefined) {
+    throw new UsageError(
+      `--device=TYPE,... is required (types: ${[...DEVICE_TYPES.keys()].join(", ")})`,
+    );
+  }
   try {
     const { type, options } = parseDeviceArg(spec);
     return { deviceSpec: spec, deviceType: type, deviceOptions: options };

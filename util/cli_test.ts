@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCli, parseMode, type ServeCommand, UsageError } from "./cli.ts";
+import { parseCli, parseMode, requestedLogFormat, type ServeCommand, UsageError } from "./cli.ts";
 
 const DEV = "--device=virtio-blk,file=/nonexistent.img";
 
@@ -85,4 +85,86 @@ Deno.test("cli: octal modes", () => {
   assert.throws(() => parseMode("0800", "m"), UsageError);
   assert.throws(() => parseMode("4755", "m"), UsageError);
   assert.throws(() => parseMode("rw", "m"), UsageError);
+});
+
+Deno.test("cli: one-shot commands win over everything else on the line", () => {
+  assert.equal(parseCli(["--print-capabilities", "--bogus", "--device=nope"]).kind, "capabilities");
+  assert.equal(
+    parseCli(["--socket-path=/x", "--print-capabilities", "extra"]).kind,
+    "capabilities",
+  );
+  assert.equal(parseCli(["--log-level=loud", "--help"]).kind, "help");
+  assert.equal(parseCli(["--fd=abc", "-V"]).kind, "version");
+});
+
+Deno.test("cli: a second --device, or any option twice, is refused", () => {
+  usageError(
+    ["--socket-path=/x", DEV, DEV],
+    /--device is given twice: one vfud serves exactly one/,
+  );
+  usageError(["--socket-path=/x", "--socket-path=/y", DEV], /--socket-path is given 2 times/);
+  usageError(["--socket-path=/x", DEV, "--log-level=info", "--log-level=debug"], /--log-level/);
+});
+
+Deno.test("cli: device option values are usage errors, found before anything is opened", () => {
+  usageError(
+    ["--socket-path=/x", `${DEV},readonly=maybe`],
+    /--device: readonly=maybe: expected on/,
+  );
+  usageError(
+    ["--socket-path=/x", "--device=e1000,netdev=tap,ifname=t0,mac=zz"],
+    /--device: mac=zz: .*not a MAC address/,
+  );
+  usageError(["--socket-path=/x", "--device=e1000,netdev=stream"], /netdev=stream needs path=/);
+  const c = serve(["--socket-path=/x", "--device=virtio-blk,file=/img/a,,b.img,readonly=on"]);
+  assert.equal(c.deviceOptions.get("file"), "/img/a,b.img");
+});
+
+Deno.test("cli: --socket-group resolves the group and makes the default mode 0660", () => {
+  const groups: Record<string, number> = { kvm: 36, "36": 36 };
+  const env = { groupId: (g: string) => groups[g] };
+  assert.deepEqual(parseCli(["--socket-path=/x", "--socket-group=kvm", DEV], [], env), {
+    ...serve(["--socket-path=/x", DEV]),
+    socket: { kind: "path", path: "/x", mode: 0o660, group: { gid: 36, name: "kvm" } },
+  });
+  const explicit = parseCli(
+    ["--socket-path=/x", "--socket-group=36", "--socket-mode=0640", DEV],
+    [],
+    env,
+  ) as ServeCommand;
+  assert.deepEqual(explicit.socket, {
+    kind: "path",
+    path: "/x",
+    mode: 0o640,
+    group: { gid: 36, name: "36" },
+  });
+  assert.throws(
+    () => parseCli(["--socket-path=/x", "--socket-group=nope", DEV], [], env),
+    /no group "nope"/,
+  );
+  usageError(["--fd=3", "--socket-group=root", DEV], /--socket-group applies to the socket/);
+  // The system's name service answers by default: root is group 0 everywhere.
+  assert.deepEqual(serve(["--socket-path=/x", "--socket-group=root", DEV]).socket, {
+    kind: "path",
+    path: "/x",
+    mode: 0o660,
+    group: { gid: 0, name: "root" },
+  });
+});
+
+Deno.test("cli: --log-format defaults to journal when stderr is the journal", () => {
+  assert.equal(
+    (parseCli(["--socket-path=/x", DEV], [], { journal: true }) as ServeCommand).logFormat,
+    "journal",
+  );
+  assert.equal(serve(["--socket-path=/x", DEV]).logFormat, "text");
+  assert.equal(
+    (parseCli(["--socket-path=/x", DEV, "--log-format=text"], [], {
+      journal: true,
+    }) as ServeCommand)
+      .logFormat,
+    "text",
+  );
+  assert.equal(requestedLogFormat(["--log-format", "json", "--bogus"]), "json");
+  assert.equal(requestedLogFormat(["--log-format=xml"]), undefined);
 });

@@ -19,6 +19,8 @@ import { RegionRead, RegionWrite, RegionWriteMulti } from "../protocol/region_rw
 import { DeviceFeature } from "../protocol/feature.ts";
 import { MigDataRead, MigDataWrite } from "../protocol/mig_data.ts";
 import { toHex } from "../protocol/hex.ts";
+import { check, closeFd, cstr, errno, libc, retry, SysError } from "../sys/ffi.ts";
+import { C } from "../sys/layout.ts";
 
 interface Codec {
   decodeRequest(payload: Uint8Array): unknown;
@@ -139,7 +141,7 @@ export interface SyncWriter {
 /** A protocol trace writing JSON lines to a file or stderr; {@link install} hooks it in. */
 export class ProtocolTrace implements Disposable {
   readonly #out: SyncWriter;
-  readonly #file: Deno.FsFile | undefined;
+  readonly #file: number | undefined;
   readonly #enc = new TextEncoder();
 
   /** `target` is a path (created or truncated, mode 0600) or "-" for stderr. */
@@ -149,13 +151,15 @@ export class ProtocolTrace implements Disposable {
     } else if (target === "-") {
       this.#out = Deno.stderr;
     } else {
-      this.#file = Deno.openSync(target, {
-        write: true,
-        create: true,
-        truncate: true,
-        mode: 0o600,
-      });
-      this.#out = this.#file;
+      // libc, not Deno.openSync: the kernel's answer for any path (Deno refuses /proc, /dev).
+      const fd = libc.open(cstr(target), C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_CLOEXEC, 0o600);
+      if (fd < 0) throw new SysError(`--trace-protocol: open ${target}`, errno());
+      this.#file = fd;
+      this.#out = {
+        writeSync(p) {
+          return Number(check(`write ${target}`, retry(() => libc.write(fd, p, BigInt(p.length)))));
+        },
+      };
     }
   }
 
@@ -195,6 +199,6 @@ export class ProtocolTrace implements Disposable {
   /** Stops tracing and closes the file. */
   [Symbol.dispose](): void {
     setMessageTracer(undefined);
-    this.#file?.close();
+    if (this.#file !== undefined) closeFd(this.#file);
   }
 }

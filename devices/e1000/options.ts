@@ -13,6 +13,7 @@ import type { Device } from "../device.ts";
 import {
   defaultMac,
   describeNetdev,
+  formatMac,
   type NetBackend,
   type NetdevSpec,
   openNetBackend,
@@ -22,22 +23,35 @@ import {
 } from "../net/mod.ts";
 import { E1000 } from "./device.ts";
 import type { DeviceEnv } from "../device.ts";
+import { boolOption, type DeviceOptionSpec } from "../options.ts";
 
-/** Option names and help of the e1000 device type. */
-export const E1000_OPTIONS: Record<string, { help: string; required?: boolean }> = {
-  netdev: { help: "tap|stream: the packet backend", required: true },
-  ifname: { help: "tap: interface to attach to (created if missing; needs CAP_NET_ADMIN)" },
-  path: { help: "stream: UNIX socket path (QEMU -netdev stream framing)" },
-  server: { help: "stream: on = listen on path (default), off = connect (and reconnect)" },
-  mac: { help: "station address xx:xx:xx:xx:xx:xx (default 52:54:00:... from the netdev)" },
+/** IFNAMSIZ - 1: the longest Linux interface name. */
+const IFNAME_MAX = 15;
+
+/** Option names, help and value kinds of the e1000 device type. */
+export const E1000_OPTIONS: Record<string, DeviceOptionSpec> = {
+  netdev: { help: "tap|stream: the packet backend", required: true, value: ["tap", "stream"] },
+  ifname: {
+    help: "tap: interface to attach to (created if missing; needs CAP_NET_ADMIN)",
+    check(v) {
+      const n = new TextEncoder().encode(v).length;
+      if (n === 0 || n > IFNAME_MAX || /[\s/:]/.test(v) || v === "." || v === "..") {
+        throw new Error(
+          `ifname=${v}: not an interface name (1 to ${IFNAME_MAX} bytes, no / : or space)`,
+        );
+      }
+    },
+  },
+  path: { help: "stream: UNIX socket path (QEMU -netdev stream framing)", value: "path" },
+  server: {
+    help: "stream: on = listen on path (default), off = connect (and reconnect)",
+    value: "bool",
+  },
+  mac: {
+    help: "station address xx:xx:xx:xx:xx:xx (default 52:54:00:... from the netdev)",
+    value: "mac",
+  },
 };
-
-function onOff(v: string | undefined, key: string, def: boolean): boolean {
-  if (v === undefined) return def;
-  if (["on", "yes", "true", "1"].includes(v)) return true;
-  if (["off", "no", "false", "0"].includes(v)) return false;
-  throw new Error(`option ${key}=${v}: expected on or off`);
-}
 
 /** Checks the options and returns the backend choice and station address. */
 export function parseE1000Options(
@@ -59,7 +73,7 @@ export function parseE1000Options(
     only(["path", "server"]);
     const path = opts.get("path");
     if (!path) throw new Error("e1000: netdev=stream needs path=SOCKET");
-    spec = { netdev, path, server: onOff(opts.get("server"), "server", true) };
+    spec = { netdev, path, server: boolOption(opts, "server", true) };
   } else {
     throw new Error(`e1000: netdev=${netdev ?? ""}: expected tap or stream`);
   }
@@ -86,7 +100,9 @@ export function createE1000FromOptions(
       throw e;
     }
   }
-  return new E1000({ backend, mac });
+  const device: Device = new E1000({ backend, mac });
+  device.summary = `${describeNetdev(spec)}, MAC ${formatMac(mac)}`;
+  return device;
 }
 
 /** The device-table entry (devices/mod.ts). */
@@ -94,5 +110,8 @@ export const e1000DeviceType = {
   name: "e1000",
   description: "Intel 82540EM gigabit NIC (8086:100e, Linux e1000 driver) on a tap or stream",
   options: E1000_OPTIONS,
+  validate(opts: ReadonlyMap<string, string>): void {
+    parseE1000Options(opts);
+  },
   create: createE1000FromOptions,
 };

@@ -49,6 +49,7 @@ export class StreamBackend implements NetBackend {
   readonly #decoder = new StreamDecoder();
   readonly #buf = new Uint8Array(READ_CHUNK);
   readonly #log = logger("net", "stream");
+  #toldWaiting = false;
   #listenFd = -1;
   #conn: FdChannel | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -167,7 +168,14 @@ export class StreamBackend implements NetBackend {
     try {
       fd = connectUnix(this.#opts.path);
     } catch (e) {
-      this.#log.debug("connect {path}: {error}", { path: this.#opts.path, error: String(e) });
+      // Told once at info (the peer may just not be up yet), every retry at debug.
+      const level = this.#toldWaiting ? "debug" : "info";
+      this.#toldWaiting = true;
+      this.#log[level]("no peer on {path} yet ({error}); retrying every {ms} ms", {
+        path: this.#opts.path,
+        error: (e as Error).message,
+        ms: this.#opts.reconnectMs ?? 1000,
+      });
       this.#timer = setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
       return;
     }
@@ -175,6 +183,7 @@ export class StreamBackend implements NetBackend {
   }
 
   #connected(fd: number): void {
+    this.#toldWaiting = false;
     this.#decoder.reset();
     this.#gate.reset();
     this.#conn = new FdChannel(this.#loop, fd, {

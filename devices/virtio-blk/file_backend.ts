@@ -8,6 +8,7 @@
 import { Errno } from "../../sys/errno.ts";
 import { check, closeFd, cstr, errno, libc, retry, SysError } from "../../sys/ffi.ts";
 import { C, fillIovec, IOVEC_SIZE } from "../../sys/layout.ts";
+import { accessHint } from "../../sys/ids.ts";
 import type { BlockBackend } from "./backend.ts";
 
 /** Linux IOV_MAX: iovecs per preadv/pwritev call. */
@@ -24,16 +25,19 @@ export interface FileBackendOptions {
 /** A block backend over a raw image file. */
 export class FileBackend implements BlockBackend {
   readonly size: bigint;
+  /** The file's own size (`size` is it rounded down to whole sectors). */
+  readonly fileSize: bigint;
   readonly readonly: boolean;
   readonly path: string;
   #fd: number;
   #iov = new Uint8Array(IOVEC_SIZE * IOV_MAX);
   #iovView = new DataView(this.#iov.buffer);
 
-  private constructor(path: string, fd: number, size: bigint, readonly: boolean) {
+  private constructor(path: string, fd: number, fileSize: bigint, readonly: boolean) {
     this.path = path;
     this.#fd = fd;
-    this.size = size;
+    this.fileSize = fileSize;
+    this.size = fileSize & ~511n;
     this.readonly = readonly;
   }
 
@@ -42,14 +46,19 @@ export class FileBackend implements BlockBackend {
     let flags = (opts.readonly ? C.O_RDONLY : C.O_RDWR) | C.O_CLOEXEC;
     if (opts.createSize !== undefined && !opts.readonly) flags |= C.O_CREAT;
     const fd = libc.open(cstr(opts.path), flags, 0o600);
-    if (fd < 0) throw new SysError(`open ${opts.path}`, errno());
+    if (fd < 0) {
+      const err = errno();
+      const e = new SysError(`open ${opts.path}`, err);
+      if (err === Errno.EACCES || err === Errno.EPERM) e.message += `: ${accessHint(opts.path)}`;
+      throw e;
+    }
     try {
-      let size = check("lseek", libc.lseek(fd, 0n, 2 /* SEEK_END */));
+      let size = check(`lseek ${opts.path}`, libc.lseek(fd, 0n, 2 /* SEEK_END */));
       if (size === 0n && opts.createSize !== undefined && !opts.readonly) {
-        check("ftruncate", libc.ftruncate(fd, opts.createSize));
+        check(`ftruncate ${opts.path}`, libc.ftruncate(fd, opts.createSize));
         size = opts.createSize;
       }
-      return new FileBackend(opts.path, fd, size & ~511n, opts.readonly);
+      return new FileBackend(opts.path, fd, size, opts.readonly);
     } catch (e) {
       closeFd(fd);
       throw e;
@@ -61,13 +70,13 @@ export class FileBackend implements BlockBackend {
   }
 
   writev(offset: bigint, segs: readonly Uint8Array[]): void {
-    if (this.readonly) throw new SysError("pwritev", Errno.EROFS);
+    if (this.readonly) throw new SysError(`pwritev ${this.path}`, Errno.EROFS);
     this.#vectored("pwritev", offset, segs);
   }
 
   flush(): void {
     if (this.readonly) return;
-    check("fdatasync", retry(() => libc.fdatasync(this.#fd)));
+    check(`fdatasync ${this.path}`, retry(() => libc.fdatasync(this.#fd)));
   }
 
   close(): void {
@@ -83,8 +92,8 @@ export class FileBackend implements BlockBackend {
       const batch = pending.slice(0, IOV_MAX);
       fillIovec(this.#iovView, batch);
       const r = retry(() => libc[op](this.#fd, this.#iov, batch.length, off));
-      if (r < 0) throw new SysError(op, errno());
-      if (r === 0n) throw new SysError(`${op}: unexpected end of file`, Errno.EIO);
+      if (r < 0) throw new SysError(`${op} ${this.path}`, errno());
+      if (r === 0n) throw new SysError(`${op} ${this.path}: unexpected end of file`, Errno.EIO);
       off += BigInt(r);
       pending = advance(pending, Number(r));
     }

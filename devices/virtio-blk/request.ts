@@ -126,8 +126,9 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
   const inLen = totalLength(chain.writable) - 1;
   if (inLen < 0) throw new VirtqueueError("virtio-blk request without status byte");
   let outcome: Outcome;
+  let parsed: Parsed | undefined;
   try {
-    const parsed = await parse(t, chain, inLen);
+    parsed = await parse(t, chain, inLen);
     outcome = parsed ? await execute(t, parsed) : IOERR;
   } catch (err) {
     // Unmapped data buffer, backend failure, client gone...: the guest sees IOERR.
@@ -139,5 +140,24 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
   } catch (err) {
     throw new VirtqueueError("virtio-blk status byte not writable", { cause: err });
   }
+  if (t.log?.isEnabledFor("trace")) traceRequest(t.log, chain, parsed, outcome);
   return outcome.written + 1;
+}
+
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(ReqType).map(([k, v]) => [v, k]),
+);
+const STATUS_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(BlkStatus).map(([k, v]) => [v, k]),
+);
+
+/** One trace line per request: "request 7: IN sector 2048, 4096 bytes: OK". */
+function traceRequest(log: Logger, chain: DescChain, p: Parsed | undefined, o: Outcome): void {
+  log.trace("request {head}: {type} sector {sector}, {bytes} bytes: {status}", {
+    head: chain.head,
+    type: p ? TYPE_NAMES[p.type] ?? `type ${p.type}` : "malformed",
+    sector: p?.sector ?? 0n,
+    bytes: p ? totalLength(p.type === ReqType.OUT ? p.out : p.in) : 0,
+    status: STATUS_NAMES[o.status] ?? o.status,
+  });
 }

@@ -73,6 +73,9 @@ export class VirtioPciDevice implements Device {
     });
   }
 
+  /** Requests taken from the queues so far (the service status shows their rate). */
+  requests = 0;
+
   /** Current device_status (for diagnostics and tests). */
   get status(): number {
     return this.#state.status;
@@ -134,14 +137,29 @@ export class VirtioPciDevice implements Device {
   #writeStatus(value: number): void {
     const s = this.#state;
     if (value === 0) {
+      if (s.status) this.#context().log.debug("reset by the driver (device status 0)");
       void this.#reset();
       return;
     }
     const old = s.status;
     let next = (value & ~Status.DEVICE_NEEDS_RESET) | (old & Status.DEVICE_NEEDS_RESET);
     if ((next & Status.FEATURES_OK) && !(old & Status.FEATURES_OK)) {
-      if (this.#featuresAcceptable()) s.negotiated = s.driverFeatures;
-      else next &= ~Status.FEATURES_OK; // §3.1.1 step 6: the driver re-reads and sees it unset
+      if (this.#featuresAcceptable()) {
+        s.negotiated = s.driverFeatures;
+        this.#context().log.debug("features negotiated: 0x{features} (offered 0x{offered})", {
+          features: s.negotiated.toString(16),
+          offered: this.offered.toString(16),
+        });
+      } else {
+        next &= ~Status.FEATURES_OK; // §3.1.1 step 6: the driver re-reads and sees it unset
+        this.#context().log.warn("driver features 0x{features} refused (offered 0x{offered})", {
+          features: s.driverFeatures.toString(16),
+          offered: this.offered.toString(16),
+        });
+      }
+    }
+    if (next !== old) {
+      this.#context().log.debug("device status {status}", { status: statusNames(next) });
     }
     s.status = next;
     if ((next & Status.DRIVER_OK) && !(old & Status.DRIVER_OK)) {
@@ -161,13 +179,27 @@ export class VirtioPciDevice implements Device {
     const eventIdx = (this.#state.negotiated & feature(FeatureBit.RING_EVENT_IDX)) !== 0n;
     const ring = new SplitQueue(this.#mem, q, eventIdx);
     q.enabled = true;
+    this.#context().log.debug(
+      "queue {index} enabled: size {size}, desc 0x{desc}, avail 0x{avail}, used 0x{used}, " +
+        "MSI-X vector {vector}",
+      {
+        index,
+        size: q.size,
+        desc: q.desc.toString(16),
+        avail: q.driver.toString(16),
+        used: q.device.toString(16),
+        vector: q.msixVector,
+      },
+    );
     q.runner = new QueueRunner(ring, {
-      handle: (chain) =>
-        this.#model.handle(index, chain, {
+      handle: (chain) => {
+        this.requests++;
+        return this.#model.handle(index, chain, {
           mem: this.#mem,
           features: this.#state.negotiated,
           log: this.#context().log,
-        }),
+        });
+      },
       notify: () => this.#notifyQueue(index),
       fail: (err) => this.#needsReset(err),
     });
@@ -260,4 +292,10 @@ export class VirtioPciDevice implements Device {
   close(): void {
     this.#model.close();
   }
+}
+
+/** "ACKNOWLEDGE|DRIVER|FEATURES_OK": the names of the set device status bits (§2.1). */
+function statusNames(status: number): string {
+  const names = Object.entries(Status).filter(([, bit]) => status & bit).map(([n]) => n);
+  return names.join("|") || "0";
 }

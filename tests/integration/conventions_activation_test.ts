@@ -20,11 +20,16 @@ async function activated(notifyAddress: (dir: string) => string): Promise<void> 
     env: { NOTIFY_SOCKET: notify.address },
   });
   const ready = await notify.next();
-  assert.match(ready, /^READY=1\nSTATUS=serving virtio-blk on socket-activated listening fd 3$/);
+  assert.match(
+    ready,
+    /^READY=1\nSTATUS=serving virtio-blk on socket-activated listening fd 3 \(\S+\/activated\.sock\) \(\S+\/disk\.img: 1 MiB \(1048576 bytes\), read-write\); waiting for a client$/,
+  );
   {
     await using c = await VfioUserClient.connect(path, { timeoutMs: 10_000 });
     assert.equal((await c.version()).major, 0);
+    assert.match(await notify.next(), new RegExp(`^STATUS=serving .*; client pid ${Deno.pid} \\(`));
   }
+  assert.match(await notify.next(), /^STATUS=serving .*; waiting for a client$/);
   const stopped = v.signal("SIGTERM");
   assert.equal(await notify.next(), "STOPPING=1");
   const { code, ms } = await stopped;

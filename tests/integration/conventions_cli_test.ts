@@ -8,7 +8,7 @@ Deno.test("conventions: --socket-path and --fd together, or neither, exit 2", as
   const both = await runVfud([`--socket-path=${s.dir}/x.sock`, "--fd=3", s.device]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /give only one of --socket-path=PATH and --fd=N/);
-  assert.match(both.stderr, /Try vfud --help/);
+  assert.match(both.stderr, /Try 'vfud --help'/);
   const neither = await runVfud([s.device]);
   assert.equal(neither.code, 2);
   assert.match(neither.stderr, /give exactly one of --socket-path=PATH and --fd=N/);

@@ -8,9 +8,11 @@ import {
   runVfud,
   scratch,
   startVfud,
+  VFUD,
   waitFor as waitUntil,
   waitForSocket,
 } from "./conventions_helpers.ts";
+import { groupName } from "../../sys/ids.ts";
 
 async function modeOf(args: string[]): Promise<number> {
   await using s = await scratch();
@@ -124,3 +126,40 @@ function killTracees(pid: number): void {
     }
   }
 }
+
+Deno.test("conventions: --socket-group gives the socket file a group, mode 0660 by default", async () => {
+  const group = groupName(65534)!; // nogroup (Debian) or nobody
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  await using v = startVfud([`--socket-path=${path}`, `--socket-group=${group}`, s.device]);
+  await waitForSocket(v, path);
+  const st = Deno.lstatSync(path);
+  assert.equal(st.gid, 65534);
+  assert.equal(st.mode! & 0o777, 0o660);
+  assert.equal((await v.signal("SIGTERM")).code, 0);
+});
+
+Deno.test("conventions: a --socket-group vfud may not use is an error naming socket and group", async () => {
+  await using s = await scratch();
+  Deno.chmodSync(s.dir, 0o777);
+  Deno.chmodSync(s.image, 0o666);
+  const path = `${s.dir}/vfud.sock`;
+  const out = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      ...VFUD,
+      `--socket-path=${path}`,
+      "--socket-group=root",
+      s.device,
+    ],
+    env: { DENO_DIR: `${s.dir}/deno-cache`, HOME: s.dir },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  assert.ok(stderr.includes(`chgrp root ${path}: Operation not permitted`), stderr);
+  assert.ok(!isSocket(path), "the half-made socket is removed");
+});
