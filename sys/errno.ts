@@ -32,6 +32,7 @@ export const Errno = {
   EPIPE: 32,
   ERANGE: 34,
   ENOSYS: 38,
+  EBADMSG: 74,
   EOVERFLOW: 75,
   ENOTSOCK: 88,
   EMSGSIZE: 90,
