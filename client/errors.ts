@@ -1,47 +1,42 @@
 /**
- * Errors raised by the client library.
+ * Errors raised by the client library. Each carries an errno (the project's one error family,
+ * sys/errno.ts), so callers can treat them like any other errno error.
  *
  * @module
  */
 import { commandName } from "../protocol/header.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 
-import { Errno } from "../sys/errno.ts";
+export { Errno, ErrnoError };
 
-export { Errno };
-
-/** The server answered a command with an error reply (flags REPLY|ERROR). */
-export class VfioUserRequestError extends Error {
-  /** The errno of the error reply. */
-  readonly errno: number;
+/** The server answered a command with an error reply (flags REPLY|ERROR); `errno` is its errno. */
+export class VfioUserRequestError extends ErrnoError {
   /** Command number of the failed request. */
   readonly cmd: number;
   /** Message id of the failed request. */
   readonly id: number;
   constructor(cmd: number, id: number, errno: number) {
-    super(`${commandName(cmd)} (id ${id}) failed: errno ${errno}`);
+    super(errno, `${commandName(cmd)} (id ${id}) failed: errno ${errno}`);
     this.name = "VfioUserRequestError";
-    this.errno = errno;
     this.cmd = cmd;
     this.id = id;
   }
 }
 
-/** The connection ended before the awaited message arrived. */
-export class ClientClosedError extends Error {
-  /** Always ECONNRESET, so callers can treat it like an errno error. */
-  readonly errno: number = Errno.ECONNRESET;
+/** The connection ended before the awaited message arrived (ECONNRESET). */
+export class ClientClosedError extends ErrnoError {
   constructor(what: string, cause?: Error) {
-    super(`${what}: connection closed${cause ? ` (${cause.message})` : ""}`, { cause });
+    super(Errno.ECONNRESET, `${what}: connection closed${cause ? ` (${cause.message})` : ""}`, {
+      cause,
+    });
     this.name = "ClientClosedError";
   }
 }
 
-/** A bounded wait ran out of time. */
-export class WaitTimeoutError extends Error {
-  /** Always ETIMEDOUT. */
-  readonly errno: number = Errno.ETIMEDOUT;
+/** A bounded wait ran out of time (ETIMEDOUT). */
+export class WaitTimeoutError extends ErrnoError {
   constructor(what: string, ms: number) {
-    super(`${what}: no result within ${ms} ms`);
+    super(Errno.ETIMEDOUT, `${what}: no result within ${ms} ms`);
     this.name = "WaitTimeoutError";
   }
 }

@@ -17,7 +17,13 @@ export {
   VfioUserClient,
 } from "./client.ts";
 export { type ClientDmaMap, ClientDmaMaps, DmaFlags, type DmaLookup } from "./dma_maps.ts";
-export { ClientClosedError, Errno, VfioUserRequestError, WaitTimeoutError } from "./errors.ts";
+export {
+  ClientClosedError,
+  Errno,
+  ErrnoError,
+  VfioUserRequestError,
+  WaitTimeoutError,
+} from "./errors.ts";
 export { EventFd } from "./eventfd.ts";
 export { GuestArena } from "./guest_arena.ts";
 export { ArrayRam, type GuestRam, MemfdRam } from "./guest_ram.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 
 interface Waiter {
   size: number;
@@ -51,7 +51,7 @@ export class BouncePool {
   acquire(size: number): Promise<Uint8Array> {
     if (!Number.isSafeInteger(size) || size < 1 || size > this.limit) {
       return Promise.reject(
-        new VfioUserError(Errno.E2BIG, `bounce buffer of ${size} bytes (limit ${this.limit})`),
+        new ErrnoError(Errno.E2BIG, `bounce buffer of ${size} bytes (limit ${this.limit})`),
       );
     }
     if (this.#waiters.length === 0 && this.#inUse + size <= this.limit) {

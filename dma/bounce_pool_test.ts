@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { BouncePool } from "./bounce_pool.ts";
 import { type MessageDma, SessionMemory } from "./memory.ts";
 import { DmaProt, DmaTable } from "./table.ts";
-import { VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError, isErrno } from "../sys/errno.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -45,16 +45,16 @@ Deno.test("waiters are served in FIFO order: a big request is not starved by sma
 
 Deno.test("a single request larger than the limit is refused by the pool (callers split)", async () => {
   const pool = new BouncePool(64);
-  await assert.rejects(() => pool.acquire(65), (e: VfioUserError) => e.errno === 7);
-  await assert.rejects(() => pool.acquire(0), (e: VfioUserError) => e.errno === 7);
+  await assert.rejects(() => pool.acquire(65), (e) => isErrno(e, Errno.E2BIG));
+  await assert.rejects(() => pool.acquire(0), (e) => isErrno(e, Errno.E2BIG));
 });
 
 Deno.test("disconnect fails the waiters; buffers come back from their holders", async () => {
   const pool = new BouncePool(10);
   const held = await pool.acquire(10);
   const waiting = pool.acquire(5);
-  pool.failWaiters(new VfioUserError(104, "client disconnected"));
-  await assert.rejects(() => waiting, (e: VfioUserError) => e.errno === 104);
+  pool.failWaiters(new ErrnoError(Errno.ECONNRESET, "client disconnected"));
+  await assert.rejects(() => waiting, (e) => isErrno(e, Errno.ECONNRESET));
   pool.release(held);
   assert.equal(pool.inUse, 0);
   assert.throws(() => pool.release(held), /twice/);

@@ -5,6 +5,32 @@
  *
  * @module
  */
+import { Errno, ErrnoError } from "../sys/errno.ts";
+
+/**
+ * A device access to guest memory that cannot be made, through the guest's doing: the range is
+ * not (fully) covered by DMA maps or the client refused a DMA message for it (EFAULT), the map
+ * is read-only and the device wants to write (EROFS), or the range is larger than one mapping may
+ * be (E2BIG). A device handles it like a PCI master abort (drop the frame, fail the request with
+ * an I/O error status, stop the ring), never as a bug of its own: it recognises it with
+ * `instanceof GuestFault`, whatever the DMA mode.
+ */
+export class GuestFault extends ErrnoError {
+  /** Start of the guest range. */
+  readonly addr: bigint;
+  /** Length of the guest range. */
+  readonly length: number;
+  constructor(errno: number, addr: bigint, length: number, why: string, options?: ErrorOptions) {
+    super(
+      errno,
+      `guest access [0x${addr.toString(16)}, +0x${length.toString(16)}): ${why}`,
+      options,
+    );
+    this.name = "GuestFault";
+    this.addr = addr;
+    this.length = length;
+  }
+}
 
 /** A guest range made accessible to the device. */
 export interface GuestMapping {
@@ -40,10 +66,11 @@ export interface GuestRange {
 export interface GuestMemory {
   /**
    * Makes [addr, addr+length) accessible. `writable` asks for write access (the map must allow
-   * it). Throws `VfioUserError` (EFAULT) when the range is not fully covered by DMA maps or the
-   * permissions do not allow the access. May wait (e.g. for bounce-buffer space) but never fails
-   * for lack of it. For message-based memory a single map is limited to the bounce-buffer size
-   * (E2BIG beyond it): large data goes through {@link transfer}.
+   * it). Throws {@link GuestFault} when the range is not fully covered by DMA maps (EFAULT) or
+   * the permissions do not allow the access (EROFS for a write to a read-only map). May wait
+   * (e.g. for bounce-buffer space) but never fails for lack of it. For message-based memory a
+   * single map is limited to the bounce-buffer size (GuestFault E2BIG beyond it): large data goes
+   * through {@link transfer}.
    */
   map(addr: bigint, length: number, writable: Writable): Promise<GuestMapping>;
   /**
@@ -88,6 +115,19 @@ export function forwardingMemory(current: () => GuestMemory): GuestMemory {
     transferv: (ranges, writable, fn) => current().transferv(ranges, writable, fn),
     read: (addr, dst) => current().read(addr, dst),
     write: (addr, src) => current().write(addr, src),
+  };
+}
+
+/** Guest memory that is not there (no client connected): every access fails with EFAULT. */
+export function absentMemory(why: string): GuestMemory {
+  const fail = (addr: bigint, length: number) =>
+    Promise.reject(new GuestFault(Errno.EFAULT, addr, length, why));
+  return {
+    map: (addr, length) => fail(addr, length),
+    transfer: (addr, length) => fail(addr, length),
+    transferv: (ranges) => fail(ranges[0]?.addr ?? 0n, ranges.reduce((n, r) => n + r.len, 0)),
+    read: (addr, dst) => fail(addr, dst.length),
+    write: (addr, src) => fail(addr, src.length),
   };
 }
 

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno } from "../sys/errno.ts";
 import {
+  GuestFault,
   type GuestMapping,
   type GuestMemory,
   type GuestRange,
@@ -81,7 +82,11 @@ export class SessionMemory implements GuestMemory {
       const region = this.#table.find(a);
       if (!region) throw fault(addr, length, `0x${a.toString(16)} is not mapped`);
       if ((region.prot & need) === 0) {
-        throw fault(addr, length, `map at 0x${region.iova.toString(16)} forbids this access`);
+        const at = `map at 0x${region.iova.toString(16)}`;
+        if (need === DmaProt.WRITE) {
+          throw new GuestFault(Errno.EROFS, addr, length, `${at} is read-only`);
+        }
+        throw fault(addr, length, `${at} is not readable`);
       }
       const n = region.end - a < left ? region.end - a : left;
       pieces.push({ region, addr: a, length: Number(n) });
@@ -98,7 +103,12 @@ export class SessionMemory implements GuestMemory {
     // more could deadlock against another request doing the same.
     const dma = bounced > 0 ? this.#message(pieces[0]) : undefined;
     if (dma && bounced > dma.maxBuffer) {
-      throw new VfioUserError(Errno.E2BIG, `map of ${bounced} message-based bytes: use transfer()`);
+      throw new GuestFault(
+        Errno.E2BIG,
+        addr,
+        length,
+        `${bounced} message-based bytes in one map, over the bounce limit`,
+      );
     }
     for (const p of pieces) p.region.ref();
     const unref = () => pieces.forEach((p) => p.region.unref());
@@ -259,9 +269,6 @@ class Mapping implements GuestMapping {
   }
 }
 
-function fault(addr: bigint, length: number, why: string): VfioUserError {
-  return new VfioUserError(
-    Errno.EFAULT,
-    `guest access [0x${addr.toString(16)}, +0x${length.toString(16)}): ${why}`,
-  );
+function fault(addr: bigint, length: number, why: string): GuestFault {
+  return new GuestFault(Errno.EFAULT, addr, length, why);
 }

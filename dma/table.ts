@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import { closeFd, errno, libc, SysError } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
 
@@ -127,18 +127,18 @@ export class DmaTable {
   }
 
   #validate(iova: bigint, size: bigint, prot: number): void {
-    if (size === 0n) throw new VfioUserError(Errno.EINVAL, "DMA_MAP of size 0");
-    if (iova + size > (1n << 64n)) throw new VfioUserError(Errno.EINVAL, "DMA_MAP wraps");
+    if (size === 0n) throw new ErrnoError(Errno.EINVAL, "DMA_MAP of size 0");
+    if (iova + size > (1n << 64n)) throw new ErrnoError(Errno.EINVAL, "DMA_MAP wraps");
     if ((prot & ~(DmaProt.READ | DmaProt.WRITE)) !== 0) {
-      throw new VfioUserError(Errno.EINVAL, `DMA_MAP flags 0x${prot.toString(16)}`);
+      throw new ErrnoError(Errno.EINVAL, `DMA_MAP flags 0x${prot.toString(16)}`);
     }
     if (this.#regions.length >= this.#maxMaps) {
-      throw new VfioUserError(Errno.ENOSPC, `more than ${this.#maxMaps} DMA maps`);
+      throw new ErrnoError(Errno.ENOSPC, `more than ${this.#maxMaps} DMA maps`);
     }
     const i = this.#insertIndex(iova);
     const prev = this.#regions[i - 1], next = this.#regions[i];
     if ((prev && prev.end > iova) || (next && next.iova < iova + size)) {
-      throw new VfioUserError(
+      throw new ErrnoError(
         Errno.EEXIST,
         `DMA_MAP [0x${iova.toString(16)}, +0x${size.toString(16)}) overlaps an existing map`,
       );
@@ -149,7 +149,7 @@ export class DmaTable {
   unmap(iova: bigint, size: bigint): DmaRegion {
     const i = this.#regions.findIndex((r) => r.iova === iova && r.size === size);
     if (i < 0) {
-      throw new VfioUserError(
+      throw new ErrnoError(
         Errno.ENOENT,
         `DMA_UNMAP [0x${iova.toString(16)}, +0x${size.toString(16)}) matches no map`,
       );
@@ -209,7 +209,7 @@ function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Den
   // refuse maps that reach past the end (the file is sealed against shrinking afterwards).
   const fileSize = libc.lseek(fd, 0n, 2 /* SEEK_END */);
   if (fileSize >= 0n && offset + size > fileSize) {
-    throw new VfioUserError(
+    throw new ErrnoError(
       Errno.EINVAL,
       `DMA_MAP: fd range [0x${offset.toString(16)}, +0x${size.toString(16)}) passes the end of ` +
         `the file (0x${fileSize.toString(16)})`,
@@ -219,7 +219,7 @@ function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Den
   const ptr = libc.mmap(null, size, p, C.MAP_SHARED, fd, offset);
   if (ptr === null || Deno.UnsafePointer.value(ptr) === 0xffffffffffffffffn) {
     const e = new SysError("mmap", errno());
-    throw new VfioUserError(e.errno || Errno.EINVAL, `DMA_MAP: ${e.message}`);
+    throw new ErrnoError(e.errno || Errno.EINVAL, `DMA_MAP: ${e.message}`);
   }
   return ptr;
 }

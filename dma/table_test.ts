@@ -3,7 +3,8 @@ import { DmaProt, DmaTable } from "./table.ts";
 import { SessionMemory } from "./memory.ts";
 import { check, cstr, libc } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
-import { VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
+import { GuestFault } from "./guest_memory.ts";
 
 const RW = DmaProt.READ | DmaProt.WRITE;
 
@@ -18,11 +19,16 @@ function memfd(size: number): { fd: number; view: Uint8Array } {
   return { fd, view: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p!, size)) };
 }
 
+/** A guest access outside every map. */
+function unmapped(e: unknown): boolean {
+  return e instanceof GuestFault && e.errno === Errno.EFAULT;
+}
+
 function errnoOf(fn: () => unknown): number {
   try {
     fn();
   } catch (e) {
-    if (e instanceof VfioUserError) return e.errno;
+    if (e instanceof ErrnoError) return e.errno;
     throw e;
   }
   return 0;
@@ -59,14 +65,14 @@ Deno.test("a range spanning two adjacent maps yields two segments", async () => 
 Deno.test("overlapping maps are refused with EEXIST, exact unmap only", () => {
   const t = new DmaTable();
   t.map(0x1000n, 0x2000n, 0n, RW, undefined);
-  assert.equal(errnoOf(() => t.map(0x2000n, 0x1000n, 0n, RW, undefined)), 17);
-  assert.equal(errnoOf(() => t.map(0n, 0x1001n, 0n, RW, undefined)), 17);
+  assert.equal(errnoOf(() => t.map(0x2000n, 0x1000n, 0n, RW, undefined)), Errno.EEXIST);
+  assert.equal(errnoOf(() => t.map(0n, 0x1001n, 0n, RW, undefined)), Errno.EEXIST);
   t.map(0x3000n, 0x1000n, 0n, RW, undefined); // adjacent is fine
-  assert.equal(errnoOf(() => t.unmap(0x1000n, 0x1000n)), 2);
+  assert.equal(errnoOf(() => t.unmap(0x1000n, 0x1000n)), Errno.ENOENT);
   t.unmap(0x1000n, 0x2000n);
   assert.equal(t.find(0x1500n), undefined);
-  assert.equal(errnoOf(() => t.map(0n, 0n, 0n, RW, undefined)), 22);
-  assert.equal(errnoOf(() => t.map(0n, 16n, 0n, 4, undefined)), 22);
+  assert.equal(errnoOf(() => t.map(0n, 0n, 0n, RW, undefined)), Errno.EINVAL);
+  assert.equal(errnoOf(() => t.map(0n, 16n, 0n, 4, undefined)), Errno.EINVAL);
 });
 
 Deno.test("permissions: no writes into read-only maps, unmapped access faults", async () => {
@@ -74,15 +80,10 @@ Deno.test("permissions: no writes into read-only maps, unmapped access faults", 
   const { fd } = memfd(4096);
   t.map(0n, 4096n, 0n, DmaProt.READ, fd);
   const mem = new SessionMemory(t);
-  await assert.rejects(() => mem.map(0n, 4, true), (e: VfioUserError) => e.errno === 14);
-  await assert.rejects(
-    () => mem.write(0n, new Uint8Array(1)),
-    (e: VfioUserError) => e.errno === 14,
-  );
-  await assert.rejects(
-    () => mem.read(4096n, new Uint8Array(1)),
-    (e: VfioUserError) => e.errno === 14,
-  );
+  const readOnly = (e: unknown) => e instanceof GuestFault && e.errno === Errno.EROFS;
+  await assert.rejects(() => mem.map(0n, 4, true), readOnly);
+  await assert.rejects(() => mem.write(0n, new Uint8Array(1)), readOnly);
+  await assert.rejects(() => mem.read(4096n, new Uint8Array(1)), unmapped);
   const m = await mem.map(0n, 16, false);
   await m.release();
 });
@@ -91,7 +92,7 @@ Deno.test("a map without an fd fails cleanly while message DMA is unavailable", 
   const t = new DmaTable();
   t.map(0n, 4096n, 0n, RW, undefined);
   const mem = new SessionMemory(t);
-  await assert.rejects(() => mem.read(0n, new Uint8Array(4)), (e: VfioUserError) => e.errno === 14);
+  await assert.rejects(() => mem.read(0n, new Uint8Array(4)), unmapped);
 });
 
 Deno.test("unmap while in use: memory stays until the last user releases it", async () => {
@@ -106,7 +107,7 @@ Deno.test("unmap while in use: memory stays until the last user releases it", as
   m.segments[0][0] = 9; // still mapped: no crash
   await m.release();
   assert.equal(r.refs, 0);
-  await assert.rejects(() => mem.map(0n, 16, true), (e: VfioUserError) => e.errno === 14);
+  await assert.rejects(() => mem.map(0n, 16, true), unmapped);
 });
 
 Deno.test("an fd that can shrink is not mmapped (message-based); a sealable memfd gets sealed", () => {

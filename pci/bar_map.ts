@@ -11,7 +11,7 @@ import type { PciConfigSpec } from "./spec.ts";
 import { configRegionSize, findBar, validateSpec } from "./layout.ts";
 import { checkRange } from "./range.ts";
 import { BAR_COUNT, Msix, pbaSize } from "./regs.ts";
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 
 /** vfio-user region indexes of a PCI device. */
 export const Region = {
@@ -96,19 +96,19 @@ export class BarMap {
 
   /**
    * Classifies an access of `length` bytes at `offset` of BAR `bar`. Throws
-   * `VfioUserError(EINVAL)` for an unimplemented BAR, an empty access, one crossing the BAR
+   * `ErrnoError(EINVAL)` for an unimplemented BAR, an empty access, one crossing the BAR
    * end, or one straddling the edge of the MSI-X table or PBA: it would reach two owners, and
    * PCI 3.0 §6.8.2 only defines aligned DWORD/QWORD accesses within those structures.
    */
   route(bar: number, offset: number, length: number): BarTarget {
     const size = this.barSize(bar);
-    if (size === 0) throw new VfioUserError(Errno.EINVAL, `BAR ${bar} not implemented`);
+    if (size === 0) throw new ErrnoError(Errno.EINVAL, `BAR ${bar} not implemented`);
     checkRange(offset, length, size, `BAR ${bar}`);
     const end = offset + length;
     for (const w of this.#windows[bar]) {
       if (offset >= w.start && end <= w.end) return { kind: w.kind, offset: offset - w.start };
       if (offset < w.end && w.start < end) {
-        throw new VfioUserError(
+        throw new ErrnoError(
           Errno.EINVAL,
           `BAR ${bar}: access [${offset}, ${end}) straddles the ${w.kind} boundary`,
         );

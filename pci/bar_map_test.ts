@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import { BarMap, Region, RegionFlags, regionInfos } from "./bar_map.ts";
-import { VfioUserError } from "../protocol/errors.ts";
+import { Errno, isErrno } from "../sys/errno.ts";
 import { sampleSpec } from "./testing.ts";
 
-function isEinval(e: unknown): boolean {
-  return e instanceof VfioUserError && e.errno === 22;
-}
+const isEinval = (e: unknown) => isErrno(e, Errno.EINVAL);
 
 Deno.test("routes MSI-X table, PBA and device accesses", () => {
   const map = new BarMap(sampleSpec()); // BAR 4: table [0, 0x20), PBA [0x800, 0x808)

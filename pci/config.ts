@@ -5,7 +5,7 @@
  *
  * Access rules (peer input, never trusted):
  * - `read`/`write` accept any offset and length (unaligned, spanning registers) inside
- *   `[0, regionSize)`; anything else throws `VfioUserError(EINVAL)`. Zero-length accesses are
+ *   `[0, regionSize)`; anything else throws `ErrnoError(EINVAL)`. Zero-length accesses are
  *   rejected the same way.
  * - Each byte goes through the masks built by {@link buildLayout}: writable bits take the new
  *   value, write-1-to-clear bits clear where 1 is written, all other bits keep their value.

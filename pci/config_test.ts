@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ConfigChange, PciConfigSpace } from "./config.ts";
-import { VfioUserError } from "../protocol/errors.ts";
+import { Errno, isErrno } from "../sys/errno.ts";
 import { PciStatus } from "./regs.ts";
 import type { PciConfigSpec } from "./spec.ts";
 import { sampleSpec } from "./testing.ts";
@@ -50,9 +50,7 @@ function wr16(cfg: PciConfigSpace, offset: number, value: number): void {
   cfg.write(offset, Uint8Array.of(value & 0xff, value >> 8));
 }
 
-function isEinval(e: unknown): boolean {
-  return e instanceof VfioUserError && e.errno === 22;
-}
+const isEinval = (e: unknown) => isErrno(e, Errno.EINVAL);
 
 Deno.test("golden config space after construction", () => {
   const cfg = new PciConfigSpace(sampleSpec());
@@ -202,7 +200,7 @@ Deno.test("unaligned and multi-register accesses", () => {
   assert.deepEqual(rd(cfg, 0xfe, 2), Uint8Array.of(0, 0));
 });
 
-Deno.test("out-of-range accesses throw VfioUserError(EINVAL)", () => {
+Deno.test("out-of-range accesses throw ErrnoError(EINVAL)", () => {
   const cfg = new PciConfigSpace(sampleSpec());
   const bad: [number, number][] = [
     [255, 2],

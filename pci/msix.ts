@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import { checkRange } from "./range.ts";
 import { Msix, pbaSize } from "./regs.ts";
 
@@ -187,7 +187,7 @@ export class MsixState {
 
   #checkVector(v: number): void {
     if (!Number.isInteger(v) || v < 0 || v >= this.vectors) {
-      throw new VfioUserError(Errno.EINVAL, `MSI-X vector ${v} not in 0..${this.vectors - 1}`);
+      throw new ErrnoError(Errno.EINVAL, `MSI-X vector ${v} not in 0..${this.vectors - 1}`);
     }
   }
 

@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { MsixState } from "./msix.ts";
-import { VfioUserError } from "../protocol/errors.ts";
+import { Errno, isErrno } from "../sys/errno.ts";
 
-function isEinval(e: unknown): boolean {
-  return e instanceof VfioUserError && e.errno === 22;
-}
+const isEinval = (e: unknown) => isErrno(e, Errno.EINVAL);
 
 function entry(m: MsixState, v: number): number[] {
   const b = new Uint8Array(16);
@@ -137,7 +135,7 @@ Deno.test("reset masks every entry, clears PBA and Function Mask, keeps external
   assert.deepEqual(seen, []);
 });
 
-Deno.test("out-of-range offsets and vectors throw VfioUserError(EINVAL)", () => {
+Deno.test("out-of-range offsets and vectors throw ErrnoError(EINVAL)", () => {
   const m = new MsixState(2);
   assert.throws(() => m.tableRead(32, new Uint8Array(1)), isEinval);
   assert.throws(() => m.tableRead(28, new Uint8Array(8)), isEinval);

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 
 /**
- * Throws `VfioUserError(EINVAL)` unless `[offset, offset + length)` is a non-empty range inside
+ * Throws `ErrnoError(EINVAL)` unless `[offset, offset + length)` is a non-empty range inside
  * `[0, limit)`. `what` names the target in the error message.
  */
 export function checkRange(offset: number, length: number, limit: number, what: string): void {
@@ -15,7 +15,7 @@ export function checkRange(offset: number, length: number, limit: number, what: 
     !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1 ||
     offset > limit || length > limit - offset
   ) {
-    throw new VfioUserError(
+    throw new ErrnoError(
       Errno.EINVAL,
       `${what}: access of ${length} byte(s) at ${offset} outside [0, ${limit})`,
     );

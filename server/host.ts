@@ -7,7 +7,7 @@
  * @module
  */
 import type { Device, DeviceContext } from "../devices/device.ts";
-import { forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
+import { absentMemory, forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
 import { BarMap, Region, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
 import { PciConfigSpace } from "../pci/config.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
@@ -21,6 +21,9 @@ export interface ClientMemory extends GuestMemory {
   /** Resolves when every posted write is acknowledged; undefined when none is pending. */
   settled(): Promise<void> | undefined;
 }
+
+/** What devices reach while no client is connected. */
+const NO_CLIENT = absentMemory("no client: guest memory is gone");
 
 /** A device plus everything the framework keeps for it. */
 export class DeviceHost {
@@ -94,8 +97,7 @@ export class DeviceHost {
   }
 
   #mem(): GuestMemory {
-    if (!this.#memory) throw new VfioUserError(Errno.EFAULT, "no client: guest memory is gone");
-    return this.#memory;
+    return this.#memory ?? NO_CLIENT;
   }
 
   /** Installs the connected client's guest memory (undefined when it leaves). */

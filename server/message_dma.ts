@@ -11,7 +11,8 @@ import { DmaRead, DmaWrite } from "../protocol/dma.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import type { MessageDma } from "../dma/memory.ts";
 import type { BouncePool } from "../dma/bounce_pool.ts";
-import type { ServerRequests } from "./requests.ts";
+import { GuestFault } from "../dma/guest_memory.ts";
+import { ClientRefusal, type ServerRequests } from "./requests.ts";
 
 /**
  * Largest data payload of one DMA message we send or ask for (README, "Message-based DMA":
@@ -87,7 +88,7 @@ export class RequestDma implements MessageDma {
         throw new VfioUserError(Errno.EIO, `DMA_READ reply for 0x${r.address.toString(16)}`);
       }
       part.set(r.data);
-    });
+    }).catch(refusalAsFault(a, part.length));
   }
 
   write(addr: bigint, src: Uint8Array): Promise<void> {
@@ -116,12 +117,25 @@ export class RequestDma implements MessageDma {
       v.setBigUint64(0, addr + BigInt(off), true);
       v.setBigUint64(8, BigInt(part.length), true);
       // Header fields then the data straight from the caller's buffer (gather send, no copy).
-      parts.push(this.#requests.request(Command.DMA_WRITE, [head, part], (payload) => {
-        DmaWrite.decodeReply(payload);
-      }));
+      parts.push(
+        this.#requests.request(Command.DMA_WRITE, [head, part], (payload) => {
+          DmaWrite.decodeReply(payload);
+        }).catch(refusalAsFault(addr + BigInt(off), part.length)),
+      );
     }
     return settleAll(parts);
   }
+}
+
+/**
+ * The client answers a DMA message with an error when it cannot reach that guest range on its
+ * side: for the device that is the guest's doing, like an access outside every DMA map.
+ */
+function refusalAsFault(addr: bigint, length: number): (e: unknown) => never {
+  return (e) => {
+    if (!(e instanceof ClientRefusal)) throw e;
+    throw new GuestFault(Errno.EFAULT, addr, length, e.message, { cause: e });
+  };
 }
 
 /** Header plus address and count of a DMA_READ reply. */

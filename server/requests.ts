@@ -5,9 +5,20 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import { commandName, Flags, type Header } from "../protocol/header.ts";
 import type { Connection } from "../transport/connection.ts";
+
+/** The client answered one of our requests with an error reply (its errno). */
+export class ClientRefusal extends ErrnoError {
+  /** The command refused. */
+  readonly cmd: number;
+  constructor(cmd: number, errno: number) {
+    super(errno || Errno.EIO, `${commandName(cmd)} failed in the client (errno ${errno})`);
+    this.name = "ClientRefusal";
+    this.cmd = cmd;
+  }
+}
 
 interface Pending {
   cmd: number;
@@ -33,7 +44,7 @@ export class ServerRequests {
 
   /**
    * Sends a request and resolves with whatever `onReply` returns for the reply payload;
-   * rejects with the client's errno on an error reply, or when the connection ends.
+   * rejects with {@link ClientRefusal} on an error reply, or when the connection ends.
    */
   request<T>(
     cmd: number,
@@ -41,7 +52,7 @@ export class ServerRequests {
     onReply: (payload: Uint8Array) => T,
   ): Promise<T> {
     if (this.#conn.closed) {
-      return Promise.reject(new VfioUserError(Errno.ECONNRESET, "client disconnected"));
+      return Promise.reject(new ErrnoError(Errno.ECONNRESET, "client disconnected"));
     }
     const id = this.#allocId();
     return new Promise<T>((resolve, reject) => {
@@ -67,12 +78,7 @@ export class ServerRequests {
     if (!p || p.cmd !== h.cmd) return false;
     this.#pending.delete(h.id);
     if (h.flags & Flags.ERROR) {
-      p.reject(
-        new VfioUserError(
-          h.error || Errno.EIO,
-          `${commandName(h.cmd)} failed in the client (errno ${h.error})`,
-        ),
-      );
+      p.reject(new ClientRefusal(h.cmd, h.error));
       return true;
     }
     try {

@@ -10,7 +10,8 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { ensure, Errno, VfioUserError } from "../protocol/errors.ts";
+import { ensure, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError, errnoOf } from "../sys/errno.ts";
 import { Command, commandName, Flags, type Header, messageType } from "../protocol/header.ts";
 import { isKnownCommand } from "../protocol/message.ts";
 import { SessionMemory } from "../dma/memory.ts";
@@ -215,8 +216,10 @@ export class Session implements SessionState {
       });
     }
     if (result instanceof Error) {
-      const errno = result instanceof VfioUserError ? result.errno : Errno.EIO;
-      const level = result instanceof VfioUserError ? "warn" : "error";
+      // An error that carries an errno was foreseen (peer input, guest fault, failed syscall);
+      // any other is a bug of ours: EIO, logged as an error.
+      const errno = errnoOf(result);
+      const level = result instanceof ErrnoError ? "warn" : "error";
       this.log[level]("{cmd} id {id} failed: {error}", {
         cmd: name,
         id: h.id,
@@ -249,7 +252,7 @@ export class Session implements SessionState {
   #onClose(e: Error | undefined): void {
     this.#twin?.close();
     this.#dropQueue();
-    const gone = new VfioUserError(Errno.ECONNRESET, "client disconnected");
+    const gone = new ErrnoError(Errno.ECONNRESET, "client disconnected");
     this.requests.failAll(gone);
     this.host.bounce.failWaiters(gone);
     this.host.clientGone();

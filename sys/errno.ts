@@ -48,8 +48,8 @@ export const Errno = {
 export class ErrnoError extends Error {
   /** The errno. */
   readonly errno: number;
-  constructor(errno: number, message: string) {
-    super(message);
+  constructor(errno: number, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "ErrnoError";
     this.errno = errno;
   }
@@ -58,4 +58,9 @@ export class ErrnoError extends Error {
 /** The errno of any error: its own when it carries one, else EIO. */
 export function errnoOf(e: unknown): number {
   return e instanceof ErrnoError ? e.errno : Errno.EIO;
+}
+
+/** Whether `e` is an {@link ErrnoError} carrying `errno`. */
+export function isErrno(e: unknown, errno: number): boolean {
+  return e instanceof ErrnoError && e.errno === errno;
 }

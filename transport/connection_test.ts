@@ -3,6 +3,7 @@ import { Connection, type Message } from "./connection.ts";
 import { EventLoop } from "../sys/event_loop.ts";
 import { check, closeFd, libc } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
+import { Errno } from "../sys/errno.ts";
 import { Messenger, socketPair } from "../sys/socket.ts";
 import { encodeHeader, Flags } from "../protocol/header.ts";
 
@@ -86,7 +87,7 @@ Deno.test("an oversized message is skipped and reported, the stream goes on", as
   }, 2);
   assert.equal(closed, null);
   assert.equal(msgs[0].header.id, 1);
-  assert.equal(msgs[0].error?.errno, 7 /* E2BIG */);
+  assert.equal(msgs[0].error?.errno, Errno.E2BIG);
   assert.equal(msgs[1].header.id, 2);
   assert.equal(msgs[1].error, undefined);
 });

@@ -3,6 +3,7 @@ import { describeMessage, jsonSafe, ProtocolTrace } from "./trace.ts";
 import { Command, Flags } from "../protocol/header.ts";
 import { RegionRead, RegionWrite } from "../protocol/region_rw.ts";
 import { Version } from "../protocol/version.ts";
+import { Errno } from "../sys/errno.ts";
 
 const hdr = (cmd: number, flags: number, payload: number, error = 0) => ({
   id: 7,
@@ -35,10 +36,10 @@ Deno.test("trace: bulk data is reduced to its length", () => {
 
 Deno.test("trace: error replies, unknown commands, undecodable payloads", () => {
   const e = describeMessage(
-    hdr(Command.DMA_MAP, Flags.TYPE_REPLY | Flags.ERROR, 0, 22),
+    hdr(Command.DMA_MAP, Flags.TYPE_REPLY | Flags.ERROR, 0, Errno.EINVAL),
     new Uint8Array(0),
   );
-  assert.equal(e.errno, 22);
+  assert.equal(e.errno, Errno.EINVAL);
   assert.equal(e.error, "EINVAL");
   const u = describeMessage(hdr(99, 0, 0), new Uint8Array(0));
   assert.equal(u.cmd, "CMD_99");

@@ -17,10 +17,10 @@
  *
  * @module
  */
-import type { GuestMemory } from "../../dma/guest_memory.ts";
+import { GuestFault, type GuestMemory } from "../../dma/guest_memory.ts";
 import { CTRL, DESC_SIZE, ETH, ICR, R, RCTL, RXD_ERR, RXD_STA } from "./constants.ts";
 import { crc32, getU16 } from "./checksum.ts";
-import { describeError, isGuestFault } from "./faults.ts";
+import { describeError } from "./faults.ts";
 import { descAddr, distance, type EngineHost, readRing, type Ring, type RingRegs } from "./ring.ts";
 import { SerialRunner } from "./runner.ts";
 import { filterFrame, isBroadcast, isMulticast } from "./rx_filter.ts";
@@ -357,7 +357,7 @@ export class RxEngine {
       });
       return true;
     } catch (e) {
-      if (!isGuestFault(e)) throw e;
+      if (!(e instanceof GuestFault)) throw e;
       this.#host.log.debug("receive buffer 0x{addr}: {error}", {
         addr: addr.toString(16),
         error: describeError(e),

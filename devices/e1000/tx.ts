@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { GuestMemory } from "../../dma/guest_memory.ts";
+import { GuestFault, type GuestMemory } from "../../dma/guest_memory.ts";
 import { CTRL, DESC_SIZE, DTYP, ETH, ICR, POPTS, R, TCTL, TXD_CMD, TXD_STA } from "./constants.ts";
 import { descAddr, distance, type EngineHost, readRing, type RingRegs } from "./ring.ts";
 import { SerialRunner } from "./runner.ts";
@@ -26,7 +26,7 @@ import {
   tsoProblem,
   type TxContext,
 } from "./tx_offload.ts";
-import { describeError, isGuestFault } from "./faults.ts";
+import { describeError } from "./faults.ts";
 
 /** What the transmit engine needs besides the common host. */
 export interface TxHost extends EngineHost {
@@ -228,7 +228,7 @@ export class TxEngine {
       });
       f.size += len;
     } catch (e) {
-      if (!isGuestFault(e)) throw e;
+      if (!(e instanceof GuestFault)) throw e;
       f.dropped = `buffer 0x${addr.toString(16)}+${len}: ${describeError(e)}`;
     }
   }

@@ -1,6 +1,6 @@
 /** --trace-protocol: one JSON line per message, both directions, no bulk data. */
 import assert from "node:assert/strict";
-import { VfioUserClient } from "../../client/mod.ts";
+import { Errno, VfioUserClient } from "../../client/mod.ts";
 import { scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
 
 interface Line {
@@ -62,7 +62,7 @@ Deno.test("conventions: --trace-protocol=FILE writes every message as a JSON lin
   );
   assert.equal(lines[2].fields?.argsz, 16);
   assert.deepEqual(lines[7].fields?.data, { bytes: 64 }); // no bulk data
-  assert.equal(lines[9].errno, 22);
+  assert.equal(lines[9].errno, Errno.EINVAL);
 });
 
 Deno.test("conventions: --trace-protocol=- writes the JSON lines to stderr", async () => {

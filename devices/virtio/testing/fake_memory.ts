@@ -6,19 +6,20 @@
  */
 import { getLogger, type Logger } from "@logtape/logtape";
 import {
+  GuestFault,
   type GuestMapping,
   type GuestMemory,
   type GuestRange,
   transferEach,
 } from "../../../dma/guest_memory.ts";
 import type { DeviceContext } from "../../device.ts";
-import { Errno, VfioUserError } from "../../../protocol/errors.ts";
+import { Errno } from "../../../sys/errno.ts";
 
 /** Options of {@link FakeGuestMemory}. */
 export interface FakeMemoryOptions {
   /** RAM size in bytes, starting at guest address 0. */
   size: number;
-  /** Ranges that are not DMA-mapped: any access touching them throws EFAULT. */
+  /** Ranges that are not DMA-mapped: any access touching them throws GuestFault (EFAULT). */
   holes?: { addr: number; len: number }[];
   /** Multi-segment mode: mappings split at multiples of this many bytes. */
   segmentSize?: number;
@@ -56,7 +57,7 @@ export class FakeGuestMemory implements GuestMemory {
       (this.#opts.holes ?? []).some((h) =>
         addr < BigInt(h.addr + h.len) && end > BigInt(h.addr) && length > 0
       );
-    if (bad) throw new VfioUserError(Errno.EFAULT, `unmapped 0x${addr.toString(16)}+${length}`);
+    if (bad) throw new GuestFault(Errno.EFAULT, addr, length, "not mapped");
     return Number(addr);
   }
 
