@@ -21,15 +21,27 @@ import {
 } from "../protocol/header.ts";
 import { DeviceGetInfo, type DeviceInfoReply } from "../protocol/device_info.ts";
 import { DeviceGetRegionInfo, type RegionInfoReply } from "../protocol/region_info.ts";
-import { DeviceGetIrqInfo, DeviceSetIrqs, type IrqInfoReply } from "../protocol/irq.ts";
-import { DmaMap, DmaRead, DmaUnmap, type DmaUnmapEntry, DmaWrite } from "../protocol/dma.ts";
+import {
+  DeviceGetIrqInfo,
+  DeviceSetIrqs,
+  type IrqInfoReply,
+  type SetIrqsRequest,
+} from "../protocol/irq.ts";
+import {
+  DmaMap,
+  DmaMapFlags,
+  DmaRead,
+  DmaUnmap,
+  type DmaUnmapEntry,
+  DmaWrite,
+} from "../protocol/dma.ts";
 import { RegionRead, RegionWrite, RegionWriteMulti } from "../protocol/region_rw.ts";
 import { Connection, type Message } from "../transport/connection.ts";
 import { check, closeFd, libc } from "../sys/ffi.ts";
 import { EventLoop } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
 import { connectUnix, Messenger } from "../sys/socket.ts";
-import { type ClientDmaMap, ClientDmaMaps, DmaFlags } from "./dma_maps.ts";
+import { type ClientDmaMap, ClientDmaMaps } from "./dma_maps.ts";
 import { ClientClosedError, Errno, VfioUserRequestError } from "./errors.ts";
 import { DEFAULT_TIMEOUT_MS, withTimeout } from "./util.ts";
 import {
@@ -106,7 +118,7 @@ export interface DmaMapArgs {
   size: bigint;
   /** Offset into `fd` (ignored by servers when no fd is sent). Default 0. */
   offset?: bigint;
-  /** `DmaFlags` bits. Default READ|WRITE. */
+  /** `DmaMapFlags` bits. Default READ|WRITE. */
   flags?: number;
   /** Fd to pass (memfd guest RAM): the server mmaps it. */
   fd?: number;
@@ -115,17 +127,13 @@ export interface DmaMapArgs {
 }
 
 /** Arguments of {@link VfioUserClient.setIrqs}. */
-export interface SetIrqsArgs {
-  index: number;
-  /** One DATA_* | one ACTION_* bit. */
-  flags: number;
-  start?: number;
-  count?: number;
-  /** DATA_BOOL bytes. */
-  data?: Uint8Array;
-  /** Eventfds (DATA_EVENTFD). */
-  fds?: number[];
-}
+export type SetIrqsArgs =
+  & Pick<SetIrqsRequest, "index" | "flags">
+  & Partial<Pick<SetIrqsRequest, "start" | "count" | "data">>
+  & {
+    /** Eventfds (DATA_EVENTFD). */
+    fds?: number[];
+  };
 
 /** One write of REGION_WRITE_MULTI. */
 export interface MultiWrite {
@@ -147,8 +155,6 @@ interface Pending {
   resolve: (m: ClientMessage) => void;
   reject: (e: Error) => void;
 }
-
-const F_DUPFD_CLOEXEC = 1030;
 
 /** A connected vfio-user client. */
 export class VfioUserClient {
@@ -400,7 +406,7 @@ export class VfioUserClient {
 
   /** Resolves when the socket can take more bytes (EPOLLOUT on a duplicate of the fd). */
   #writable(): Promise<void> {
-    const dup = check("fcntl F_DUPFD_CLOEXEC", libc.fcntl(this.fd, F_DUPFD_CLOEXEC, 0));
+    const dup = check("fcntl F_DUPFD_CLOEXEC", libc.fcntl(this.fd, C.F_DUPFD_CLOEXEC, 0));
     const done = () => {
       this.loop.remove(dup);
       closeFd(dup);
@@ -586,7 +592,7 @@ export class VfioUserClient {
    * messages for the range. The map is recorded in {@link dma} once the server accepted it.
    */
   async dmaMap(args: DmaMapArgs, opts: RequestOptions = {}): Promise<void> {
-    const flags = args.flags ?? DmaFlags.RW;
+    const flags = args.flags ?? DmaMapFlags.READ | DmaMapFlags.WRITE;
     const payload = DmaMap.encodeRequest({
       flags,
       offset: args.offset ?? 0n,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Command, Flags, type Header } from "../protocol/header.ts";
 import { DmaRead, DmaWrite } from "../protocol/dma.ts";
 import { DeviceGetInfo } from "../protocol/device_info.ts";
+import { IrqIndex, IrqSetFlags } from "../protocol/irq.ts";
 import { Connection, type Message } from "../transport/connection.ts";
 import { check, closeFd, libc } from "../sys/ffi.ts";
 import { EventLoop, signalEventfd } from "../sys/event_loop.ts";
@@ -231,7 +232,8 @@ Deno.test("client: eventfds passed with SET_IRQS wake EventFd.wait; take() reads
   await using p = pair();
   const ev = new EventFd();
   try {
-    await p.client.setIrqs({ index: 2, flags: 0x24, start: 0, count: 1, fds: [ev.fd] });
+    const flags = IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER;
+    await p.client.setIrqs({ index: IrqIndex.MSIX, flags, start: 0, count: 1, fds: [ev.fd] });
     const peerFd = p.peer.got[0].fds[0];
     assert.equal(ev.take(), 0n);
     const waiting = ev.wait(p.client.loop, 10_000);

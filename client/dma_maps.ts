@@ -4,10 +4,8 @@
  *
  * @module
  */
+import { DmaMapFlags } from "../protocol/dma.ts";
 import { Errno } from "./errors.ts";
-
-/** DMA_MAP flag bits. */
-export const DmaFlags = { READ: 1, WRITE: 2, RW: 3 } as const;
 
 /** One map as the client registered it (after the server accepted it). */
 export interface ClientDmaMap {
@@ -15,7 +13,7 @@ export interface ClientDmaMap {
   iova: bigint;
   /** Length in bytes. */
   size: bigint;
-  /** `DmaFlags` bits given to the server. */
+  /** `DmaMapFlags` bits given to the server. */
   flags: number;
   /** Whether an fd went with the map (the server then mmaps it and sends no DMA messages). */
   viaFd: boolean;
@@ -68,7 +66,7 @@ export class ClientDmaMaps {
       };
     }
     if (!m.backing) return { errno: Errno.EFAULT, why: "map has no client-side memory" };
-    if ((m.flags & (write ? DmaFlags.WRITE : DmaFlags.READ)) === 0) {
+    if ((m.flags & (write ? DmaMapFlags.WRITE : DmaMapFlags.READ)) === 0) {
       return {
         errno: Errno.EPERM,
         why: `map at 0x${m.iova.toString(16)} forbids ${write ? "writes" : "reads"}`,

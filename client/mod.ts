@@ -16,7 +16,7 @@ export {
   type SetIrqsArgs,
   VfioUserClient,
 } from "./client.ts";
-export { type ClientDmaMap, ClientDmaMaps, DmaFlags, type DmaLookup } from "./dma_maps.ts";
+export { type ClientDmaMap, ClientDmaMaps, type DmaLookup } from "./dma_maps.ts";
 export {
   ClientClosedError,
   Errno,
@@ -28,7 +28,6 @@ export { EventFd } from "./eventfd.ts";
 export { GuestArena } from "./guest_arena.ts";
 export { ArrayRam, type GuestRam, MemfdRam } from "./guest_ram.ts";
 export {
-  CONFIG_REGION,
   MsixControl,
   type PciCapability,
   PciCapId,
@@ -75,3 +74,7 @@ export {
   VirtioBlkDriver,
   type VirtioBlkDriverOptions,
 } from "./virtio_driver.ts";
+// The protocol's numbers a client passes around, defined once in protocol/.
+export { DmaMapFlags } from "../protocol/dma.ts";
+export { IrqIndex, IrqInfoFlags, IrqSetFlags } from "../protocol/irq.ts";
+export { RegionIndex, RegionInfoFlags } from "../protocol/region_info.ts";

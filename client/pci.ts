@@ -5,10 +5,8 @@
  * @module
  */
 import type { VfioUserClient } from "./client.ts";
+import { RegionIndex } from "../protocol/region_info.ts";
 import { le } from "./util.ts";
-
-/** vfio-user region index of PCI config space. */
-export const CONFIG_REGION = 7;
 
 /** Type 0 header offsets. */
 export const PciReg = {
@@ -81,12 +79,12 @@ export class PciConfig {
 
   /** Reads `count` bytes at `offset`. */
   read(offset: number, count: number): Promise<Uint8Array> {
-    return this.client.regionRead(CONFIG_REGION, offset, count);
+    return this.client.regionRead(RegionIndex.CONFIG, offset, count);
   }
 
   /** Writes `data` at `offset` (a non-posted write, like QEMU's config writes). */
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.client.regionWrite(CONFIG_REGION, offset, data);
+    return this.client.regionWrite(RegionIndex.CONFIG, offset, data);
   }
 
   /** Reads a byte. */

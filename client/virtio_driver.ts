@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { IrqIndex, IrqSetFlags } from "../protocol/irq.ts";
 import type { VfioUserClient } from "./client.ts";
 import { EventFd } from "./eventfd.ts";
 import type { GuestArena } from "./guest_arena.ts";
@@ -275,8 +276,8 @@ export class VirtioBlkDriver {
       const n = Math.min(this.layout.msix.vectors, 2);
       for (let i = 0; i < n; i++) this.msixEventfds.push(new EventFd());
       await c.setIrqs({
-        index: 2,
-        flags: 0x24, // DATA_EVENTFD | ACTION_TRIGGER
+        index: IrqIndex.MSIX,
+        flags: IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER,
         start: 0,
         count: n,
         fds: this.msixEventfds.map((e) => e.fd),
@@ -286,7 +287,13 @@ export class VirtioBlkDriver {
       if (this.layout.msix) await this.pci.setMsixEnabled(false);
       if (this.mode === "intx") {
         this.intxEventfd = new EventFd();
-        await c.setIrqs({ index: 0, flags: 0x24, start: 0, count: 1, fds: [this.intxEventfd.fd] });
+        await c.setIrqs({
+          index: IrqIndex.INTX,
+          flags: IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER,
+          start: 0,
+          count: 1,
+          fds: [this.intxEventfd.fd],
+        });
       }
     }
   }
@@ -515,7 +522,8 @@ export class VirtioBlkDriver {
   /** INTx end of interrupt, as a VMM's resample does: ISR read (lowers the line), then unmask. */
   async ackIntx(): Promise<void> {
     await this.readIsr();
-    await this.client.setIrqs({ index: 0, flags: 0x11, start: 0, count: 1 }); // NONE|UNMASK
+    const flags = IrqSetFlags.DATA_NONE | IrqSetFlags.ACTION_UNMASK;
+    await this.client.setIrqs({ index: IrqIndex.INTX, flags, start: 0, count: 1 });
   }
 
   /** Submits and throws {@link BlkStatusError} unless the status is OK. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { BouncePool } from "./bounce_pool.ts";
 import { type MessageDma, SessionMemory } from "./memory.ts";
-import { DmaProt, DmaTable } from "./table.ts";
+import { DmaTable } from "./table.ts";
+import { DmaMapFlags } from "../protocol/dma.ts";
 import { Errno, ErrnoError, isErrno } from "../sys/errno.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -105,7 +106,7 @@ Deno.test("many concurrent transfers larger than the limit complete, limit held 
   const limit = 4096;
   const client = new FakeClient(limit);
   const table = new DmaTable();
-  table.map(0n, BigInt(client.ram.length), 0n, DmaProt.READ | DmaProt.WRITE, undefined);
+  table.map(0n, BigInt(client.ram.length), 0n, DmaMapFlags.READ | DmaMapFlags.WRITE, undefined);
   const mem = new SessionMemory(table, client);
   client.ram.forEach((_, i) => client.ram[i] = (i * 7) & 0xff);
   // 8 concurrent "requests": each copies 20 KiB from one area to another through transfer().
@@ -137,7 +138,7 @@ Deno.test("many concurrent transfers larger than the limit complete, limit held 
 Deno.test("overwrite mappings skip fetching the guest bytes and start zeroed", async () => {
   const client = new FakeClient(4096);
   const table = new DmaTable();
-  table.map(0n, 8192n, 0n, DmaProt.READ | DmaProt.WRITE, undefined);
+  table.map(0n, 8192n, 0n, DmaMapFlags.READ | DmaMapFlags.WRITE, undefined);
   const mem = new SessionMemory(table, client);
   client.ram.fill(0xaa);
   const stale = await client.acquire(64); // leave old bytes in a pooled buffer

@@ -13,7 +13,8 @@ import {
   transferEach,
   type Writable,
 } from "./guest_memory.ts";
-import { DmaProt, type DmaRegion, type DmaTable } from "./table.ts";
+import type { DmaRegion, DmaTable } from "./table.ts";
+import { DmaMapFlags } from "../protocol/dma.ts";
 
 /**
  * Moves bytes to and from message-based regions (DMA_READ / DMA_WRITE to the client), and
@@ -77,13 +78,13 @@ export class SessionMemory implements GuestMemory {
     const pieces: Piece[] = [];
     let a = addr;
     let left = BigInt(length);
-    const need = writable ? DmaProt.WRITE : DmaProt.READ;
+    const need = writable ? DmaMapFlags.WRITE : DmaMapFlags.READ;
     while (left > 0n) {
       const region = this.#table.find(a);
       if (!region) throw fault(addr, length, `0x${a.toString(16)} is not mapped`);
       if ((region.prot & need) === 0) {
         const at = `map at 0x${region.iova.toString(16)}`;
-        if (need === DmaProt.WRITE) {
+        if (need === DmaMapFlags.WRITE) {
           throw new GuestFault(Errno.EROFS, addr, length, `${at} is read-only`);
         }
         throw fault(addr, length, `${at} is not readable`);

@@ -10,6 +10,7 @@
  * @module
  */
 import { Errno, ErrnoError } from "../sys/errno.ts";
+import { DmaMapFlags } from "../protocol/dma.ts";
 import { closeFd, errno, libc, SysError } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
 
@@ -26,9 +27,6 @@ export function defaultMaxDmaMaps(): number {
   } catch { /* no /proc: the kernel default */ }
   return Math.max(1, Math.min(65535, Math.floor(count / 4)));
 }
-
-/** DMA_MAP permission flags. */
-export const DmaProt = { READ: 1, WRITE: 2 } as const;
 
 /** One DMA region. */
 export class DmaRegion {
@@ -129,7 +127,7 @@ export class DmaTable {
   #validate(iova: bigint, size: bigint, prot: number): void {
     if (size === 0n) throw new ErrnoError(Errno.EINVAL, "DMA_MAP of size 0");
     if (iova + size > (1n << 64n)) throw new ErrnoError(Errno.EINVAL, "DMA_MAP wraps");
-    if ((prot & ~(DmaProt.READ | DmaProt.WRITE)) !== 0) {
+    if ((prot & ~(DmaMapFlags.READ | DmaMapFlags.WRITE)) !== 0) {
       throw new ErrnoError(Errno.EINVAL, `DMA_MAP flags 0x${prot.toString(16)}`);
     }
     if (this.#regions.length >= this.#maxMaps) {
@@ -215,7 +213,8 @@ function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Den
         `the file (0x${fileSize.toString(16)})`,
     );
   }
-  const p = (prot & DmaProt.READ ? C.PROT_READ : 0) | (prot & DmaProt.WRITE ? C.PROT_WRITE : 0);
+  const p = (prot & DmaMapFlags.READ ? C.PROT_READ : 0) |
+    (prot & DmaMapFlags.WRITE ? C.PROT_WRITE : 0);
   const ptr = libc.mmap(null, size, p, C.MAP_SHARED, fd, offset);
   if (ptr === null || Deno.UnsafePointer.value(ptr) === 0xffffffffffffffffn) {
     const e = new SysError("mmap", errno());

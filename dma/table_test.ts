@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { DmaProt, DmaTable } from "./table.ts";
+import { DmaTable } from "./table.ts";
+import { DmaMapFlags } from "../protocol/dma.ts";
 import { SessionMemory } from "./memory.ts";
 import { check, cstr, libc } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
 import { Errno, ErrnoError } from "../sys/errno.ts";
 import { GuestFault } from "./guest_memory.ts";
 
-const RW = DmaProt.READ | DmaProt.WRITE;
+const RW = DmaMapFlags.READ | DmaMapFlags.WRITE;
 
 /** A memfd of `size` bytes, plus a second mapping of it to observe the server's writes. */
 function memfd(size: number): { fd: number; view: Uint8Array } {
@@ -78,7 +79,7 @@ Deno.test("overlapping maps are refused with EEXIST, exact unmap only", () => {
 Deno.test("permissions: no writes into read-only maps, unmapped access faults", async () => {
   const t = new DmaTable();
   const { fd } = memfd(4096);
-  t.map(0n, 4096n, 0n, DmaProt.READ, fd);
+  t.map(0n, 4096n, 0n, DmaMapFlags.READ, fd);
   const mem = new SessionMemory(t);
   const readOnly = (e: unknown) => e instanceof GuestFault && e.errno === Errno.EROFS;
   await assert.rejects(() => mem.map(0n, 4, true), readOnly);
@@ -114,12 +115,12 @@ Deno.test("an fd that can shrink is not mmapped (message-based); a sealable memf
   const t = new DmaTable();
   const plain = check("memfd_create", libc.memfd_create(cstr("p"), C.MFD_CLOEXEC));
   check("ftruncate", libc.ftruncate(plain, 4096n));
-  const r = t.map(0n, 4096n, 0n, DmaProt.READ, plain);
+  const r = t.map(0n, 4096n, 0n, DmaMapFlags.READ, plain);
   assert.equal(r.view, undefined);
   assert.equal(r.unsealed, true);
   const { fd } = memfd(4096);
-  const keep = check("dup", libc.fcntl(fd, 1030, /* F_DUPFD_CLOEXEC */ 0));
-  const s = t.map(0x1000n, 4096n, 0n, DmaProt.READ, fd);
+  const keep = check("dup", libc.fcntl(fd, C.F_DUPFD_CLOEXEC, 0));
+  const s = t.map(0x1000n, 4096n, 0n, DmaMapFlags.READ, fd);
   assert.ok(s.view);
   assert.equal(libc.ftruncate(keep, 0n), -1, "sealed against shrinking");
   libc.close(keep);

@@ -12,25 +12,7 @@ import { configRegionSize, findBar, validateSpec } from "./layout.ts";
 import { checkRange } from "./range.ts";
 import { BAR_COUNT, Msix, pbaSize } from "./regs.ts";
 import { Errno, ErrnoError } from "../sys/errno.ts";
-
-/** vfio-user region indexes of a PCI device. */
-export const Region = {
-  BAR0: 0,
-  BAR5: 5,
-  ROM: 6,
-  CONFIG: 7,
-  VGA: 8,
-  /** Number of regions (DEVICE_GET_INFO num_regions). */
-  COUNT: 9,
-} as const;
-
-/** DEVICE_GET_REGION_INFO flag bits (vfio-user spec; same values as VFIO_REGION_INFO_FLAG_*). */
-export const RegionFlags = {
-  READ: 1,
-  WRITE: 2,
-  MMAP: 4,
-  CAPS: 8,
-} as const;
+import { REGION_INDEX_COUNT, RegionIndex, RegionInfoFlags } from "../protocol/region_info.ts";
 
 /** Size and flags of one region. A size of 0 means "not implemented". */
 export interface RegionInfo {
@@ -45,12 +27,12 @@ export interface RegionInfo {
  * the spec's `configSpaceSize`); VGA 0. MMAP is the session's decision and never set here.
  */
 export function regionInfos(spec: PciConfigSpec): RegionInfo[] {
-  const rw = RegionFlags.READ | RegionFlags.WRITE;
+  const rw = RegionInfoFlags.READ | RegionInfoFlags.WRITE;
   const out: RegionInfo[] = [];
-  for (let i = 0; i < Region.COUNT; i++) {
+  for (let i = 0; i < REGION_INDEX_COUNT; i++) {
     const bar = i < BAR_COUNT ? findBar(spec, i) : undefined;
     let size = bar?.size ?? 0;
-    if (i === Region.CONFIG) size = configRegionSize(spec);
+    if (i === RegionIndex.CONFIG) size = configRegionSize(spec);
     out.push({ index: i, size, flags: size > 0 ? rw : 0 });
   }
   return out;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { BarMap, Region, RegionFlags, regionInfos } from "./bar_map.ts";
+import { BarMap, regionInfos } from "./bar_map.ts";
+import { REGION_INDEX_COUNT, RegionIndex, RegionInfoFlags } from "../protocol/region_info.ts";
 import { Errno, isErrno } from "../sys/errno.ts";
 import { sampleSpec } from "./testing.ts";
 
@@ -48,9 +49,9 @@ Deno.test("BAR without MSI-X routes everything to the device", () => {
 });
 
 Deno.test("region infos for regions 0-8", () => {
-  const rw = RegionFlags.READ | RegionFlags.WRITE;
+  const rw = RegionInfoFlags.READ | RegionInfoFlags.WRITE;
   const infos = regionInfos(sampleSpec());
-  assert.equal(infos.length, Region.COUNT);
+  assert.equal(infos.length, REGION_INDEX_COUNT);
   assert.deepEqual(
     infos.map((r) => [r.index, r.size, r.flags]),
     [[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0x4000, rw], [5, 0, 0], [6, 0, 0], [
@@ -59,5 +60,8 @@ Deno.test("region infos for regions 0-8", () => {
       rw,
     ], [8, 0, 0]],
   );
-  assert.equal(regionInfos({ ...sampleSpec(), configSpaceSize: 4096 })[Region.CONFIG].size, 4096);
+  assert.equal(
+    regionInfos({ ...sampleSpec(), configSpaceSize: 4096 })[RegionIndex.CONFIG].size,
+    4096,
+  );
 });

@@ -13,14 +13,7 @@ export {
   PciConfigSpace,
 } from "./config.ts";
 export { MsixState, type UnmaskListener } from "./msix.ts";
-export {
-  BarMap,
-  type BarTarget,
-  Region,
-  RegionFlags,
-  type RegionInfo,
-  regionInfos,
-} from "./bar_map.ts";
+export { BarMap, type BarTarget, type RegionInfo, regionInfos } from "./bar_map.ts";
 export {
   buildLayout,
   type CapabilityPlacement,

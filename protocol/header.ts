@@ -4,6 +4,7 @@
  * @module
  */
 import { Errno, VfioUserError } from "./errors.ts";
+import { nameOf } from "./wire.ts";
 
 /** Size of the header in bytes. */
 export const SIZE = 16;
@@ -31,8 +32,7 @@ export const Command = {
 
 /** Name of a command number, or `CMD_<n>` for unknown ones (for logs and traces). */
 export function commandName(cmd: number): string {
-  for (const [k, v] of Object.entries(Command)) if (v === cmd) return k;
-  return `CMD_${cmd}`;
+  return nameOf(Command, cmd) ?? `CMD_${cmd}`;
 }
 
 /** Header flag bits. Bits 0-3 hold the message type. */

@@ -25,9 +25,10 @@ export const IrqIndex = {
   MSIX: 2,
   ERR: 3,
   REQ: 4,
-  /** Number of standard PCI IRQ indexes. */
-  NUM: 5,
 } as const;
+
+/** Number of IRQ indexes of a PCI device (DEVICE_GET_INFO num_irqs). */
+export const IRQ_INDEX_COUNT = 5;
 
 /** DEVICE_GET_IRQ_INFO reply flags (spec: EVENTFD, MASKABLE, AUTOMASKED, NORESIZE). */
 export const IrqInfoFlags = {

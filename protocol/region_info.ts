@@ -42,9 +42,10 @@ export const RegionIndex = {
   ROM: 6,
   CONFIG: 7,
   VGA: 8,
-  /** Number of standard PCI regions. */
-  NUM: 9,
 } as const;
+
+/** Number of regions of a PCI device (DEVICE_GET_INFO num_regions). */
+export const REGION_INDEX_COUNT = 9;
 
 /** Region capability ids (`<linux/vfio.h>` VFIO_REGION_INFO_CAP_*). */
 export const RegionCapId = {

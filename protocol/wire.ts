@@ -19,6 +19,12 @@ export const U32_MAX = 0xffff_ffff;
 /** Largest u64, as a bigint. */
 export const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
+/** The key of `table` whose value is `value` (a command, index or flag name), if any. */
+export function nameOf(table: Readonly<Record<string, number>>, value: number): string | undefined {
+  for (const [k, v] of Object.entries(table)) if (v === value) return k;
+  return undefined;
+}
+
 /** A `DataView` over exactly the bytes of `bytes` (no copy). */
 export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -16,13 +16,19 @@ import { DeviceGetInfo, DeviceInfoFlags, DeviceReset } from "../protocol/device_
 import { DeviceGetRegionInfo } from "../protocol/region_info.ts";
 import { DeviceGetRegionIoFds } from "../protocol/region_io_fds.ts";
 import { DmaMap, DmaMapFlags, DmaUnmap, DmaUnmapFlags } from "../protocol/dma.ts";
-import { DeviceGetIrqInfo, DeviceSetIrqs, IrqIndex, IrqSetFlags } from "../protocol/irq.ts";
+import {
+  DeviceGetIrqInfo,
+  DeviceSetIrqs,
+  IRQ_INDEX_COUNT,
+  IrqIndex,
+  IrqSetFlags,
+} from "../protocol/irq.ts";
 import { RegionRead, RegionWrite, RegionWriteMulti } from "../protocol/region_rw.ts";
 import { negotiate } from "../protocol/negotiate.ts";
+import { nameOf } from "../protocol/wire.ts";
 import type { SessionMemory } from "../dma/memory.ts";
 import type { DmaTable } from "../dma/table.ts";
 import type { DeviceHost } from "./host.ts";
-import { IRQ_INDEX_COUNT } from "./irqs.ts";
 import type { SessionOptions } from "./session.ts";
 
 /** What a handler returns: the reply payload, fds to pass with it, and a hook run after the
@@ -56,13 +62,9 @@ export type Handler = (
 
 const EMPTY: HandlerResult = {};
 
-const IRQ_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(IrqIndex).filter(([k]) => k !== "NUM").map(([k, v]) => [v, k]),
-);
-
-/** "TRIGGER", "DATA_EVENTFD": the name of one IrqSetFlags bit. */
+/** "ACTION_TRIGGER", "DATA_EVENTFD": the name of one IrqSetFlags bit. */
 function flagName(bit: number): string {
-  return Object.entries(IrqSetFlags).find(([, v]) => v === bit)?.[0] ?? `0x${bit.toString(16)}`;
+  return nameOf(IrqSetFlags, bit) ?? `0x${bit.toString(16)}`;
 }
 
 function noFds(fds: number[], what: string): void {
@@ -198,7 +200,7 @@ function setIrqs(s: SessionState, payload: Uint8Array, fds: number[]): HandlerRe
   const passed = fds.splice(0);
   s.host.irqs.set({ ...req, fds: passed });
   s.log.debug("set IRQs {index} {start}..{end}: {action} {data}", {
-    index: IRQ_NAMES[req.index] ?? `index ${req.index}`,
+    index: nameOf(IrqIndex, req.index) ?? `index ${req.index}`,
     start: req.start,
     end: req.start + req.count - 1,
     action: flagName(req.flags & IrqSetFlags.ACTION_TYPE_MASK),

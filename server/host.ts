@@ -8,7 +8,8 @@
  */
 import type { Device, DeviceContext } from "../devices/device.ts";
 import { absentMemory, forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
-import { BarMap, Region, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
+import { BarMap, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
+import { RegionIndex } from "../protocol/region_info.ts";
 import { PciConfigSpace } from "../pci/config.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import type { EventLoop } from "../sys/event_loop.ts";
@@ -126,7 +127,7 @@ export class DeviceHost {
         `region ${region}: access [${offset}, +${buf.length}) outside size ${info.size}`,
       );
     }
-    if (region === Region.CONFIG) {
+    if (region === RegionIndex.CONFIG) {
       return write ? this.config.write(offset, buf) : this.config.read(offset, buf);
     }
     const t = this.#bars.route(region, offset, buf.length);

@@ -12,6 +12,7 @@
  * @module
  */
 import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { IrqIndex, IrqInfoFlags, IrqSetFlags as F, type SetIrqsRequest } from "../protocol/irq.ts";
 import { closeFd } from "../sys/ffi.ts";
 import { drainEventfd, type EventLoop, signalEventfd } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
@@ -21,24 +22,6 @@ import type { MsixState } from "../pci/msix.ts";
 
 const log = logger("irqs");
 
-/** IRQ indexes (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO"). */
-export const IrqIndex = { INTX: 0, MSI: 1, MSIX: 2, ERR: 3, REQ: 4 } as const;
-/** Number of IRQ indexes a PCI device reports. */
-export const IRQ_INDEX_COUNT = 5;
-
-/** SET_IRQS flags. */
-export const IrqFlags = {
-  DATA_NONE: 1,
-  DATA_BOOL: 2,
-  DATA_EVENTFD: 4,
-  ACTION_MASK: 8,
-  ACTION_UNMASK: 16,
-  ACTION_TRIGGER: 32,
-} as const;
-
-/** GET_IRQ_INFO flags. */
-export const IrqInfoFlags = { EVENTFD: 1, MASKABLE: 2, AUTOMASKED: 4, NORESIZE: 8 } as const;
-
 /** What the controller needs to know of PCI config state. */
 export interface IrqPciState {
   readonly msixEnabled: boolean;
@@ -47,15 +30,8 @@ export interface IrqPciState {
   setInterruptStatus(asserted: boolean): void;
 }
 
-/** A decoded DEVICE_SET_IRQS request. */
-export interface SetIrqs {
-  flags: number;
-  index: number;
-  start: number;
-  count: number;
-  /** DATA_BOOL: one byte per vector, non-zero = act on it. */
-  data?: Uint8Array;
-  /** Fds passed with the message (the controller takes ownership). */
+/** A decoded DEVICE_SET_IRQS request with the fds passed with it (the controller owns them). */
+export interface SetIrqs extends SetIrqsRequest {
   fds: number[];
 }
 
@@ -92,14 +68,14 @@ export class IrqController {
 
   /** GET_IRQ_INFO flags of an index. */
   infoFlags(index: number): number {
-    const F = IrqInfoFlags;
+    const I = IrqInfoFlags;
     switch (index) {
       case IrqIndex.INTX:
-        return F.EVENTFD | F.MASKABLE | F.AUTOMASKED;
+        return I.EVENTFD | I.MASKABLE | I.AUTOMASKED;
       case IrqIndex.MSIX:
-        return F.EVENTFD | F.MASKABLE | F.NORESIZE;
+        return I.EVENTFD | I.MASKABLE | I.NORESIZE;
       default:
-        return F.EVENTFD | F.NORESIZE;
+        return I.EVENTFD | I.NORESIZE;
     }
   }
 
@@ -178,11 +154,10 @@ export class IrqController {
   }
 
   #apply(req: SetIrqs): void {
-    const F = IrqFlags;
     const vectors = this.#fds[req.index];
     if (!vectors) throw new VfioUserError(Errno.EINVAL, `IRQ index ${req.index}`);
-    const data = req.flags & (F.DATA_NONE | F.DATA_BOOL | F.DATA_EVENTFD);
-    const action = req.flags & (F.ACTION_MASK | F.ACTION_UNMASK | F.ACTION_TRIGGER);
+    const data = req.flags & F.DATA_TYPE_MASK;
+    const action = req.flags & F.ACTION_TYPE_MASK;
     if (data !== F.DATA_EVENTFD && req.fds.length) {
       throw new VfioUserError(Errno.EINVAL, "SET_IRQS: fds without DATA_EVENTFD");
     }
@@ -197,7 +172,7 @@ export class IrqController {
     }
     if (data === F.DATA_EVENTFD) return this.#setEventfds(req, action);
     for (let i = 0; i < req.count; i++) {
-      if (data === F.DATA_BOOL && !req.data?.[i]) continue;
+      if (data === F.DATA_BOOL && !req.data[i]) continue;
       this.#act(req.index, req.start + i, action);
     }
   }
@@ -206,13 +181,13 @@ export class IrqController {
     if (req.fds.length > req.count) {
       throw new VfioUserError(Errno.EINVAL, `SET_IRQS: ${req.fds.length} fds for ${req.count}`);
     }
-    if (action === IrqFlags.ACTION_UNMASK) {
+    if (action === F.ACTION_UNMASK) {
       if (req.index !== IrqIndex.INTX || req.count !== 1) {
         throw new VfioUserError(Errno.EINVAL, "SET_IRQS: unmask eventfd only for INTx");
       }
       return this.#setResampleFd(req.fds[0] ?? -1);
     }
-    if (action !== IrqFlags.ACTION_TRIGGER) {
+    if (action !== F.ACTION_TRIGGER) {
       throw new VfioUserError(Errno.EINVAL, "SET_IRQS: eventfds with ACTION_MASK");
     }
     const vectors = this.#fds[req.index];
@@ -242,7 +217,6 @@ export class IrqController {
   }
 
   #act(index: number, v: number, action: number): void {
-    const F = IrqFlags;
     if (index === IrqIndex.INTX) {
       if (action === F.ACTION_MASK) this.#intxMasked = true;
       else if (action === F.ACTION_UNMASK) this.#unmaskIntx();

@@ -55,6 +55,12 @@ export class ErrnoError extends Error {
   }
 }
 
+/** The symbolic name of an errno ("EINVAL"), if the table has it. */
+export function errnoName(errno: number): string | undefined {
+  for (const [k, v] of Object.entries(Errno)) if (v === errno) return k;
+  return undefined;
+}
+
 /** The errno of any error: its own when it carries one, else EIO. */
 export function errnoOf(e: unknown): number {
   return e instanceof ErrnoError ? e.errno : Errno.EIO;

@@ -17,6 +17,7 @@ import {
   RegionInfoFlags,
   SparseMmapCap,
 } from "../protocol/region_info.ts";
+import { nameOf } from "../protocol/wire.ts";
 import { decodeConfig, type DecodedConfig } from "./pci_decode.ts";
 import { formatReport } from "./probe_format.ts";
 
@@ -53,13 +54,6 @@ export interface ProbeReport {
   configSize?: bigint;
 }
 
-const REGION_NAMES = Object.fromEntries(
-  Object.entries(RegionIndex).filter(([k]) => k !== "NUM").map(([k, v]) => [v, k]),
-);
-const IRQ_NAMES = Object.fromEntries(
-  Object.entries(IrqIndex).filter(([k]) => k !== "NUM").map(([k, v]) => [v, k]),
-);
-
 /** Names of the bits of `flags` set in `value` (unknown bits as hex). */
 export function flagNames(value: number, flags: Record<string, number>): string[] {
   const out: string[] = [];
@@ -81,7 +75,7 @@ async function region(client: VfioUserClient, index: number): Promise<ProbedRegi
   }
   const r: ProbedRegion = {
     index,
-    name: REGION_NAMES[index] ?? `region ${index}`,
+    name: nameOf(RegionIndex, index) ?? `region ${index}`,
     size: info.size,
     flags: flagNames(info.flags, RegionInfoFlags),
     offset: info.offset,
@@ -114,7 +108,7 @@ export async function probe(socketPath: string, timeoutMs = 5000): Promise<Probe
     const irq = await client.getIrqInfo(i);
     irqs.push({
       index: i,
-      name: IRQ_NAMES[i] ?? `irq ${i}`,
+      name: nameOf(IrqIndex, i) ?? `irq ${i}`,
       count: irq.count,
       flags: flagNames(irq.flags, IrqInfoFlags),
     });

@@ -8,7 +8,7 @@
  */
 import { setMessageTracer } from "../transport/connection.ts";
 import { Command, commandName, Flags, type Header } from "../protocol/header.ts";
-import { Errno } from "../protocol/errors.ts";
+import { errnoName } from "../sys/errno.ts";
 import { Version } from "../protocol/version.ts";
 import { DmaMap, DmaRead, DmaUnmap, DmaWrite } from "../protocol/dma.ts";
 import { DeviceGetInfo, DeviceReset } from "../protocol/device_info.ts";
@@ -65,10 +65,6 @@ export function jsonSafe(value: unknown): unknown {
     return out;
   }
   return value;
-}
-
-function errnoName(errno: number): string | undefined {
-  return Object.entries(Errno).find(([, v]) => v === errno)?.[0];
 }
 
 /** Region info caps decoded where known (sparse mmap areas). */

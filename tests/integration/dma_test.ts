@@ -7,7 +7,7 @@ import {
   ArrayRam,
   BlkStatus,
   BlkType,
-  DmaFlags,
+  DmaMapFlags,
   Errno,
   GuestArena,
   MemfdRam,
@@ -226,13 +226,13 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
       iova: 0x100000n,
       size: BigInt(ro.size),
       fd: ro.fd,
-      flags: DmaFlags.READ,
+      flags: DmaMapFlags.READ,
       backing: ro.bytes,
     });
     await client.dmaMap({
       iova: 0x200000n,
       size: BigInt(roMsg.size),
-      flags: DmaFlags.READ,
+      flags: DmaMapFlags.READ,
       backing: roMsg.bytes,
     });
     driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });

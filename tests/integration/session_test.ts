@@ -7,7 +7,7 @@ import {
   ArrayRam,
   BlkStatus,
   BlkType,
-  DmaFlags,
+  DmaMapFlags,
   EventFd,
   GuestArena,
   MemfdRam,
@@ -51,7 +51,7 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     await client.dmaMap({
       iova: 0xfffc0000n,
       size: 0x40000n,
-      flags: DmaFlags.READ,
+      flags: DmaMapFlags.READ,
       backing: rom.bytes,
     });
 
@@ -149,13 +149,13 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     await client.dmaMap({
       iova: 0xc0000n,
       size: 0x20000n,
-      flags: DmaFlags.READ,
+      flags: DmaMapFlags.READ,
       backing: ram.bytes.subarray(0xc0000),
     });
     await client.dmaMap({
       iova: 0xe0000n,
       size: 0x20000n,
-      flags: DmaFlags.READ,
+      flags: DmaMapFlags.READ,
       backing: ram.bytes.subarray(0xe0000),
     });
     const high = BigInt(ram.size - 0x100000);
