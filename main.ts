@@ -211,7 +211,7 @@ async function serve(cli: ServeCommand): Promise<number> {
       // In-flight requests finish while the client can still answer their DMA; then the client
       // is dropped (what is left fails) and the loop ends.
       const drained = new Promise<void>((r) => setTimeout(r, DRAIN_MS));
-      Promise.race([device.quiesce(), drained]).finally(() => {
+      Promise.race([host.quiesce(), drained]).finally(() => {
         server.stop();
         loop.stop();
       });
@@ -240,7 +240,7 @@ async function serve(cli: ServeCommand): Promise<number> {
       status.ready();
       await loop.run();
       server.stop();
-      await device.quiesce();
+      await host.quiesce();
       await device.flush?.();
       device.close();
     } finally {

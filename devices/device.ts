@@ -3,9 +3,23 @@
  * calls into them for region accesses and resets, and hands them a {@link DeviceContext} through
  * which they reach guest memory and raise interrupts.
  *
+ * Lifecycle. One set of hooks serves DEVICE_RESET, client reconnect and migration:
+ *
+ * - `pause()` stops the device: no new work starts (kicks, ring tails and received frames are
+ *   remembered, not acted on), work already started runs to its end or is captured in the state
+ *   (so a destination re-runs it), and once the promise resolves nothing touches guest memory and
+ *   no interrupt is raised for old work. `resume()` undoes it and acts on what was remembered.
+ * - `save()` (paused) returns the device's state as a plain, versioned record
+ *   (protocol/record.ts): registers, ring indices, queued frames... never fds, mmaps or DMA maps,
+ *   which the client sets up again.
+ * - `restore(state, version)` (paused) loads such a record. It is untrusted input: every field
+ *   is checked before anything changes, and a bad one throws `ErrnoError` (EINVAL).
+ * - "Quiescing" is pause then resume: {@link quiesce}.
+ *
  * @module
  */
 import type { GuestMemory } from "../dma/guest_memory.ts";
+import type { RecordValue } from "../protocol/record.ts";
 import type { PciConfigSpec } from "../pci/spec.ts";
 import type { Logger } from "@logtape/logtape";
 import type { EventLoop } from "../sys/event_loop.ts";
@@ -35,6 +49,19 @@ export interface DeviceEnv {
   readonly loop: EventLoop;
 }
 
+/** A device's saved state: a plain record. */
+export type DeviceState = RecordValue;
+
+/** Guest memory a device's state points at (rings): it must be DMA-mapped for the device. */
+export interface GuestRegion {
+  addr: bigint;
+  len: number;
+  /** The device writes there (a used ring, receive descriptors). */
+  write: boolean;
+  /** What it is, for messages ("queue 0 used ring"). */
+  what: string;
+}
+
 /** A PCI device model. */
 export interface Device {
   /** Short type name, e.g. "virtio-blk". */
@@ -56,13 +83,67 @@ export interface Device {
   barWrite(bar: number, offset: number, src: Uint8Array): void;
   /**
    * Resets device state to power-on (DEVICE_RESET, or the guest's own reset). Resolves when no
-   * request of the device touches guest memory anymore.
+   * request of the device touches guest memory anymore. A paused device stays paused.
    */
   reset(): Promise<void>;
-  /** Waits until in-flight requests finished (used before DMA unmap/disconnect/shutdown). */
-  quiesce(): Promise<void>;
+  /**
+   * Stops the device (see the module doc); resolves once nothing touches guest memory. Pauses
+   * nest (migration, reset and a client's absence may overlap): each needs its {@link resume}.
+   */
+  pause(): Promise<void>;
+  /** Ends one {@link pause}; after the last one the device runs again. Extra calls are ignored. */
+  resume(): void;
+  /** Version of the record {@link save} returns; {@link restore} takes it and older ones. */
+  readonly stateVersion: number;
+  /** The device's state as a plain record (only while paused). */
+  save(): DeviceState;
+  /**
+   * Loads a saved state of version `version` (only while paused). Throws `ErrnoError`
+   * (EINVAL) without changing anything when the record is not a valid state of this device.
+   */
+  restore(state: unknown, version: number): void;
+  /** Guest memory the current state points at (checked against the DMA maps after a restore). */
+  guestRegions(): GuestRegion[];
   /** Flushes backing storage (shutdown). */
   flush?(): Promise<void>;
   /** Frees host resources at exit. */
   close(): void;
+}
+
+/**
+ * Waits until no request of `device` touches guest memory, then lets it run on (or stay paused,
+ * when someone else paused it).
+ */
+export async function quiesce(device: Device): Promise<void> {
+  try {
+    await device.pause();
+  } finally {
+    device.resume();
+  }
+}
+
+/**
+ * The nesting bookkeeping of {@link Device.pause} / {@link Device.resume}: the first pause runs
+ * the device's stop procedure, later ones share its promise; the last resume runs its start.
+ */
+export class PauseCount {
+  #depth = 0;
+  #stopped: Promise<void> = Promise.resolve();
+
+  /** True while at least one pause is in force. */
+  get paused(): boolean {
+    return this.#depth > 0;
+  }
+
+  /** One more pause; `stop` runs on the first. Resolves when the device is quiet. */
+  pause(stop: () => Promise<void>): Promise<void> {
+    if (this.#depth++ === 0) this.#stopped = stop();
+    return this.#stopped;
+  }
+
+  /** One pause less; `start` runs when the last one ends. */
+  resume(start: () => void): void {
+    if (this.#depth === 0) return;
+    if (--this.#depth === 0) start();
+  }
 }

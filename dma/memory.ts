@@ -15,6 +15,7 @@ import {
 } from "./guest_memory.ts";
 import type { DmaRegion, DmaTable } from "./table.ts";
 import { DmaMapFlags } from "../protocol/dma.ts";
+import type { DirtyLog } from "./dirty.ts";
 
 /**
  * Moves bytes to and from message-based regions (DMA_READ / DMA_WRITE to the client), and
@@ -58,10 +59,15 @@ interface Piece {
   length: number;
 }
 
-/** Guest memory of one session. */
+/**
+ * Guest memory of one session. With a {@link DirtyLog} installed, every device write marks its
+ * pages once the bytes are in place: `write()` after its stores, a writable mapping when it is
+ * released (the device may have written any of it), in both DMA modes.
+ */
 export class SessionMemory implements GuestMemory {
   readonly #table: DmaTable;
   #dma: MessageDma | undefined;
+  #dirty: DirtyLog | undefined;
 
   constructor(table: DmaTable, dma?: MessageDma) {
     this.#table = table;
@@ -71,6 +77,26 @@ export class SessionMemory implements GuestMemory {
   /** Installs (or removes) the message-based DMA path. */
   setMessageDma(dma: MessageDma | undefined): void {
     this.#dma = dma;
+  }
+
+  /** The dirty log in force, if the client started one. */
+  get dirtyLog(): DirtyLog | undefined {
+    return this.#dirty;
+  }
+
+  /** Starts (a log) or stops (undefined) dirty page logging. */
+  setDirtyLog(log: DirtyLog | undefined): void {
+    this.#dirty = log;
+  }
+
+  /** Whether [addr, addr+length) is DMA-mapped with the access `write` needs. */
+  covers(addr: bigint, length: number, write: boolean): boolean {
+    try {
+      this.#resolve(addr, length, write);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Splits [addr, addr+length) into per-region pieces, checking coverage and permission. */
@@ -118,6 +144,7 @@ export class SessionMemory implements GuestMemory {
       bounce = dma ? await dma.acquire(bounced) : undefined;
       const { segments, copies } = await this.#segments(pieces, bounce, writable !== "overwrite");
       return new Mapping(segments, length, () => {
+        if (writable) this.#dirty?.mark(addr, length);
         // Posted: the bounce buffer (and the regions) are held until the client acknowledged
         // the writes, so the bounce limit bounds the data in flight too.
         const acks = writable ? copies.map((c) => dma!.write(c.addr, c.buf)) : [];
@@ -190,6 +217,7 @@ export class SessionMemory implements GuestMemory {
       try {
         await fn(pieces.map((p) => viewOf(p)), 0);
       } finally {
+        if (writable) { for (const p of pieces) this.#dirty?.mark(p.addr, p.length); }
         for (const p of pieces) p.region.unref();
       }
       return;
@@ -229,6 +257,7 @@ export class SessionMemory implements GuestMemory {
       }
       off += p.length;
     }
+    this.#dirty?.mark(addr, src.length);
   }
 
   /**

@@ -15,6 +15,7 @@
  * @module
  */
 import type { PciConfigSpec } from "./spec.ts";
+import { RecordReader } from "../protocol/record.ts";
 import { buildLayout, type ConfigLayout, findBar } from "./layout.ts";
 import { MsixState } from "./msix.ts";
 import { checkRange } from "./range.ts";
@@ -34,6 +35,11 @@ export type ConfigChange = "command" | "msix";
 
 /** Called after a guest write (or reset) changed a watched register. */
 export type ConfigChangeListener = (what: ConfigChange) => void;
+
+/** Saved state of a config space: its 256 bytes (capabilities and BARs included). */
+export type PciConfigState = {
+  space: Uint8Array;
+};
 
 /** A capability's ID and the offset of its header in config space. */
 export interface CapabilityOffset {
@@ -192,6 +198,40 @@ export class PciConfigSpace {
     this.#data.set(this.#layout.image);
     this.msix?.reset();
     this.#afterChange(before);
+  }
+
+  /** The plain state record (a copy). MSI-X table and PBA are saved by {@link msix}. */
+  save(): PciConfigState {
+    return { space: this.#data.slice() };
+  }
+
+  /**
+   * Loads a saved config space (untrusted: a migration stream). Only bits the guest or the
+   * device can change may differ from this function's power-on image (writable, write-1-to-clear
+   * and the STATUS interrupt bit): anything else means the state belongs to another function,
+   * and is refused with `ErrnoError(EINVAL)` before anything changes. Listeners hear about
+   * COMMAND and MSI-X control changes as after a write.
+   */
+  restore(raw: unknown): void {
+    const r = new RecordReader(raw, "pci config");
+    const space = r.bytes("space", CONFIG_SPACE_SIZE);
+    r.done();
+    const { image, wmask, w1cmask } = this.#layout;
+    for (let o = 0; o < CONFIG_SPACE_SIZE; o++) {
+      const dynamic = wmask[o] | w1cmask[o] |
+        (o === ConfigReg.STATUS ? PciStatus.INTERRUPT_STATUS : 0);
+      if ((space[o] & ~dynamic) !== (image[o] & ~dynamic)) {
+        r.fail(
+          "space",
+          `byte 0x${o.toString(16)} is 0x${space[o].toString(16)}, ` +
+            `its read-only bits differ from this device (0x${image[o].toString(16)})`,
+        );
+      }
+    }
+    const before = this.#watched();
+    this.#data.set(space);
+    this.#afterChange(before);
+    this.msix?.setFunctionMask(this.msixFunctionMasked);
   }
 
   #u16(offset: number): number {

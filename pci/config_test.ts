@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ConfigChange, PciConfigSpace } from "./config.ts";
-import { Errno, isErrno } from "../sys/errno.ts";
+import { Errno, ErrnoError, isErrno } from "../sys/errno.ts";
 import { PciStatus } from "./regs.ts";
 import type { PciConfigSpec } from "./spec.ts";
 import { sampleSpec } from "./testing.ts";
@@ -332,4 +332,42 @@ Deno.test("the spec's capability bodies are not modified", () => {
   const spec = sampleSpec();
   new PciConfigSpace(spec);
   assert.equal(spec.capabilities[0].body[0], 0);
+});
+
+Deno.test("config: save and restore round-trip BARs, COMMAND, MSI-X control and status bits", () => {
+  const a = new PciConfigSpace(sampleSpec());
+  a.write(0x20, Uint8Array.of(0x00, 0x00, 0xfe, 0xfe)); // BAR4 low
+  a.write(0x24, Uint8Array.of(0x01, 0x00, 0x00, 0x00)); // BAR4 high
+  a.write(0x04, Uint8Array.of(0x06, 0x04)); // memory, bus master, INTx disable
+  a.write(MSIX_CTRL, Uint8Array.of(0x00, 0xc0)); // enable + function mask
+  a.setIntxStatus(true);
+  a.raiseStatusErrors(PciStatus.RECEIVED_MASTER_ABORT);
+  const saved = a.save();
+  const b = new PciConfigSpace(sampleSpec());
+  const changes: ConfigChange[] = [];
+  b.onChange((w) => changes.push(w));
+  b.restore(saved);
+  assert.deepEqual(rd(b, 0, 256), rd(a, 0, 256));
+  assert.equal(b.barAddress(4), 0x1_fefe_0000n);
+  assert.ok(b.busMaster && b.intxDisabled && b.msixEnabled && b.msixFunctionMasked);
+  assert.ok(b.msix!.functionMasked, "the MSI-X state follows the restored Function Mask");
+  assert.deepEqual(changes.sort(), ["command", "msix"]);
+  assert.deepEqual(b.save(), saved, "save after restore gives the same record");
+});
+
+Deno.test("config: restore refuses state of another function, changing nothing", () => {
+  const b = new PciConfigSpace(sampleSpec());
+  const before = rd(b, 0, 256);
+  const other = new PciConfigSpace({ ...sampleSpec(), deviceId: 0x1041 }).save();
+  assert.throws(
+    () => b.restore(other),
+    (e) => e instanceof ErrnoError && /byte 0x2/.test(e.message),
+  );
+  const space = b.save().space;
+  space[0x3d] = 2; // interrupt pin is read-only
+  assert.throws(() => b.restore({ space }), /byte 0x3d/);
+  assert.throws(() => b.restore({ space: new Uint8Array(255) }), /255 bytes, not 256/);
+  assert.throws(() => b.restore({ space: b.save().space, extra: 1 }), /unknown field/);
+  assert.throws(() => b.restore("junk"), /not a record/);
+  assert.deepEqual(rd(b, 0, 256), before);
 });

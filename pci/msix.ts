@@ -20,6 +20,7 @@
  */
 import { Errno, ErrnoError } from "../sys/errno.ts";
 import { checkRange } from "./range.ts";
+import { RecordReader } from "../protocol/record.ts";
 import { Msix, pbaSize } from "./regs.ts";
 
 /**
@@ -37,6 +38,13 @@ const ENTRY_WMASK = Uint8Array.of(
 
 /** Byte offset of Vector Control within an entry. */
 const VECTOR_CONTROL = 12;
+
+/** Saved MSI-X state: table, pending bits, and whether the client drives the table. */
+export type MsixSavedState = {
+  table: Uint8Array;
+  pba: Uint8Array;
+  tableInUse: boolean;
+};
 
 /** Called with a vector number when the vector goes from masked to unmasked. */
 export type UnmaskListener = (vector: number) => void;
@@ -183,6 +191,48 @@ export class MsixState {
     this.#pba.fill(0);
     this.#functionMasked = false;
     this.#tableInUse = false;
+  }
+
+  /**
+   * The plain state record (copies). External masks are the client's (it sets them again) and
+   * the Function Mask lives in config space.
+   */
+  save(): MsixSavedState {
+    return { table: this.#table.slice(), pba: this.#pba.slice(), tableInUse: this.#tableInUse };
+  }
+
+  /**
+   * Loads saved state (untrusted): sizes must match this function's vector count, read-only
+   * table bits and PBA bits past the last vector must be zero; else `ErrnoError(EINVAL)`
+   * and nothing changes. No unmask notifications: pending vectors are delivered when the
+   * owner next looks ({@link pendingVectors}).
+   */
+  restore(raw: unknown): void {
+    const r = new RecordReader(raw, "msix");
+    const table = r.bytes("table", this.tableSize);
+    const pba = r.bytes("pba", this.pbaSize);
+    const tableInUse = r.bool("tableInUse");
+    r.done();
+    for (let o = 0; o < table.length; o++) {
+      if (table[o] & ~ENTRY_WMASK[o % Msix.ENTRY_SIZE]) {
+        r.fail("table", `read-only bits set at byte ${o}`);
+      }
+    }
+    for (let v = this.vectors; v < pba.length * 8; v++) {
+      if (pba[v >> 3] & (1 << (v & 7))) {
+        r.fail("pba", `pending bit of vector ${v} (of ${this.vectors})`);
+      }
+    }
+    this.#table.set(table);
+    this.#pba.set(pba);
+    this.#tableInUse = tableInUse;
+  }
+
+  /** Vectors whose pending bit is set. */
+  pendingVectors(): number[] {
+    const out: number[] = [];
+    for (let v = 0; v < this.vectors; v++) if (this.isPending(v)) out.push(v);
+    return out;
   }
 
   #checkVector(v: number): void {

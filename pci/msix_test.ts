@@ -150,3 +150,30 @@ Deno.test("out-of-range offsets and vectors throw ErrnoError(EINVAL)", () => {
     assert.throws(() => m.isPending(v), isEinval);
   }
 });
+
+Deno.test("msix: save/restore keeps table, pending bits and table ownership", () => {
+  const a = new MsixState(3);
+  a.tableWrite(16, Uint8Array.of(0xfc, 0, 0xe0, 0xfe, 0, 0, 0, 0, 0x41, 0, 0, 0, 0, 0, 0, 0));
+  a.setPending(2);
+  const b = new MsixState(3);
+  b.restore(a.save());
+  assert.deepEqual(b.save(), a.save());
+  assert.ok(b.tableInUse);
+  assert.deepEqual(b.pendingVectors(), [2]);
+  assert.equal(b.isMasked(1), false);
+  assert.equal(b.isMasked(0), true);
+});
+
+Deno.test("msix: restore refuses other sizes and impossible bits", () => {
+  const m = new MsixState(3);
+  const good = m.save();
+  assert.throws(() => m.restore({ ...good, table: new Uint8Array(64) }), /64 bytes, not 48/);
+  const reserved = good.table.slice();
+  reserved[13] = 1; // Vector Control bits other than Mask are reserved
+  assert.throws(() => m.restore({ ...good, table: reserved }), /read-only bits set at byte 13/);
+  const pba = good.pba.slice();
+  pba[0] = 0x08; // vector 3 of 3
+  assert.throws(() => m.restore({ ...good, pba }), /vector 3 \(of 3\)/);
+  assert.throws(() => m.restore({ ...good, tableInUse: 1 }), /not a boolean/);
+  assert.deepEqual(m.save(), good);
+});

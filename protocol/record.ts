@@ -26,7 +26,8 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "./errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
+import { VfioUserError } from "./errors.ts";
 import { U64_MAX } from "./wire.ts";
 
 /** A record value. */
@@ -271,7 +272,7 @@ export function decodeRecord(bytes: Uint8Array): RecordValue {
 
 /**
  * Reads the fields of a decoded (untrusted) record object. Every accessor checks presence and
- * type and throws `VfioUserError(EINVAL)` naming the field; {@link done} refuses fields nobody
+ * type and throws `ErrnoError(EINVAL)` naming the field; {@link done} refuses fields nobody
  * read (a record of another layout). `path` names the record in messages.
  */
 export class RecordReader {
@@ -282,10 +283,10 @@ export class RecordReader {
   constructor(value: unknown, path: string) {
     this.path = path;
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      throw new VfioUserError(Errno.EINVAL, `state ${path}: not a record`);
+      throw new ErrnoError(Errno.EINVAL, `state ${path}: not a record`);
     }
     if (value instanceof Uint8Array) {
-      throw new VfioUserError(Errno.EINVAL, `state ${path}: not a record`);
+      throw new ErrnoError(Errno.EINVAL, `state ${path}: not a record`);
     }
     this.#o = value as Record<string, RecordValue>;
   }
@@ -293,7 +294,7 @@ export class RecordReader {
   /** Throws `VfioUserError(EINVAL)` about field `key` (or the record when key is empty). */
   fail(key: string, why: string): never {
     const at = key ? `${this.path}.${key}` : this.path;
-    throw new VfioUserError(Errno.EINVAL, `state ${at}: ${why}`);
+    throw new ErrnoError(Errno.EINVAL, `state ${at}: ${why}`);
   }
 
   #get(key: string): RecordValue {
@@ -356,6 +357,11 @@ export class RecordReader {
     }
     if (typeof len === "object" && v.length > len.max) this.fail(key, `more than ${len.max} bytes`);
     return v;
+  }
+
+  /** Any value, unchecked (for a part another reader checks). */
+  any(key: string): RecordValue {
+    return this.#get(key);
   }
 
   /** A nested record. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { decodeRecord, encodeRecord, MAX_RECORD_DEPTH, RecordReader } from "./record.ts";
 import { Errno, VfioUserError } from "./errors.ts";
+import { ErrnoError } from "../sys/errno.ts";
 import { toHex as hex } from "./hex.ts";
 
 function refused(bytes: number[], re: RegExp): void {
@@ -100,7 +101,7 @@ Deno.test("record reader: typed fields, ranges, unknown fields", () => {
     const rr = new RecordReader({ n: 7, big: 5n, extra: 1 }, "dev");
     assert.throws(
       () => f(rr),
-      (e) => e instanceof VfioUserError && e.errno === Errno.EINVAL && re.test(e.message),
+      (e) => e instanceof ErrnoError && e.errno === Errno.EINVAL && re.test(e.message),
     );
   };
   bad((r) => r.int("n", 0, 6), /dev\.n: 7 not in \[0, 6\]/);

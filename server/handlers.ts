@@ -30,6 +30,13 @@ import type { SessionMemory } from "../dma/memory.ts";
 import type { DmaTable } from "../dma/table.ts";
 import type { DeviceHost } from "./host.ts";
 import type { SessionOptions } from "./session.ts";
+import {
+  DEFAULT_MAX_BITMAP,
+  deviceFeature,
+  DIRTY_PGSIZE,
+  migDataRead,
+  migDataWrite,
+} from "./migration_handlers.ts";
 
 /** What a handler returns: the reply payload, fds to pass with it, and a hook run after the
  * reply went out (or was dropped: NO_REPLY, connection gone). */
@@ -48,6 +55,8 @@ export interface SessionState {
   readonly log: Logger;
   negotiated: boolean;
   clientMaxXfer: number;
+  /** Dirty logging limits negotiated in VERSION (`migration`: pgsize, max_bitmap_size). */
+  dirtyLimits: { pgsize: bigint; maxBitmapSize: number };
   enableMessageDma(): void;
   openTwinSocket(): number;
 }
@@ -81,8 +90,11 @@ function version(s: SessionState, payload: Uint8Array, fds: number[]): HandlerRe
     pgsizes: 4096n,
     writeMultiple: true,
     twinSocket: true,
+    migration: { pgsize: DIRTY_PGSIZE, maxBitmapSize: DEFAULT_MAX_BITMAP },
   });
   s.clientMaxXfer = n.session.maxDataXferSize;
+  const mig = n.session.migration;
+  if (mig) s.dirtyLimits = { pgsize: BigInt(mig.pgsize), maxBitmapSize: mig.maxBitmapSize };
   s.negotiated = true;
   const twin = n.session.twinSocket ? [s.openTwinSocket()] : [];
   s.enableMessageDma();
@@ -265,4 +277,7 @@ export const commandHandlers: Readonly<Record<number, Handler>> = {
   [Command.REGION_WRITE]: regionWrite,
   [Command.DEVICE_RESET]: deviceReset,
   [Command.REGION_WRITE_MULTI]: regionWriteMulti,
+  [Command.DEVICE_FEATURE]: deviceFeature,
+  [Command.MIG_DATA_READ]: migDataRead,
+  [Command.MIG_DATA_WRITE]: migDataWrite,
 };

@@ -4,9 +4,20 @@
  * is connected. It outlives client sessions: device state survives a reconnect (spec,
  * "Reconnection").
  *
+ * It is also what migrates ({@link MigrationTarget}): the device model with its config space,
+ * MSI-X state and interrupt lines, paused and resumed as one. Pauses nest (migration STOP, a
+ * DEVICE_RESET, the gap between two clients); the device runs again after the last one ends.
+ *
  * @module
  */
 import type { Device, DeviceContext } from "../devices/device.ts";
+import {
+  DEFAULT_MAX_INCOMING,
+  MigrationController,
+  type MigrationTarget,
+} from "../migration/controller.ts";
+import { type Section, SectionId } from "../migration/stream.ts";
+import type { RecordValue } from "../protocol/record.ts";
 import { absentMemory, forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
 import { BarMap, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
 import { RegionIndex } from "../protocol/region_info.ts";
@@ -21,13 +32,15 @@ import { logger } from "../sys/log.ts";
 export interface ClientMemory extends GuestMemory {
   /** Resolves when every posted write is acknowledged; undefined when none is pending. */
   settled(): Promise<void> | undefined;
+  /** Whether [addr, addr+length) is DMA-mapped with the access `write` needs. */
+  covers(addr: bigint, length: number, write: boolean): boolean;
 }
 
 /** What devices reach while no client is connected. */
 const NO_CLIENT = absentMemory("no client: guest memory is gone");
 
 /** A device plus everything the framework keeps for it. */
-export class DeviceHost {
+export class DeviceHost implements MigrationTarget {
   readonly device: Device;
   readonly config: PciConfigSpace;
   readonly irqs: IrqController;
@@ -38,6 +51,12 @@ export class DeviceHost {
   #memory: ClientMemory | undefined;
   /** Bumped when INTx is lowered: a deferred INTx trigger from before it is stale. */
   #intxGen = 0;
+  /** The migration state machine and data transfer of this device. */
+  readonly migration: MigrationController;
+  #pauses = 0;
+  #paused: Promise<void> = Promise.resolve();
+  /** The host paused the device while no client is connected. */
+  #absent = false;
 
   constructor(loop: EventLoop, device: Device, maxBounceBytes: number) {
     this.device = device;
@@ -64,6 +83,15 @@ export class DeviceHost {
       if (what === "command") this.irqs.commandChanged();
     });
     device.attach(this.#context());
+    this.migration = new MigrationController(this, { maxIncoming: DEFAULT_MAX_INCOMING });
+  }
+
+  get deviceType(): string {
+    return this.device.type;
+  }
+
+  get stateVersion(): number {
+    return this.device.stateVersion;
   }
 
   #context(): DeviceContext {
@@ -101,9 +129,16 @@ export class DeviceHost {
     return this.#memory ?? NO_CLIENT;
   }
 
-  /** Installs the connected client's guest memory (undefined when it leaves). */
-  setMemory(mem: ClientMemory | undefined): void {
+  /**
+   * A client connected: its guest memory is installed, and a device paused since the previous
+   * client left runs again.
+   */
+  clientArrived(mem: ClientMemory): void {
     this.#memory = mem;
+    if (this.#absent) {
+      this.#absent = false;
+      this.resume();
+    }
   }
 
   /** REGION_READ into `dst`. */
@@ -144,16 +179,126 @@ export class DeviceHost {
     }
   }
 
-  /** DEVICE_RESET: the function returns to power-on state (eventfds stay installed). */
+  /**
+   * DEVICE_RESET: the function returns to power-on state (eventfds stay installed) and the
+   * migration state to RUNNING (the only way out of ERROR).
+   */
   async reset(): Promise<void> {
+    await this.pause();
+    try {
+      await this.#resetState();
+    } finally {
+      if (this.migration.reset()) this.resume();
+      this.resume();
+    }
+  }
+
+  async #resetState(): Promise<void> {
     await this.device.reset();
     this.config.reset();
     this.irqs.reset();
   }
 
-  /** The client left: its eventfds are closed; device state is kept for the next one. */
-  clientGone(): void {
+  /**
+   * The client left: its eventfds are closed, a migration transfer is abandoned, and the device
+   * pauses until the next client (requests of the old one fail fast: their DMA is refused).
+   * Device state is kept (spec, "Client Disconnection"). Resolves when the device is quiet.
+   */
+  clientGone(): Promise<void> {
     this.irqs.closeAll();
     this.#memory = undefined;
+    this.migration.clientGone();
+    if (!this.#absent) {
+      this.#absent = true;
+      void this.pause();
+    }
+    return this.#paused;
+  }
+
+  /** Waits until no request touches guest memory; the device keeps running (or stays paused). */
+  async quiesce(): Promise<void> {
+    try {
+      await this.pause();
+    } finally {
+      this.resume();
+    }
+  }
+
+  // --- lifecycle and migration (MigrationTarget) ---------------------------------------------
+
+  /**
+   * Pauses the device; resolves once nothing touches guest memory: the device is quiet and
+   * every posted DMA write it made is acknowledged (their interrupts are raised by then).
+   */
+  pause(): Promise<void> {
+    if (this.#pauses++ === 0) {
+      this.#paused = this.device.pause().then(() => this.#memory?.settled());
+    }
+    return this.#paused;
+  }
+
+  /** Ends one pause; after the last the device runs and pending interrupts are delivered. */
+  resume(): void {
+    if (this.#pauses === 0) return;
+    if (--this.#pauses > 0) return;
+    this.device.resume();
+    this.irqs.redeliver();
+  }
+
+  /** Whether the device is paused (for any reason). */
+  get paused(): boolean {
+    return this.#pauses > 0;
+  }
+
+  saveEarly(): Section[] {
+    return [
+      { id: SectionId.PCI_CONFIG, data: this.config.save() },
+      { id: SectionId.MSIX, data: this.config.msix?.save() ?? null },
+    ];
+  }
+
+  save(): Section[] {
+    return [
+      ...this.saveEarly(),
+      { id: SectionId.IRQ, data: this.irqs.save() },
+      { id: SectionId.DEVICE, data: this.device.save() },
+    ];
+  }
+
+  /**
+   * Loads config space, MSI-X, interrupt lines and the device from a decoded stream, then checks
+   * that the rings the device will use are DMA-mapped (EFAULT). Any refusal resets all of it.
+   */
+  async restore(sections: ReadonlyMap<number, RecordValue>, version: number): Promise<void> {
+    try {
+      const part = (id: number, name: string) => {
+        if (!sections.has(id)) throw new VfioUserError(Errno.EINVAL, `no ${name} section`);
+        return sections.get(id);
+      };
+      const msix = part(SectionId.MSIX, "MSI-X");
+      if (!this.config.msix && msix !== null) {
+        throw new VfioUserError(Errno.EINVAL, "MSI-X state for a device without MSI-X");
+      }
+      this.config.restore(part(SectionId.PCI_CONFIG, "PCI config"));
+      this.config.msix?.restore(msix);
+      this.irqs.restore(part(SectionId.IRQ, "IRQ"));
+      this.device.restore(part(SectionId.DEVICE, "device"), version);
+      this.#checkRegions();
+    } catch (e) {
+      await this.#resetState();
+      throw e;
+    }
+  }
+
+  /** With bus mastering on, every ring of the restored state must be DMA-mapped. */
+  #checkRegions(): void {
+    if (!this.config.busMaster) return;
+    for (const r of this.device.guestRegions()) {
+      if (this.#memory?.covers(r.addr, r.len, r.write)) continue;
+      throw new VfioUserError(
+        Errno.EFAULT,
+        `${r.what} [0x${r.addr.toString(16)}, +0x${r.len.toString(16)}) is outside the DMA maps`,
+      );
+    }
   }
 }

@@ -19,6 +19,7 @@ import { C } from "../sys/layout.ts";
 import { makeNonBlocking } from "../sys/socket.ts";
 import { logger } from "../sys/log.ts";
 import type { MsixState } from "../pci/msix.ts";
+import { RecordReader, type RecordValue } from "../protocol/record.ts";
 
 const log = logger("irqs");
 
@@ -246,6 +247,30 @@ export class IrqController {
   closeAll(): void {
     for (let i = 0; i < this.#fds.length; i++) this.#disableAll(i);
     this.#msix?.clearExternalMasks();
+  }
+
+  /**
+   * The device-side interrupt state: the INTx line level (the MSI-X pending bits are saved with
+   * the table). Eventfds and masks set with SET_IRQS are the client's: it sends them again.
+   */
+  save(): RecordValue {
+    return { intx: this.#intxAsserted };
+  }
+
+  /** Loads a saved state (untrusted); delivery waits for {@link redeliver}. */
+  restore(raw: unknown): void {
+    const r = new RecordReader(raw, "irq");
+    const intx = r.bool("intx");
+    r.done();
+    this.#intxAsserted = intx;
+    this.#intxMasked = false;
+    this.#pci.setInterruptStatus(intx);
+  }
+
+  /** Signals what is pending: an asserted INTx line, MSI-X vectors with their pending bit. */
+  redeliver(): void {
+    this.#deliverIntx();
+    for (const v of this.#msix?.pendingVectors() ?? []) this.#deliverPending(v);
   }
 
   /** Device reset: line low, nothing pending (eventfds stay installed, as with VFIO). */

@@ -112,9 +112,10 @@ export class Server {
       } else log.info("client disconnected after {commands} commands, {seconds} s", summary);
       this.onClient?.(undefined);
       // Requests of the old client must be over before a new client's memory is installed:
-      // they fail fast (their DMA requests were rejected), quiesce waits for the last of them.
+      // they fail fast (their DMA requests were rejected); the device stays paused until the
+      // next client arrives.
       this.#pauseAccepting();
-      await this.#host.device.quiesce();
+      await this.#host.clientGone();
       if (this.#session === session) this.#session = undefined;
       this.#resumeAccepting();
       if (last) this.onLastSession?.();

@@ -24,6 +24,7 @@ import type { DeviceHost } from "./host.ts";
 import { commandHandlers, type HandlerResult, type SessionState } from "./handlers.ts";
 import { ServerRequests } from "./requests.ts";
 import { RequestDma } from "./message_dma.ts";
+import { DEFAULT_MAX_BITMAP } from "./migration_handlers.ts";
 
 /** Session limits and capabilities. */
 export interface SessionOptions {
@@ -63,6 +64,8 @@ export class Session implements SessionState {
   clientMaxXfer = 1 << 20;
   /** Commands answered so far. */
   commands = 0;
+  /** Dirty logging limits from VERSION's `migration` capability (ours when it had none). */
+  dirtyLimits = { pgsize: 4096n, maxBitmapSize: DEFAULT_MAX_BITMAP };
   readonly #conn: Connection;
   readonly #loop: EventLoop;
   #twin: Connection | undefined;
@@ -91,7 +94,7 @@ export class Session implements SessionState {
       onClose: (e) => this.#onClose(e),
     });
     this.requests = new ServerRequests(this.#conn);
-    host.setMemory(this.memory);
+    host.clientArrived(this.memory);
   }
 
   /**
@@ -255,7 +258,7 @@ export class Session implements SessionState {
     const gone = new ErrnoError(Errno.ECONNRESET, "client disconnected");
     this.requests.failAll(gone);
     this.host.bounce.failWaiters(gone);
-    this.host.clientGone();
+    void this.host.clientGone();
     this.dma.clear();
     this.#resolveClosed(e);
   }

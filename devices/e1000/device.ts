@@ -7,7 +7,15 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import type { Device, DeviceContext } from "../device.ts";
+import {
+  type Device,
+  type DeviceContext,
+  type DeviceState,
+  type GuestRegion,
+  PauseCount,
+} from "../device.ts";
+import { Errno, ErrnoError } from "../../sys/errno.ts";
+import { RecordReader } from "../../protocol/record.ts";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../../pci/spec.ts";
 import type { NetBackend } from "../net/backend.ts";
@@ -29,7 +37,7 @@ import { buildEepromImage, Eeprom } from "./eeprom.ts";
 import { Interrupts } from "./interrupts.ts";
 import { Phy } from "./phy.ts";
 import { MacRegisters, STATS } from "./regs.ts";
-import { RxEngine } from "./rx.ts";
+import { packetBuffer, RxEngine } from "./rx.ts";
 import { countTx } from "./stats.ts";
 import { TxEngine } from "./tx.ts";
 import { dwordRead, dwordWrite } from "./access.ts";
@@ -62,9 +70,13 @@ export function e1000PciSpec(): PciConfigSpec {
   };
 }
 
+/** Version of the e1000 state record. */
+export const E1000_STATE_VERSION = 1;
+
 /** An emulated 82540EM. */
 export class E1000 implements Device {
   readonly type = "e1000";
+  readonly stateVersion = E1000_STATE_VERSION;
   readonly pci: PciConfigSpec = e1000PciSpec();
   /** The MAC registers (tests inspect them). */
   readonly regs = new MacRegisters();
@@ -79,6 +91,7 @@ export class E1000 implements Device {
   #ctx: DeviceContext | undefined;
   #linkUp = false;
   #ioAddr = 0;
+  readonly #pauses = new PauseCount();
 
   constructor(opts: E1000Options) {
     this.#backend = opts.backend;
@@ -149,11 +162,80 @@ export class E1000 implements Device {
     this.phy.reset();
     this.#ioAddr = 0;
     this.#updateLink();
-    await this.quiesce();
+    await Promise.all([this.tx.whenIdle(), this.rx.whenIdle()]);
   }
 
-  async quiesce(): Promise<void> {
-    await Promise.all([this.tx.whenIdle(), this.rx.whenIdle()]);
+  /**
+   * Stops both units at a descriptor/frame boundary and holds interrupts and link changes;
+   * resolves when no DMA is in flight.
+   */
+  pause(): Promise<void> {
+    return this.#pauses.pause(async () => {
+      this.irq.pause();
+      await Promise.all([this.tx.pause(), this.rx.pause()]);
+    });
+  }
+
+  resume(): void {
+    this.#pauses.resume(() => {
+      this.irq.resume();
+      this.#updateLink();
+      this.tx.resume();
+      this.rx.resume();
+    });
+  }
+
+  /** Registers, EEPROM and PHY interface state, interrupts, and both units' queues. */
+  save(): DeviceState {
+    if (!this.#pauses.paused) throw new Error("e1000: save of a running device");
+    return {
+      regs: this.regs.save(),
+      ioAddr: this.#ioAddr,
+      linkUp: this.#linkUp,
+      eeprom: this.eeprom.save(),
+      phy: this.phy.save(),
+      irq: this.irq.save(),
+      tx: this.tx.save(),
+      rx: this.rx.save(),
+    };
+  }
+
+  restore(raw: unknown, version: number): void {
+    if (!this.#pauses.paused) throw new Error("e1000: restore of a running device");
+    if (version !== E1000_STATE_VERSION) {
+      throw new ErrnoError(Errno.ENOTSUP, `e1000 state version ${version}`);
+    }
+    const r = new RecordReader(raw, "e1000");
+    const regs = this.regs.parse(r, "regs");
+    const ioAddr = r.uint("ioAddr", 17);
+    const linkUp = r.bool("linkUp");
+    const loads = [
+      regs.apply,
+      this.eeprom.parse(r.rec("eeprom")),
+      this.phy.parse(r.rec("phy")),
+      this.irq.parse(r.rec("irq")),
+      this.tx.parse(r.rec("tx")),
+      this.rx.parse(r.rec("rx"), packetBuffer(regs.get(R.PBA))),
+    ];
+    r.done();
+    if (ioAddr % 4 !== 0) r.fail("ioAddr", "not dword aligned");
+    for (const load of loads) load();
+    this.#ioAddr = ioAddr;
+    this.#linkUp = linkUp; // resume() compares it with this side's cable
+  }
+
+  /** The descriptor rings of the enabled units. */
+  guestRegions(): GuestRegion[] {
+    const out: GuestRegion[] = [];
+    const ring = (en: boolean, bal: number, bah: number, len: number, what: string) => {
+      const bytes = this.regs.get(len);
+      if (!en || bytes === 0) return;
+      const addr = (BigInt(this.regs.get(bah)) << 32n) | BigInt(this.regs.get(bal));
+      out.push({ addr, len: bytes, write: true, what });
+    };
+    ring((this.regs.get(R.TCTL) & TCTL.EN) !== 0, R.TDBAL, R.TDBAH, R.TDLEN, "transmit ring");
+    ring((this.regs.get(R.RCTL) & RCTL.EN) !== 0, R.RDBAL, R.RDBAH, R.RDLEN, "receive ring");
+    return out;
   }
 
   close(): void {
@@ -284,8 +366,9 @@ export class E1000 implements Device {
     this.regs.set(R.RA + 4, (m[4] | (m[5] << 8) | RAH_AV) >>> 0);
   }
 
-  /** STATUS.LU follows the PHY's link once CTRL.SLU is set; changes raise LSC. */
+  /** STATUS.LU follows the PHY's link once CTRL.SLU is set; changes raise LSC (not paused). */
   #updateLink(): void {
+    if (this.#pauses.paused) return; // resume() looks again
     const up = this.phy.linkUp && (this.regs.get(R.CTRL) & CTRL.SLU) !== 0;
     if (up === this.#linkUp) return;
     this.#linkUp = up;

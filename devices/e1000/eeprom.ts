@@ -6,6 +6,7 @@
  * @module
  */
 import { EECD, EERD, PCI_ID } from "./constants.ts";
+import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 
 /** EEPROM word count (EECD.SIZE clear: 64 words, 6 address bits). */
 export const EEPROM_WORDS = 64;
@@ -145,6 +146,47 @@ export class Eeprom {
     this.#reading = true;
     this.#addr = this.#command & (EEPROM_WORDS - 1);
     this.#bitOut = -1;
+  }
+
+  /** The serial interface's state and the contents (for a check: the contents are fixed). */
+  save(): RecordValue {
+    return {
+      words: new Uint8Array(this.#words.buffer.slice(0)),
+      driven: this.#driven,
+      command: this.#command,
+      bitsIn: this.#bitsIn,
+      reading: this.#reading,
+      addr: this.#addr,
+      bitOut: this.#bitOut,
+      eerd: this.#eerd,
+    };
+  }
+
+  /** Checks a saved state (same contents: same MAC); returns the function that loads it. */
+  parse(r: RecordReader): () => void {
+    const words = r.bytes("words", 2 * EEPROM_WORDS);
+    const mine = new Uint8Array(this.#words.buffer);
+    if (words.some((b, i) => b !== mine[i])) r.fail("words", "another EEPROM (station address)");
+    const s = {
+      driven: r.uint("driven", 32),
+      command: r.uint("command", COMMAND_BITS),
+      bitsIn: r.int("bitsIn", 0, COMMAND_BITS),
+      reading: r.bool("reading"),
+      addr: r.int("addr", 0, EEPROM_WORDS - 1),
+      bitOut: r.int("bitOut", -1, 16 * EEPROM_WORDS),
+      eerd: r.uint("eerd", 32),
+    };
+    r.done();
+    if ((s.driven & ~DRIVEN) !== 0) r.fail("driven", "bits the driver cannot drive");
+    return () => {
+      this.#driven = s.driven;
+      this.#command = s.command;
+      this.#bitsIn = s.bitsIn;
+      this.#reading = s.reading;
+      this.#addr = s.addr;
+      this.#bitOut = s.bitOut;
+      this.#eerd = s.eerd;
+    };
   }
 
   /** EERD read. */

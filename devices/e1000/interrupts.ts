@@ -7,6 +7,7 @@
  * @module
  */
 import { ICR_VALID } from "./constants.ts";
+import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 
 /** Where the interrupt goes (the device context's INTx line). */
 export interface IrqLine {
@@ -27,6 +28,7 @@ export class Interrupts {
   #asserted = false;
   #lastAssert = -Infinity;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #paused = false;
 
   /** `line` is looked up at each change (the device gets its context after construction). */
   constructor(line: () => IrqLine | undefined, now: () => number = () => performance.now()) {
@@ -104,12 +106,51 @@ export class Interrupts {
     }
   }
 
+  /** Device paused: the line keeps its level, causes are only latched. */
+  pause(): void {
+    this.#paused = true;
+    this.#cancelTimer();
+  }
+
+  /** Device running again: the line follows ICR & IMS. */
+  resume(): void {
+    this.#paused = false;
+    this.#update();
+  }
+
+  /** ICR, IMS, ITR and the line level. */
+  save(): RecordValue {
+    return { icr: this.#icr, ims: this.#ims, itr: this.#itr, asserted: this.#asserted };
+  }
+
+  /** Checks a saved state; returns the function that loads it (the line is the host's). */
+  parse(r: RecordReader): () => void {
+    const s = {
+      icr: r.uint("icr", 32),
+      ims: r.uint("ims", 32),
+      itr: r.uint("itr", 16),
+      asserted: r.bool("asserted"),
+    };
+    r.done();
+    if (s.icr & ~ICR_VALID) r.fail("icr", "undefined cause bits");
+    if (s.ims & ~ICR_VALID) r.fail("ims", "undefined cause bits");
+    return () => {
+      this.#icr = s.icr;
+      this.#ims = s.ims;
+      this.#itr = s.itr;
+      this.#asserted = s.asserted;
+      this.#lastAssert = -Infinity;
+      this.#cancelTimer();
+    };
+  }
+
   /** Stops the moderation timer (device closed). */
   close(): void {
     this.#cancelTimer();
   }
 
   #update(): void {
+    if (this.#paused) return;
     const pending = (this.#icr & this.#ims) !== 0;
     if (!pending) {
       this.#cancelTimer();

@@ -7,6 +7,7 @@
  * @module
  */
 import { MDIC } from "./constants.ts";
+import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 
 /** PHY register numbers (IEEE 802.3 clause 22 and Marvell specific, SDM table 13-63). */
 export const PHY = {
@@ -111,6 +112,22 @@ export class Phy {
   reset(): void {
     this.#regs.fill(0);
     for (const [r, v] of RESET_VALUES) this.#regs[r] = v;
+  }
+
+  /** The registers (the carrier is the backend's, not state). */
+  save(): RecordValue {
+    return { regs: new Uint8Array(this.#regs.buffer.slice(0)) };
+  }
+
+  /** Checks saved registers; returns the function that loads them. */
+  parse(r: RecordReader): () => void {
+    const bytes = r.bytes("regs", 64);
+    r.done();
+    const regs = new Uint16Array(bytes.slice().buffer);
+    if (regs[PHY.CTRL] & (BMCR.RESET | BMCR.RESTART_AN)) {
+      r.fail("regs", "self-clearing BMCR bits set");
+    }
+    return () => this.#regs.set(regs);
   }
 
   /** Sets whether the cable has a partner (the backend's link). */

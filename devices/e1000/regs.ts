@@ -10,6 +10,7 @@
  * @module
  */
 import { MMIO_SIZE, R, RA_ENTRIES, TABLE_WORDS } from "./constants.ts";
+import type { RecordReader } from "../../protocol/record.ts";
 
 /** How a statistics counter clears (SDM §13.7). */
 export type ClearOnRead = "read" | "pair-lo" | "pair-hi";
@@ -208,6 +209,8 @@ export class MacRegisters {
   /** Lifetime totals of statistics counters (not cleared by reads or resets). */
   readonly #totals = new Float64Array(WORDS);
   readonly #defs: (RegDef | undefined)[] = new Array(WORDS);
+  /** The table in its order (the order of saved values). */
+  readonly #order: readonly RegDef[];
   #hooks: RegisterHooks = {};
 
   /** Builds the file from `defs` (default: the 82540EM table) at reset values. */
@@ -217,6 +220,7 @@ export class MacRegisters {
       if (this.#defs[d.offset >> 2]) throw new Error(`${d.name} overlaps another register`);
       this.#defs[d.offset >> 2] = d;
     }
+    this.#order = [...defs];
     this.reset();
   }
 
@@ -268,6 +272,36 @@ export class MacRegisters {
   /** Stores a value, bypassing masks and hooks (device-internal use). */
   set(offset: number, value: number): void {
     this.#values[offset >> 2] = value >>> 0;
+  }
+
+  /** Stored values of every register, in table order, as little-endian u32s. */
+  save(): Uint8Array {
+    const out = new Uint8Array(4 * this.#order.length);
+    const v = new DataView(out.buffer);
+    this.#order.forEach((d, i) => v.setUint32(4 * i, this.#values[d.offset >> 2], true));
+    return out;
+  }
+
+  /**
+   * Checks saved values (field `key` of `r`): one per register; bits a register never changes
+   * must have their reset value (statistics are free). Returns the values by offset and a
+   * function that stores them.
+   */
+  parse(r: RecordReader, key: string): { get(offset: number): number; apply(): void } {
+    const bytes = r.bytes(key, 4 * this.#order.length);
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const values = new Uint32Array(WORDS);
+    this.#order.forEach((d, i) => {
+      const x = v.getUint32(4 * i, true);
+      if (!d.clear && ((x ^ d.reset) & ~d.mask) !== 0) {
+        r.fail(key, `${d.name} = 0x${x.toString(16)} changes read-only bits`);
+      }
+      values[d.offset >> 2] = x;
+    });
+    return {
+      get: (offset) => values[offset >> 2],
+      apply: () => this.#values.set(values),
+    };
   }
 
   /** Everything counted at `offset` since the device was created (for logs). */

@@ -15,9 +15,14 @@
  * (MAC loopback, a test backend) overfills the buffer, when a frame can never fit in the ring,
  * or while the ring is stopped after a fault.
  *
+ * Pausing stops between frames: the frame being written completes, later ones wait in the
+ * buffer, which is part of the saved state (a destination delivers them), and the backend is
+ * held off meanwhile.
+ *
  * @module
  */
 import { GuestFault, type GuestMemory } from "../../dma/guest_memory.ts";
+import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 import { CTRL, DESC_SIZE, ETH, ICR, R, RCTL, RXD_ERR, RXD_STA } from "./constants.ts";
 import { crc32, getU16 } from "./checksum.ts";
 import { describeError } from "./faults.ts";
@@ -71,6 +76,7 @@ export class RxEngine {
   /** canReceive() said no since the last resume: the backend is (probably) paused. */
   #refused = false;
   #resumeQueued = false;
+  #paused = false;
 
   constructor(host: RxHost) {
     this.#host = host;
@@ -99,11 +105,77 @@ export class RxEngine {
    * that does not receive.
    */
   canReceive(): boolean {
+    if (this.#paused) {
+      this.#refused = true; // the backend holds what comes meanwhile
+      return false;
+    }
     const rctl = this.#host.regs.get(R.RCTL);
     if (!(rctl & RCTL.EN) || !this.#host.linkUp() || this.#stopped !== undefined) return true;
     const ok = !this.#starved && this.#fifoBytes + largestFrame(rctl) <= this.#capacity();
     if (!ok) this.#refused = true;
     return ok;
+  }
+
+  /** Stops after the frame being written; resolves when no DMA is in flight. */
+  pause(): Promise<void> {
+    this.#paused = true;
+    return this.#runner.whenIdle();
+  }
+
+  /** Delivers what waits and lets the backend read again. */
+  resume(): void {
+    this.#paused = false;
+    this.kick();
+  }
+
+  /** The unit's state (paused): the frames in the packet buffer. */
+  save(): RecordValue {
+    return {
+      fifo: this.#fifo.map((f) => ({
+        data: f.data.slice(),
+        status: f.status,
+        errors: f.errors,
+        csum: f.csum,
+        special: f.special,
+        waitCounted: f.waitCounted,
+      })),
+      stopped: this.#stopped ?? null,
+      starved: this.#starved,
+    };
+  }
+
+  /**
+   * Checks a saved state; the frames must fit in a packet buffer of `capacity` bytes. Returns the
+   * function that loads it.
+   */
+  parse(r: RecordReader, capacity: number): () => void {
+    let bytes = 0;
+    const fifo: PendingFrame[] = r.recs("fifo", capacity).map((f) => {
+      const frame: PendingFrame = {
+        data: f.bytes("data", { max: ETH.MAX_JUMBO + ETH.FCS }),
+        status: f.uint("status", 8),
+        errors: f.uint("errors", 8),
+        csum: f.uint("csum", 16),
+        special: f.uint("special", 16),
+        waitCounted: f.bool("waitCounted"),
+      };
+      f.done();
+      if (frame.data.length < ETH.HEADER) f.fail("data", "shorter than an Ethernet header");
+      bytes += frame.data.length;
+      return frame;
+    });
+    if (bytes > Math.max(MIN_FIFO, capacity)) {
+      r.fail("fifo", `${bytes} bytes in a packet buffer of ${capacity}`);
+    }
+    const stopped = r.optStr("stopped", 512);
+    const starved = r.bool("starved");
+    r.done();
+    return () => {
+      this.#fifo = fifo;
+      this.#fifoBytes = bytes;
+      this.#stopped = stopped;
+      this.#starved = starved;
+    };
   }
 
   /** RDT written, the unit enabled, settings changed: deliver waiting frames, receive again. */
@@ -202,7 +274,7 @@ export class RxEngine {
 
   /** The packet buffer's size: PBA's receive allocation in KiB (SDM §13.4.14). */
   #capacity(): number {
-    return Math.max(MIN_FIFO, (this.#host.regs.get(R.PBA) & 0xffff) * 1024);
+    return packetBuffer(this.#host.regs.get(R.PBA));
   }
 
   /** Tells the backend (once, after the current work) if it was refused since the last time. */
@@ -241,6 +313,7 @@ export class RxEngine {
   }
 
   #canRun(): boolean {
+    if (this.#paused) return false;
     return (this.#host.regs.get(R.RCTL) & RCTL.EN) !== 0 && this.#stopped === undefined;
   }
 
@@ -389,6 +462,11 @@ export class RxEngine {
     if (isBroadcast(data)) regs.count(STATS.BPRC);
     else if (isMulticast(data)) regs.count(STATS.MPRC);
   }
+}
+
+/** The packet buffer's size for a PBA value: its receive allocation in KiB (SDM §13.4.14). */
+export function packetBuffer(pba: number): number {
+  return Math.max(MIN_FIFO, (pba & 0xffff) * 1024);
 }
 
 /** Bytes the largest acceptable frame takes in the packet buffer (with FCS and VLAN tag). */

@@ -12,6 +12,7 @@ import {
 import { type MemoryBackend, memoryPair } from "../net/memory.ts";
 import { CTRL, DESC_SIZE, R, RCTL, TCTL, TXD_CMD } from "./constants.ts";
 import { E1000 } from "./device.ts";
+import { quiesce } from "../device.ts";
 
 /** Guest addresses used by the rig. */
 export const ADDR = {
@@ -69,7 +70,7 @@ export function rd(dev: E1000, offset: number): number {
 export async function settle(dev: E1000): Promise<void> {
   for (let i = 0; i < 5; i++) {
     await new Promise((r) => setTimeout(r, 0));
-    await dev.quiesce();
+    await quiesce(dev);
   }
 }
 

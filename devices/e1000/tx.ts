@@ -5,6 +5,12 @@
  * DD written back (TXDW), and TXQE is raised when the ring is empty. TDT writes kick the engine;
  * processing is serialized and no kick is lost.
  *
+ * A frame's descriptors complete once the frame is built: its segments wait in the unit's
+ * transmit FIFO (the backlog) for the backend, and while that is congested the next descriptor
+ * is not fetched (backpressure towards the guest). Pausing stops at a descriptor boundary; the
+ * backlog, a half-assembled frame and the offload contexts are part of the saved state, so a
+ * destination sends every frame exactly once.
+ *
  * Guest mistakes never throw out of here: an unusable ring (length 0, head/tail beyond the end,
  * descriptors in unmapped memory) stops transmission until the driver reprograms the ring or
  * resets; a frame whose buffers are unmapped, too long, or whose TSO context is bogus is dropped
@@ -27,6 +33,8 @@ import {
   type TxContext,
 } from "./tx_offload.ts";
 import { describeError } from "./faults.ts";
+import type { RecordReader, RecordValue } from "../../protocol/record.ts";
+import { MAX_FRAME } from "../net/backend.ts";
 
 /** What the transmit engine needs besides the common host. */
 export interface TxHost extends EngineHost {
@@ -88,12 +96,18 @@ export class TxEngine {
   readonly #host: TxHost;
   readonly #runner: SerialRunner;
   #epoch = 0;
+  /** Resolved to break a congestion wait (reset, pause). */
   #abort = Promise.withResolvers<void>();
   #stopped: string | undefined;
   #csumCtx: TxContext | undefined;
   #tsoCtx: TxContext | undefined;
   #buf = new Uint8Array(2048);
   #frame = freshAssembly();
+  /** Built frames the backend has not taken yet. */
+  #backlog: Uint8Array[] = [];
+  #paused = false;
+  /** A kick came while paused. */
+  #pendingKick = false;
 
   constructor(host: TxHost) {
     this.#host = host;
@@ -105,9 +119,36 @@ export class TxEngine {
     return this.#stopped;
   }
 
+  /** Frames built and waiting for the backend. */
+  get backlog(): number {
+    return this.#backlog.length;
+  }
+
   /** TDT was written or the unit enabled: process descriptors. */
   kick(): void {
-    this.#runner.kick();
+    if (this.#paused) this.#pendingKick = true;
+    else this.#runner.kick();
+  }
+
+  /** Stops at the next descriptor boundary; resolves when no descriptor is being processed. */
+  pause(): Promise<void> {
+    this.#paused = true;
+    this.#wake();
+    return this.#runner.whenIdle();
+  }
+
+  /** Processes what came meanwhile: kicks, the backlog, descriptors of a restored ring. */
+  resume(): void {
+    this.#paused = false;
+    const ring = readRing(this.#host.regs, TX_RING);
+    const work = typeof ring !== "string" && ring.head !== ring.tail;
+    if (this.#pendingKick || this.#backlog.length || work) this.#runner.kick();
+    this.#pendingKick = false;
+  }
+
+  #wake(): void {
+    this.#abort.resolve();
+    this.#abort = Promise.withResolvers<void>();
   }
 
   /** The driver rewrote ring registers: a stopped ring may work again. */
@@ -118,11 +159,12 @@ export class TxEngine {
   /** Drops partial frames and contexts; in-flight work is abandoned. */
   reset(): Promise<void> {
     this.#epoch++;
-    this.#abort.resolve();
-    this.#abort = Promise.withResolvers<void>();
+    this.#wake();
     this.#stopped = undefined;
     this.#csumCtx = this.#tsoCtx = undefined;
     this.#frame = freshAssembly();
+    this.#backlog = [];
+    this.#pendingKick = false;
     return this.#runner.whenIdle();
   }
 
@@ -137,6 +179,73 @@ export class TxEngine {
     this.#host.log.warn("transmit ring stopped: {reason}", { reason });
   }
 
+  /** The unit's state (paused): contexts, the frame being assembled, the backlog. */
+  save(): RecordValue {
+    const f = this.#frame;
+    const frame = !f.started ? null : {
+      data: this.#buf.slice(0, f.size),
+      extended: f.extended,
+      tse: f.tse,
+      popts: f.popts,
+      legacyCso: f.legacyCso,
+      legacyCss: f.legacyCss,
+      legacyIc: f.legacyIc,
+      vlanTci: f.vlanTci ?? null,
+      dropped: f.dropped ?? null,
+    };
+    return {
+      csum: this.#csumCtx ? { ...this.#csumCtx } : null,
+      tso: this.#tsoCtx ? { ...this.#tsoCtx } : null,
+      frame,
+      backlog: this.#backlog.map((b) => b.slice()),
+      stopped: this.#stopped ?? null,
+    };
+  }
+
+  /** Checks a saved state; returns the function that loads it. */
+  parse(r: RecordReader): () => void {
+    const csum = parseCtx(r.optRec("csum"));
+    const tso = parseCtx(r.optRec("tso"));
+    const fr = r.optRec("frame");
+    let frame = freshAssembly();
+    let data: Uint8Array = new Uint8Array(0);
+    if (fr) {
+      const tse = fr.bool("tse");
+      data = fr.bytes("data", { max: tse ? TX_MAX_TSO : TX_MAX_FRAME });
+      const vlan = fr.any("vlanTci");
+      frame = {
+        started: true,
+        size: data.length,
+        extended: fr.bool("extended"),
+        tse,
+        popts: fr.uint("popts", 8),
+        legacyCso: fr.uint("legacyCso", 8),
+        legacyCss: fr.uint("legacyCss", 8),
+        legacyIc: fr.bool("legacyIc"),
+        vlanTci: vlan === null ? undefined : fr.uint("vlanTci", 16),
+        dropped: fr.optStr("dropped", 512),
+      };
+      fr.done();
+    }
+    const backlog = r.list("backlog", 4096).map((b, i) => {
+      if (!(b instanceof Uint8Array) || b.length === 0 || b.length > MAX_FRAME) {
+        r.fail("backlog", `frame ${i} is not a frame`);
+      }
+      return b;
+    });
+    const stopped = r.optStr("stopped", 512);
+    r.done();
+    return () => {
+      this.#csumCtx = csum;
+      this.#tsoCtx = tso;
+      this.#frame = frame;
+      this.#reserve(data.length);
+      this.#buf.set(data);
+      this.#backlog = backlog;
+      this.#stopped = stopped;
+    };
+  }
+
   #enabled(): boolean {
     return (this.#host.regs.get(R.TCTL) & TCTL.EN) !== 0 && this.#stopped === undefined;
   }
@@ -146,6 +255,8 @@ export class TxEngine {
     let causes = 0;
     try {
       for (;;) {
+        await this.#flush(epoch);
+        if (this.#paused || epoch !== this.#epoch || this.#backlog.length) return;
         const mem = this.#enabled() ? this.#host.dma() : undefined;
         if (!mem) return;
         const ring = readRing(this.#host.regs, TX_RING);
@@ -158,7 +269,7 @@ export class TxEngine {
         const descs = new Uint8Array(n * DESC_SIZE);
         await mem.read(descAddr(ring, ring.head), descs);
         for (let i = 0; i < n; i++) {
-          if (epoch !== this.#epoch) return;
+          if (epoch !== this.#epoch || this.#paused) return;
           const d = descs.subarray(i * DESC_SIZE, (i + 1) * DESC_SIZE);
           await this.#descriptor(mem, d, epoch);
           if (epoch !== this.#epoch) return;
@@ -251,11 +362,19 @@ export class TxEngine {
       this.#host.log.debug("transmit frame dropped: {reason}", { reason: f.dropped ?? "empty" });
       return;
     }
-    for (const frame of frames) {
+    for (const frame of frames) this.#backlog.push(this.#finalize(frame, f));
+    await this.#flush(epoch);
+  }
+
+  /** Hands backlog frames to the backend, waiting while it is congested, until paused or reset. */
+  async #flush(epoch: number): Promise<void> {
+    while (this.#backlog.length && !this.#paused && epoch === this.#epoch) {
       const wait = this.#host.congestion();
-      if (wait) await Promise.race([wait, this.#abort.promise]);
-      if (epoch !== this.#epoch) return;
-      this.#host.transmit(this.#finalize(frame, f));
+      if (wait) {
+        await Promise.race([wait, this.#abort.promise]);
+        continue;
+      }
+      this.#host.transmit(this.#backlog.shift()!);
     }
   }
 
@@ -291,4 +410,24 @@ export class TxEngine {
     }
     return out;
   }
+}
+
+const CTX_FIELDS: readonly [keyof TxContext, number][] = [
+  ["ipcss", 8],
+  ["ipcso", 8],
+  ["ipcse", 16],
+  ["tucss", 8],
+  ["tucso", 8],
+  ["tucse", 16],
+  ["paylen", 20],
+  ["tucmd", 8],
+  ["hdrlen", 8],
+  ["mss", 16],
+];
+
+function parseCtx(r: RecordReader | undefined): TxContext | undefined {
+  if (!r) return undefined;
+  const ctx = Object.fromEntries(CTX_FIELDS.map(([k, bits]) => [k, r.uint(k, bits)]));
+  r.done();
+  return ctx as unknown as TxContext;
 }

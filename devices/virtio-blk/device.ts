@@ -17,6 +17,8 @@ import type { BlockBackend } from "./backend.ts";
 import { BLK_CONFIG_LENGTH, encodeBlkConfig } from "./config.ts";
 import { BlkFeature, CLASS_STORAGE_SCSI, ID_BYTES, VIRTIO_ID_BLOCK } from "./constants.ts";
 import { handleBlkRequest } from "./request.ts";
+import { RecordReader, type RecordValue } from "../../protocol/record.ts";
+import { toHex } from "../../protocol/hex.ts";
 
 /** Options of {@link createVirtioBlk}. */
 export interface VirtioBlkOptions {
@@ -102,6 +104,27 @@ class BlkModel implements VirtioDeviceModel {
   }
 
   reset(): void {}
+
+  /**
+   * No state of its own (the configuration is read-only), but what the driver saw of the disk:
+   * a destination with another size, write permission or serial is another disk.
+   */
+  save(): RecordValue {
+    return { capacity: this.#backend.size, readonly: this.#backend.readonly, id: this.#id.slice() };
+  }
+
+  restore(raw: unknown): void {
+    const r = new RecordReader(raw, "virtio-blk");
+    const capacity = r.u64("capacity");
+    const readonly = r.bool("readonly");
+    const id = r.bytes("id", ID_BYTES);
+    r.done();
+    if (capacity !== this.#backend.size) {
+      r.fail("capacity", `the saved disk has ${capacity} bytes, this one ${this.#backend.size}`);
+    }
+    if (readonly !== this.#backend.readonly) r.fail("readonly", "differs from this disk");
+    if (toHex(id) !== toHex(this.#id)) r.fail("id", "another serial");
+  }
 
   async flush(): Promise<void> {
     await this.#backend.flush();

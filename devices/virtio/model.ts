@@ -6,6 +6,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { DescChain } from "./descriptors.ts";
+import type { RecordValue } from "../../protocol/record.ts";
 
 /** What a request handler may use. */
 export interface RequestContext {
@@ -44,6 +45,13 @@ export interface VirtioDeviceModel {
   handle(queue: number, chain: DescChain, ctx: RequestContext): Promise<number>;
   /** Device-specific part of a reset, after all requests finished (§2.4). */
   reset(): void;
+  /** The model's own state as a plain record (default: none). */
+  save?(): RecordValue;
+  /**
+   * Loads a record of {@link save} (untrusted): throws `ErrnoError(EINVAL)` before changing
+   * anything when it does not fit this device (e.g. another disk size).
+   */
+  restore?(state: unknown): void;
   /** Flushes backing storage. */
   flush?(): Promise<void>;
   /** Frees host resources. */

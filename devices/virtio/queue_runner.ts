@@ -33,9 +33,11 @@ export class QueueRunner {
   #stopped = false;
   #broken = false;
 
-  constructor(queue: SplitQueue, hooks: RunnerHooks) {
+  /** `broken` restores a queue that had failed before it was saved. */
+  constructor(queue: SplitQueue, hooks: RunnerHooks, broken = false) {
     this.#q = queue;
     this.#hooks = hooks;
+    this.#broken = broken;
   }
 
   /** The ring state (for tests and diagnostics). */

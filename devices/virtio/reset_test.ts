@@ -3,6 +3,7 @@ import { NO_VECTOR, Status } from "./constants.ts";
 import { CC } from "./testing/driver.ts";
 import { bringUp, DATA, echoRig, settle } from "./testing/setup.ts";
 import { FakeContext, FakeGuestMemory } from "./testing/fake_memory.ts";
+import { quiesce } from "../device.ts";
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
@@ -89,14 +90,14 @@ Deno.test("quiesce waits for in-flight requests; later kicks still work", async 
   q.send([{ addr: DATA, len: 1, write: true }]);
   await tick();
   let quiet = false;
-  const quiesce = rig.dev.quiesce().then(() => (quiet = true));
+  const quieted = quiesce(rig.dev).then(() => (quiet = true));
   q.send([{ addr: DATA, len: 1, write: true }]); // arrives while paused
   await tick();
   assert.equal(quiet, false);
   assert.equal(rig.model.held, 1);
   rig.model.hold = false;
   rig.model.release();
-  await quiesce;
+  await quieted;
   await settle(rig);
   assert.equal(q.usedIdx(), 2);
   assert.equal(rig.mem.live, 0);
@@ -118,8 +119,8 @@ Deno.test("nested quiesce calls resume only when the last one ends", async () =>
   rig.model.hold = true;
   q.send([{ addr: DATA, len: 1, write: true }]);
   await tick();
-  const a = rig.dev.quiesce();
-  const b = rig.dev.quiesce();
+  const a = quiesce(rig.dev);
+  const b = quiesce(rig.dev);
   rig.model.hold = false;
   rig.model.release();
   await Promise.all([a, b]);

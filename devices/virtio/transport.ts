@@ -6,7 +6,14 @@
  *
  * @module
  */
-import type { Device, DeviceContext } from "../device.ts";
+import {
+  type Device,
+  type DeviceContext,
+  type DeviceState,
+  type GuestRegion,
+  PauseCount,
+} from "../device.ts";
+import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { forwardingMemory, type GuestMemory } from "../../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../../pci/spec.ts";
 import { commonConfig } from "./common_cfg.ts";
@@ -16,7 +23,14 @@ import type { VirtioDeviceModel } from "./model.ts";
 import { QueueRunner } from "./queue_runner.ts";
 import type { RegisterFile } from "./regs.ts";
 import { TransportState } from "./state.ts";
-import { SplitQueue } from "./virtqueue.ts";
+import { type RingIndices, SplitQueue } from "./virtqueue.ts";
+import {
+  parseTransport,
+  ringSizes,
+  saveTransport,
+  type TransportRecord,
+  VIRTIO_STATE_VERSION,
+} from "./snapshot.ts";
 
 /** Transport options. */
 export interface VirtioPciOptions {
@@ -47,8 +61,12 @@ export class VirtioPciDevice implements Device {
   readonly #state: TransportState;
   readonly #common: RegisterFile;
   readonly #numVectors: number;
+  readonly stateVersion = VIRTIO_STATE_VERSION;
   #ctx?: DeviceContext;
   #resetting?: Promise<void>;
+  readonly #pauses = new PauseCount();
+  /** State was loaded while paused: resume() looks at every queue. */
+  #restored = false;
   /** Guest memory of the current context (re-attach after a reconnect switches it). */
   readonly #mem: GuestMemory = forwardingMemory(() => this.#context().mem);
 
@@ -176,8 +194,6 @@ export class VirtioPciDevice implements Device {
   #enableQueue(index: number): void {
     const q = this.#state.queues[index];
     if (!q || q.enabled) return;
-    const eventIdx = (this.#state.negotiated & feature(FeatureBit.RING_EVENT_IDX)) !== 0n;
-    const ring = new SplitQueue(this.#mem, q, eventIdx);
     q.enabled = true;
     this.#context().log.debug(
       "queue {index} enabled: size {size}, desc 0x{desc}, avail 0x{avail}, used 0x{used}, " +
@@ -191,7 +207,15 @@ export class VirtioPciDevice implements Device {
         vector: q.msixVector,
       },
     );
-    q.runner = new QueueRunner(ring, {
+    q.runner = this.#runner(index);
+  }
+
+  /** The processing of queue `index`; continues saved `indices`; paused while the device is. */
+  #runner(index: number, indices?: RingIndices, broken = false): QueueRunner {
+    const q = this.#state.queues[index];
+    const eventIdx = (this.#state.negotiated & feature(FeatureBit.RING_EVENT_IDX)) !== 0n;
+    const ring = new SplitQueue(this.#mem, q, eventIdx, indices);
+    const runner = new QueueRunner(ring, {
       handle: (chain) => {
         this.requests++;
         return this.#model.handle(index, chain, {
@@ -202,7 +226,9 @@ export class VirtioPciDevice implements Device {
       },
       notify: () => this.#notifyQueue(index),
       fail: (err) => this.#needsReset(err),
-    });
+    }, broken);
+    if (this.#pauses.paused) void runner.pause();
+    return runner;
   }
 
   /** Queue notification (§4.1.5.2): processed only once the driver is ready. */
@@ -276,13 +302,96 @@ export class VirtioPciDevice implements Device {
     return this.#reset();
   }
 
-  async quiesce(): Promise<void> {
-    const runners = this.#runners();
-    try {
-      await Promise.all(runners.map((r) => r.pause()));
-    } finally {
-      for (const r of runners) r.resume();
+  /**
+   * Stops taking buffers from the avail rings; requests already taken complete and their used
+   * entries (and interrupts) are published before it resolves.
+   */
+  pause(): Promise<void> {
+    return this.#pauses.pause(async () => {
+      await Promise.all(this.#runners().map((r) => r.pause()));
+      await this.#resetting;
+    });
+  }
+
+  /**
+   * Takes buffers again: kicks that came meanwhile are acted on, and after a restore every queue
+   * is looked at (the source may have left buffers in the avail rings).
+   */
+  resume(): void {
+    this.#pauses.resume(() => {
+      for (const r of this.#runners()) r.resume();
+      if (!this.#restored) return;
+      this.#restored = false;
+      for (let i = 0; i < this.#state.queues.length; i++) this.#kick(i);
+    });
+  }
+
+  save(): DeviceState {
+    this.#requirePaused("save");
+    const qs = this.#state.queues;
+    return saveTransport(
+      this.#state,
+      (i) => qs[i].runner?.queue.indices(),
+      (i) => qs[i].runner?.broken ?? false,
+      this.#model.save?.() ?? null,
+    );
+  }
+
+  restore(raw: unknown, version: number): void {
+    this.#requirePaused("restore");
+    if (version !== VIRTIO_STATE_VERSION) {
+      throw new ErrnoError(Errno.ENOTSUP, `${this.type} state version ${version}`);
     }
+    const rec = parseTransport(raw, {
+      offered: this.offered,
+      numVectors: this.#numVectors,
+      queueSizes: this.#model.queueSizes,
+    });
+    if (this.#model.restore) this.#model.restore(rec.model);
+    else if (rec.model !== null) {
+      throw new ErrnoError(Errno.EINVAL, `state virtio.model: ${this.type} has no model state`);
+    }
+    this.#apply(rec);
+    this.#restored = true;
+  }
+
+  #apply(rec: TransportRecord): void {
+    const s = this.#state;
+    s.deviceFeatureSelect = rec.deviceFeatureSelect;
+    s.driverFeatureSelect = rec.driverFeatureSelect;
+    s.driverFeatures = rec.driverFeatures;
+    s.negotiated = rec.negotiated;
+    s.configMsixVector = rec.configVector;
+    s.status = rec.status;
+    s.configGeneration = rec.configGeneration;
+    s.queueSelect = rec.queueSelect;
+    s.isr = rec.isr;
+    rec.queues.forEach((r, i) => {
+      const q = s.queues[i];
+      q.size = r.size;
+      q.msixVector = r.vector;
+      q.enabled = r.enabled;
+      q.desc = r.desc;
+      q.driver = r.driver;
+      q.device = r.device;
+      q.runner = r.enabled ? this.#runner(i, r, r.broken) : undefined;
+    });
+  }
+
+  guestRegions(): GuestRegion[] {
+    return this.#state.queues.flatMap((q, i) => {
+      if (!q.runner || q.runner.broken) return [];
+      const n = ringSizes(q.size);
+      return [
+        { addr: q.desc, len: n.desc, write: false, what: `queue ${i} descriptor table` },
+        { addr: q.driver, len: n.avail, write: false, what: `queue ${i} avail ring` },
+        { addr: q.device, len: n.used, write: true, what: `queue ${i} used ring` },
+      ];
+    });
+  }
+
+  #requirePaused(what: string): void {
+    if (!this.#pauses.paused) throw new Error(`${this.type}: ${what} of a running device`);
   }
 
   async flush(): Promise<void> {

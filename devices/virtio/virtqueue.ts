@@ -30,6 +30,18 @@ export interface UsedElem {
 
 const USED_ELEM_SIZE = 8;
 
+/** The device-side indices of a split virtqueue: its state besides the driver's config. */
+export type RingIndices = {
+  /** Next avail-ring index the device consumes. */
+  lastAvail: number;
+  /** Used index published to the driver. */
+  usedIdx: number;
+  /** Used index when the driver was last considered for an interrupt (EVENT_IDX). */
+  signalled: number;
+  /** Whether {@link signalled} is meaningful yet. */
+  signalledValid: boolean;
+};
+
 /** `vring_need_event` (§2.7.10): did the index move past the driver's event index? */
 export function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
   return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
@@ -45,11 +57,30 @@ export class SplitQueue {
   #signalled = 0;
   #signalledValid = false;
 
-  /** `eventIdx` says whether VIRTIO_F_EVENT_IDX was negotiated. */
-  constructor(mem: GuestMemory, cfg: QueueConfig, eventIdx: boolean) {
+  /**
+   * `eventIdx` says whether VIRTIO_F_EVENT_IDX was negotiated; `indices` continue a saved queue
+   * (default: a fresh one).
+   */
+  constructor(mem: GuestMemory, cfg: QueueConfig, eventIdx: boolean, indices?: RingIndices) {
     this.#mem = mem;
     this.#cfg = cfg;
     this.#eventIdx = eventIdx;
+    if (indices) {
+      this.#lastAvail = indices.lastAvail;
+      this.#usedIdx = indices.usedIdx;
+      this.#signalled = indices.signalled;
+      this.#signalledValid = indices.signalledValid;
+    }
+  }
+
+  /** The device-side indices (a queue built with them continues where this one is). */
+  indices(): RingIndices {
+    return {
+      lastAvail: this.#lastAvail,
+      usedIdx: this.#usedIdx,
+      signalled: this.#signalled,
+      signalledValid: this.#signalledValid,
+    };
   }
 
   /** Queue size. */

@@ -7,6 +7,7 @@ import { VirtioPciDevice, type VirtioPciOptions } from "../transport.ts";
 import { type DriverQueue, TestDriver } from "./driver.ts";
 import { EchoModel } from "./echo_model.ts";
 import { FakeContext, FakeGuestMemory, type FakeMemoryOptions } from "./fake_memory.ts";
+import { type Device, quiesce } from "../../device.ts";
 
 /** Rings of queue 0. */
 export const RING0 = 0x1000;
@@ -46,9 +47,9 @@ export function bringUp(rig: EchoRig, features?: bigint, vector?: number): Drive
 }
 
 /** Waits until the device finished everything in flight. */
-export async function settle(rig: { dev: { quiesce(): Promise<void> } }): Promise<void> {
+export async function settle(rig: { dev: Device }): Promise<void> {
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 0));
-    await rig.dev.quiesce();
+    await quiesce(rig.dev);
   }
 }
