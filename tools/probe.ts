@@ -20,6 +20,7 @@ import {
 import { nameOf } from "../protocol/wire.ts";
 import { decodeConfig, type DecodedConfig } from "./pci_decode.ts";
 import { formatReport } from "./probe_format.ts";
+import { type ProbedDevice, probeDevice } from "./probe_device.ts";
 
 /** One region as the server describes it. */
 export interface ProbedRegion {
@@ -52,6 +53,8 @@ export interface ProbeReport {
   /** Config space (PCI devices); `configSize` is the config region's size. */
   config?: DecodedConfig;
   configSize?: bigint;
+  /** What the device says about itself (capacity, MAC), read without side effects. */
+  deviceInfo?: ProbedDevice;
 }
 
 /** Names of the bits of `flags` set in `value` (unknown bits as hex). */
@@ -130,6 +133,8 @@ export async function probe(socketPath: string, timeoutMs = 5000): Promise<Probe
     const image = await readConfig(client, cfg.size, Math.max(64, Math.min(xfer, 4096)));
     report.configSize = cfg.size;
     report.config = decodeConfig(image, regions.slice(0, 6).map((r) => r.size));
+    const info = await probeDevice(report.config, (i, off, n) => client.regionRead(i, off, n));
+    if (info) report.deviceInfo = info;
   }
   return report;
 }
@@ -147,7 +152,8 @@ const PROBE_USAGE = `Usage: vfud probe [--json] [--timeout=MS] SOCKET-PATH
 
 Connects to the vfio-user server listening on SOCKET-PATH and prints the negotiated protocol
 version and capabilities, device info, regions (flags, sparse mmap areas), IRQ indexes and the
-decoded PCI config space (ids, class, BARs, capabilities incl. virtio ones). Read-only.
+decoded PCI config space (ids, class, BARs, capabilities incl. virtio ones), and what the device
+says about itself: a virtio-blk disk's capacity, an e1000's MAC address and link. Read-only.
 A server that serves one client at a time refuses the probe while another client is connected.`;
 
 /** `vfud probe ...`: returns the exit status (0 ok, 1 probe failed, 2 usage). */

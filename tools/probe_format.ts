@@ -5,6 +5,7 @@
  */
 import type { ProbeReport } from "./probe.ts";
 import type { DecodedCapability, DecodedConfig } from "./pci_decode.ts";
+import { formatDevice } from "./probe_device.ts";
 
 const hex = (v: number | bigint, width = 0) => `0x${v.toString(16).padStart(width, "0")}`;
 
@@ -98,5 +99,6 @@ export function formatReport(r: ProbeReport): string {
     lines.push(`  ${i.index} ${i.name}: count ${i.count} flags ${i.flags.join("|") || "none"}`);
   }
   if (r.config) lines.push(...configText(r.config, r.configSize));
+  if (r.deviceInfo) lines.push(formatDevice(r.deviceInfo));
   return lines.join("\n");
 }

@@ -203,6 +203,8 @@ function roffOption(title: string): string {
 export function manPage(): string {
   const out: string[] = [
     `.TH VFUD 1 "" "vfud ${VFUD_VERSION}" "User Commands"`,
+    ".nh",
+    ".ad l",
     ".SH NAME",
     "vfud \\- vfio\\-user device server",
     ".SH SYNOPSIS",

@@ -1,7 +1,7 @@
 /** `vfud probe` against a running vfud, as text and as JSON. */
 import assert from "node:assert/strict";
 import { VfioUserClient } from "../../client/mod.ts";
-import { runVfud, scratch, startVfud, waitForSocket } from "./conventions_helpers.ts";
+import { runVfud, scratch, startVfud, waitFor, waitForSocket } from "./conventions_helpers.ts";
 
 Deno.test("conventions: vfud probe prints version, regions, IRQs and config space", async () => {
   await using s = await scratch();
@@ -66,4 +66,64 @@ Deno.test("conventions: vfud probe fails cleanly", async () => {
   const busy = await runVfud(["probe", "--timeout=3000", path]);
   assert.equal(busy.code, 1);
   assert.match(busy.stderr, /another client/);
+});
+
+Deno.test("conventions: an image with a comma (QEMU's ,, escape) is served, probe shows its capacity", async () => {
+  await using s = await scratch();
+  const image = `${s.dir}/disk,one.img`;
+  Deno.writeFileSync(image, new Uint8Array(0));
+  Deno.truncateSync(image, 3 << 20);
+  const path = `${s.dir}/vfud.sock`;
+  await using v = startVfud([
+    `--socket-path=${path}`,
+    `--device=virtio-blk,file=${s.dir}/disk,,one.img,serial=comma`,
+  ]);
+  await waitForSocket(v, path);
+  await waitFor("the serving line", () => /serving/.test(v.output()) || undefined);
+  assert.ok(
+    v.output().includes(`(${image}: 3 MiB (3145728 bytes), read-write, serial comma)`),
+    v.output(),
+  );
+  const text = await runVfud(["probe", path]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /virtio-blk: capacity 6144 sectors \(3 MiB\), blkSize 512/);
+  const json = JSON.parse((await runVfud(["probe", "--json", path])).stdout);
+  assert.equal(json.deviceInfo.fields.capacityBytes, "0x300000");
+  assert.equal((await v.signal("SIGTERM")).code, 0);
+});
+
+Deno.test("conventions: images the guest cannot use whole are served with a warning", async () => {
+  await using s = await scratch();
+  for (
+    const [bytes, warning] of [
+      [0, /image \S+ is 0 bytes: the guest sees an empty disk \(0 sectors\)/],
+      [1000, /image \S+ is 1000 bytes, not a multiple of 512: its last 488 bytes are not served/],
+    ] as const
+  ) {
+    const image = `${s.dir}/odd-${bytes}.img`;
+    Deno.writeFileSync(image, new Uint8Array(bytes));
+    const path = `${s.dir}/odd-${bytes}.sock`;
+    await using v = startVfud([`--socket-path=${path}`, `--device=virtio-blk,file=${image}`]);
+    await waitForSocket(v, path);
+    await waitFor("the serving line", () => /serving/.test(v.output()) || undefined);
+    assert.match(v.output(), /\[WRN\] vfud·device·virtio-blk: /);
+    assert.match(v.output(), warning);
+    const text = await runVfud(["probe", path]);
+    assert.match(text.stdout, new RegExp(`capacity ${Math.floor(bytes / 512)} sectors`));
+    assert.equal((await v.signal("SIGTERM")).code, 0);
+  }
+});
+
+Deno.test("conventions: vfud probe shows an e1000's MAC address", async () => {
+  await using s = await scratch();
+  const path = `${s.dir}/vfud.sock`;
+  await using v = startVfud([
+    `--socket-path=${path}`,
+    `--device=e1000,netdev=stream,path=${s.dir}/net.sock,mac=02:00:00:12:34:56`,
+  ]);
+  await waitForSocket(v, path);
+  const text = await runVfud(["probe", path]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /e1000: mac 02:00:00:12:34:56, macValid true, linkUp false/);
+  assert.equal((await v.signal("SIGTERM")).code, 0);
 });

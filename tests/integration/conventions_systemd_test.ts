@@ -23,13 +23,19 @@ Deno.test("conventions: install places binary, descriptors and units; systemd-an
     Deno.writeTextFileSync(stub, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     // Installed for real under a temporary PREFIX, so ExecStart names an existing executable.
     const prefix = `${tmp}/usr`;
-    const r = await run(["bash", "tools/install.sh"], { PREFIX: prefix, VFUD_BINARY: stub });
+    const r = await run(["bash", "tools/install.sh"], {
+      PREFIX: prefix,
+      VFUD_BINARY: stub,
+      VFUD_DESCRIPTOR_DIR: `${tmp}/etc/vfio-user`,
+    });
     assert.equal(r.code, 0, r.stderr);
     const units = `${prefix}/lib/systemd/system`;
     const service = Deno.readTextFileSync(`${units}/vfud@.service`);
     assert.match(service, new RegExp(`^ExecStart=${prefix}/bin/vfud --device=`, "m"));
+    // A prefix other than /usr: descriptors go where management software looks for the
+    // administrator's (the vendor's place is /usr/share/vfio-user, /usr/local/share is not read).
     const desc = JSON.parse(
-      Deno.readTextFileSync(`${prefix}/share/vfio-user/50-vfud-virtio-blk.json`),
+      Deno.readTextFileSync(`${tmp}/etc/vfio-user/50-vfud-virtio-blk.json`),
     );
     assert.equal(desc.binary, `${prefix}/bin/vfud`);
     const schema = JSON.parse(
@@ -37,13 +43,35 @@ Deno.test("conventions: install places binary, descriptors and units; systemd-an
     ) as Schema;
     assert.deepEqual(validate(schema, desc), []);
     assert.ok(Deno.statSync(`${prefix}/share/doc/vfud/vfud.conf.example`).isFile);
+    assert.match(service, /^User=vfud$/m);
+    assert.match(service, /^Group=vfud$/m);
+    assert.doesNotMatch(service, /DynamicUser/);
+    assert.match(Deno.readTextFileSync(`${prefix}/share/man/man1/vfud.1`), /^\.TH VFUD 1/);
+    assert.match(
+      Deno.readTextFileSync(`${prefix}/share/bash-completion/completions/vfud`),
+      /complete -F _vfud vfud/,
+    );
+    // The sysusers.d entry makes the user and group the units run as.
+    const sysroot = `${tmp}/sysroot`;
+    Deno.mkdirSync(`${sysroot}/etc`, { recursive: true });
+    const su = await run([
+      "systemd-sysusers",
+      `--root=${sysroot}`,
+      `${prefix}/lib/sysusers.d/vfud.conf`,
+    ]);
+    assert.equal(su.code, 0, su.stderr);
+    assert.match(
+      Deno.readTextFileSync(`${sysroot}/etc/passwd`),
+      /^vfud:x:\d+:\d+:[^:]*:\/var\/lib\/vfud:/m,
+    );
+    assert.match(Deno.readTextFileSync(`${sysroot}/etc/group`), /^vfud:x:\d+:/m);
 
     const v = await run([
       "systemd-analyze",
       "verify",
       `${units}/vfud@.service`,
       `${units}/vfud@.socket`,
-    ]);
+    ], { MANPATH: `${prefix}/share/man:` }); // Documentation=man:vfud(1) must resolve
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.equal((v.stdout + v.stderr).trim(), "");
 
@@ -57,6 +85,11 @@ Deno.test("conventions: install places binary, descriptors and units; systemd-an
     assert.match(
       Deno.readTextFileSync(`${tmp}/pkg/usr/lib/systemd/system/vfud@.service`),
       /^ExecStart=\/usr\/bin\/vfud /m,
+    );
+    // PREFIX=/usr: the descriptors in the vendor's place the spec names.
+    assert.equal(
+      JSON.parse(Deno.readTextFileSync(`${tmp}/pkg/usr/share/vfio-user/50-vfud-e1000.json`)).binary,
+      "/usr/bin/vfud",
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });
