@@ -91,7 +91,15 @@ export function openFds(pid: number | "self"): { fd: number; target: string }[] 
  * their listen() is refused), so waits use this. `table` defaults to this namespace's table.
  */
 export function isListening(path: string, table?: string): boolean {
-  return unixSockets(table).some((s) => s.listening && isBoundNameOf(s.path, path));
+  if (!unixSockets(table).some((s) => s.listening && isBoundNameOf(s.path, path))) return false;
+  if (table !== undefined) return true;
+  // A socket listening under its temporary name is not yet linked at `path` (sys/socket.ts
+  // listenUnix): a connect in between would find no file.
+  try {
+    return Deno.lstatSync(path).isSocket === true;
+  } catch {
+    return false;
+  }
 }
 
 /** One row of /proc/net/unix. */
