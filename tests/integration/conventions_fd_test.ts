@@ -14,9 +14,16 @@ Deno.test("conventions: --fd with a listening socket accepts clients, one after 
     () => /serving .* inherited listening fd 3/.test(v.output()) || undefined,
   );
   for (let i = 0; i < 2; i++) {
-    await using c = await VfioUserClient.connect(path, { timeoutMs: 10_000 });
-    assert.equal((await c.version()).major, 0);
-    assert.equal((await c.getInfo()).numRegions, 9);
+    {
+      await using c = await VfioUserClient.connect(path, { timeoutMs: 10_000 });
+      assert.equal((await c.version()).major, 0);
+      assert.equal((await c.getInfo()).numRegions, 9);
+    }
+    // One client at a time: the next one is accepted once this one's teardown is over.
+    await waitFor(
+      "the session's end",
+      () => (v.output().match(/client disconnected/g)?.length ?? 0) > i || undefined,
+    );
   }
   const { code, ms } = await v.signal("SIGTERM");
   assert.equal(code, 0, v.output());
