@@ -27,16 +27,7 @@ export {
 export { EventFd } from "./eventfd.ts";
 export { GuestArena } from "./guest_arena.ts";
 export { ArrayRam, type GuestRam, MemfdRam } from "./guest_ram.ts";
-export {
-  MsixControl,
-  type PciCapability,
-  PciCapId,
-  PciCommand,
-  PciConfig,
-  PciReg,
-  PciStatus,
-  walkCapabilities,
-} from "./pci.ts";
+export { type PciCapability, PciConfig, walkCapabilities } from "./pci.ts";
 export {
   isListening,
   listDir,
@@ -54,27 +45,22 @@ export {
   QEMU_VERSION_MESSAGE_SIZE,
   type VersionReply,
 } from "./version.ts";
-export {
-  CommonCfg,
-  probeVirtioPci,
-  type VirtioCapLocation,
-  VirtioCapType,
-  VirtioFeature,
-  type VirtioPciLayout,
-  VirtioStatus,
-} from "./virtio_pci.ts";
+export { probeVirtioPci, type VirtioCapLocation, type VirtioPciLayout } from "./virtio_pci.ts";
 export {
   type BlkCompletion,
   type BlkRequest,
-  BlkStatus,
   BlkStatusError,
-  BlkType,
   type InterruptMode,
-  SECTOR_SIZE,
   VirtioBlkDriver,
   type VirtioBlkDriverOptions,
 } from "./virtio_driver.ts";
-// The protocol's numbers a client passes around, defined once in protocol/.
+// The numbers a client passes around, defined once in protocol/ and spec/.
 export { DmaMapFlags } from "../protocol/dma.ts";
 export { IrqIndex, IrqInfoFlags, IrqSetFlags } from "../protocol/irq.ts";
 export { RegionIndex, RegionInfoFlags } from "../protocol/region_info.ts";
+/** PCI config-space numbers (spec/pci.ts): `pci.ConfigReg.COMMAND`, `pci.CapId.MSIX`, ... */
+export * as pci from "../spec/pci.ts";
+/** virtio numbers (spec/virtio.ts): `virtio.Status.DRIVER_OK`, `virtio.CommonCfg`, ... */
+export * as virtio from "../spec/virtio.ts";
+/** virtio-blk numbers (spec/virtio_blk.ts): `virtioBlk.ReqType.IN`, `virtioBlk.BlkStatus.OK`, ... */
+export * as virtioBlk from "../spec/virtio_blk.ts";

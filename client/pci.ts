@@ -6,40 +6,15 @@
  */
 import type { VfioUserClient } from "./client.ts";
 import { RegionIndex } from "../protocol/region_info.ts";
+import {
+  CAPABILITIES_START,
+  CapId,
+  CONFIG_SPACE_SIZE,
+  ConfigReg,
+  Msix,
+  PciStatus,
+} from "../spec/pci.ts";
 import { le } from "./util.ts";
-
-/** Type 0 header offsets. */
-export const PciReg = {
-  VENDOR_ID: 0x00,
-  DEVICE_ID: 0x02,
-  COMMAND: 0x04,
-  STATUS: 0x06,
-  BAR0: 0x10,
-  SUBSYSTEM_VENDOR_ID: 0x2c,
-  SUBSYSTEM_ID: 0x2e,
-  ROM_ADDRESS: 0x30,
-  CAPABILITIES_POINTER: 0x34,
-  INTERRUPT_PIN: 0x3d,
-} as const;
-
-/** COMMAND bits. */
-export const PciCommand = {
-  MEMORY_SPACE: 1 << 1,
-  BUS_MASTER: 1 << 2,
-  INTX_DISABLE: 1 << 10,
-} as const;
-
-/** STATUS bits. */
-export const PciStatus = {
-  INTERRUPT_STATUS: 1 << 3,
-  CAPABILITIES_LIST: 1 << 4,
-} as const;
-
-/** Capability ids. */
-export const PciCapId = { VENDOR: 0x09, MSIX: 0x11 } as const;
-
-/** MSI-X Message Control bits. */
-export const MsixControl = { ENABLE: 1 << 15, FUNCTION_MASK: 1 << 14, TABLE_SIZE: 0x7ff } as const;
 
 /** One capability found in the list. */
 export interface PciCapability {
@@ -54,11 +29,11 @@ export interface PciCapability {
  */
 export function walkCapabilities(cfg: Uint8Array): PciCapability[] {
   const caps: PciCapability[] = [];
-  if ((le.u16(cfg, PciReg.STATUS) & PciStatus.CAPABILITIES_LIST) === 0) return caps;
-  let ptr = cfg[PciReg.CAPABILITIES_POINTER];
+  if ((le.u16(cfg, ConfigReg.STATUS) & PciStatus.CAPABILITIES_LIST) === 0) return caps;
+  let ptr = cfg[ConfigReg.CAPABILITIES_POINTER];
   const seen = new Set<number>();
   while (ptr !== 0) {
-    if (ptr < 0x40 || ptr > 0xfc || ptr % 4 !== 0) {
+    if (ptr < CAPABILITIES_START || ptr > CONFIG_SPACE_SIZE - 4 || ptr % 4 !== 0) {
       throw new Error(`capability pointer 0x${ptr.toString(16)} is invalid`);
     }
     if (seen.has(ptr) || seen.size >= 48) throw new Error("capability list loops");
@@ -114,7 +89,7 @@ export class PciConfig {
 
   /** Reads the whole 256-byte header + capability area. */
   image(): Promise<Uint8Array> {
-    return this.read(0, 256);
+    return this.read(0, CONFIG_SPACE_SIZE);
   }
 
   /** The capability list. */
@@ -124,9 +99,9 @@ export class PciConfig {
 
   /** Sets and clears COMMAND bits; returns the new value read back. */
   async updateCommand(set: number, clear = 0): Promise<number> {
-    const cmd = await this.read16(PciReg.COMMAND);
-    await this.write16(PciReg.COMMAND, (cmd | set) & ~clear & 0xffff);
-    return this.read16(PciReg.COMMAND);
+    const cmd = await this.read16(ConfigReg.COMMAND);
+    await this.write16(ConfigReg.COMMAND, (cmd | set) & ~clear & 0xffff);
+    return this.read16(ConfigReg.COMMAND);
   }
 
   /**
@@ -143,12 +118,12 @@ export class PciConfig {
 
   /** Sets or clears MSI-X Enable (and clears Function Mask) in the MSI-X capability. */
   async setMsixEnabled(enabled: boolean): Promise<void> {
-    const cap = (await this.capabilities()).find((c) => c.id === PciCapId.MSIX);
+    const cap = (await this.capabilities()).find((c) => c.id === CapId.MSIX);
     if (!cap) throw new Error("no MSI-X capability");
-    const ctl = await this.read16(cap.offset + 2);
+    const ctl = await this.read16(cap.offset + Msix.CONTROL);
     const next = enabled
-      ? (ctl | MsixControl.ENABLE) & ~MsixControl.FUNCTION_MASK
-      : ctl & ~MsixControl.ENABLE;
-    await this.write16(cap.offset + 2, next & 0xffff);
+      ? (ctl | Msix.CONTROL_ENABLE) & ~Msix.CONTROL_FUNCTION_MASK
+      : ctl & ~Msix.CONTROL_ENABLE;
+    await this.write16(cap.offset + Msix.CONTROL, next & 0xffff);
   }
 }

@@ -13,26 +13,20 @@ import { IrqIndex, IrqSetFlags } from "../protocol/irq.ts";
 import type { VfioUserClient } from "./client.ts";
 import { EventFd } from "./eventfd.ts";
 import type { GuestArena } from "./guest_arena.ts";
-import { PciCommand, PciConfig } from "./pci.ts";
-import { le, pollUntil, sleep } from "./util.ts";
-import { ClientClosedError, WaitTimeoutError } from "./errors.ts";
+import { PciCommand } from "../spec/pci.ts";
 import {
   CommonCfg,
-  probeVirtioPci,
-  VirtioFeature,
-  type VirtioPciLayout,
-  VirtioStatus,
-} from "./virtio_pci.ts";
-
-/** virtio-blk request types (§5.2.6). */
-export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8 } as const;
-/** virtio-blk status byte values. */
-export const BlkStatus = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
-
-const NO_VECTOR = 0xffff;
-const DESC_F_NEXT = 1;
-const DESC_F_WRITE = 2;
-const SECTOR = 512;
+  DescFlag,
+  feature,
+  FeatureBit,
+  NO_VECTOR,
+  Status as VirtioStatus,
+} from "../spec/virtio.ts";
+import { BlkFeature, BlkStatus, ID_BYTES, ReqType, SECTOR_SIZE } from "../spec/virtio_blk.ts";
+import { PciConfig } from "./pci.ts";
+import { le, pollUntil, sleep } from "./util.ts";
+import { ClientClosedError, WaitTimeoutError } from "./errors.ts";
+import { probeVirtioPci, type VirtioPciLayout } from "./virtio_pci.ts";
 
 /** How the driver learns about completions. */
 export type InterruptMode = "msix" | "intx" | "poll";
@@ -47,7 +41,10 @@ export interface VirtioBlkDriverOptions {
   queueSize?: number;
   /** Completion notification. Default "msix". */
   interrupts?: InterruptMode;
-  /** Device feature bits (numbers) to accept if offered; VERSION_1 is always accepted. */
+  /**
+   * Device feature bits (numbers, spec/virtio.ts FeatureBit and spec/virtio_blk.ts BlkFeature) to
+   * accept if offered; VERSION_1 is always accepted.
+   */
   features?: number[];
   /** Largest data descriptor; longer buffers are split over several. Default 64 KiB. */
   maxSegment?: number;
@@ -234,13 +231,15 @@ export class VirtioBlkDriver {
     const hi = await this.#u32(CommonCfg.DEVICE_FEATURE);
     this.offered = (BigInt(hi) << 32n) | BigInt(lo);
     const want = (opts.features ?? [
-      VirtioFeature.BLK_FLUSH,
-      VirtioFeature.BLK_BLK_SIZE,
-      VirtioFeature.BLK_SEG_MAX,
-      VirtioFeature.BLK_RO,
-    ]).reduce((m, b) => m | (1n << BigInt(b)), 1n << BigInt(VirtioFeature.VERSION_1));
+      BlkFeature.FLUSH,
+      BlkFeature.BLK_SIZE,
+      BlkFeature.SEG_MAX,
+      BlkFeature.RO,
+    ]).reduce((m, b) => m | feature(b), feature(FeatureBit.VERSION_1));
     const accept = want & this.offered;
-    if (!(accept & (1n << 32n))) throw new Error("device does not offer VIRTIO_F_VERSION_1");
+    if (!(accept & feature(FeatureBit.VERSION_1))) {
+      throw new Error("device does not offer VIRTIO_F_VERSION_1");
+    }
     await this.#write32(CommonCfg.DRIVER_FEATURE_SELECT, 0);
     await this.#write32(CommonCfg.DRIVER_FEATURE, Number(accept & 0xffff_ffffn));
     await this.#write32(CommonCfg.DRIVER_FEATURE_SELECT, 1);
@@ -351,7 +350,7 @@ export class VirtioBlkDriver {
    */
   enqueue(req: BlkRequest): number {
     const a = this.arena;
-    const dataLen = req.type === BlkType.OUT ? req.data?.length ?? 0 : req.readLength ?? 0;
+    const dataLen = req.type === ReqType.OUT ? req.data?.length ?? 0 : req.readLength ?? 0;
     const headerAddr = a.alloc(16, 16);
     const statusAddr = a.alloc(1, 1);
     let dataAddr = req.dataAddr;
@@ -362,7 +361,7 @@ export class VirtioBlkDriver {
     hdr.setUint32(4, 0, true);
     hdr.setBigUint64(8, req.sector ?? 0n, true);
     a.view(statusAddr, 1)[0] = 0xff;
-    if (req.type === BlkType.OUT && req.data && ownsData) {
+    if (req.type === ReqType.OUT && req.data && ownsData) {
       this.dataArena.view(dataAddr!, dataLen).set(req.data);
     }
     // Descriptors: header (device-readable), data segments, status (device-writable).
@@ -371,7 +370,7 @@ export class VirtioBlkDriver {
       len: 16,
       write: false,
     }];
-    const dataWrite = req.type !== BlkType.OUT;
+    const dataWrite = req.type !== ReqType.OUT;
     const seg = req.maxSegment ?? this.maxSegment;
     for (let off = 0; off < dataLen; off += seg) {
       parts.push({
@@ -395,7 +394,7 @@ export class VirtioBlkDriver {
       d.setUint32(8, p.len, true);
       d.setUint16(
         12,
-        (p.write ? DESC_F_WRITE : 0) | (i < parts.length - 1 ? DESC_F_NEXT : 0),
+        (p.write ? DescFlag.WRITE : 0) | (i < parts.length - 1 ? DescFlag.NEXT : 0),
         true,
       );
       d.setUint16(14, i < parts.length - 1 ? descs[i + 1] : 0, true);
@@ -464,7 +463,7 @@ export class VirtioBlkDriver {
   #complete(f: InFlight, usedLen: number): void {
     const status = this.arena.view(f.statusAddr, 1)[0];
     const done: BlkCompletion = { status, usedLen };
-    if (f.req.type !== BlkType.OUT && f.dataLen > 0 && status === BlkStatus.OK) {
+    if (f.req.type !== ReqType.OUT && f.dataLen > 0 && status === BlkStatus.OK) {
       const space = [this.dataArena, this.arena].find((x) => x.contains(f.dataAddr!, f.dataLen));
       if (space) done.data = space.view(f.dataAddr!, f.dataLen).slice();
     }
@@ -536,7 +535,7 @@ export class VirtioBlkDriver {
   /** Reads `sectors` sectors at `sector`. */
   async read(sector: bigint, sectors: number): Promise<Uint8Array> {
     const c = await this.#ok(
-      { type: BlkType.IN, sector, readLength: sectors * SECTOR },
+      { type: ReqType.IN, sector, readLength: sectors * SECTOR_SIZE },
       `read @${sector}`,
     );
     return c.data!;
@@ -544,17 +543,17 @@ export class VirtioBlkDriver {
 
   /** Writes `data` (a multiple of 512 bytes) at `sector`. */
   async write(sector: bigint, data: Uint8Array): Promise<void> {
-    await this.#ok({ type: BlkType.OUT, sector, data }, `write @${sector}`);
+    await this.#ok({ type: ReqType.OUT, sector, data }, `write @${sector}`);
   }
 
   /** FLUSH. */
   async flush(): Promise<void> {
-    await this.#ok({ type: BlkType.FLUSH }, "flush");
+    await this.#ok({ type: ReqType.FLUSH }, "flush");
   }
 
   /** GET_ID: the serial, NULs stripped. */
   async getId(): Promise<string> {
-    const c = await this.#ok({ type: BlkType.GET_ID, readLength: 20 }, "get id");
+    const c = await this.#ok({ type: ReqType.GET_ID, readLength: ID_BYTES }, "get id");
     const end = c.data!.indexOf(0);
     return new TextDecoder().decode(end < 0 ? c.data! : c.data!.subarray(0, end));
   }
@@ -565,6 +564,3 @@ export class VirtioBlkDriver {
     this.intxEventfd?.close();
   }
 }
-
-/** Convenience: sectors as bytes. */
-export const SECTOR_SIZE = SECTOR;

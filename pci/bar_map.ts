@@ -10,7 +10,7 @@
 import type { PciConfigSpec } from "./spec.ts";
 import { configRegionSize, findBar, validateSpec } from "./layout.ts";
 import { checkRange } from "./range.ts";
-import { BAR_COUNT, Msix, pbaSize } from "./regs.ts";
+import { BAR_COUNT, Msix, pbaSize } from "../spec/pci.ts";
 import { Errno, ErrnoError } from "../sys/errno.ts";
 import { REGION_INDEX_COUNT, RegionIndex, RegionInfoFlags } from "../protocol/region_info.ts";
 

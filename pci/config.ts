@@ -28,7 +28,7 @@ import {
   PciCommand,
   PciStatus,
   STATUS_W1C,
-} from "./regs.ts";
+} from "../spec/pci.ts";
 
 /** What changed: the COMMAND register, or MSI-X Enable/Function Mask. */
 export type ConfigChange = "command" | "msix";

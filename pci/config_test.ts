@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type ConfigChange, PciConfigSpace } from "./config.ts";
 import { Errno, ErrnoError, isErrno } from "../sys/errno.ts";
-import { PciStatus } from "./regs.ts";
+import { PciStatus } from "../spec/pci.ts";
 import type { PciConfigSpec } from "./spec.ts";
 import { sampleSpec } from "./testing.ts";
 

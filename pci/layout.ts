@@ -20,14 +20,22 @@ import {
   BarBits,
   CAPABILITIES_START,
   CapId,
-  COMMAND_WRITABLE,
   CONFIG_SPACE_SIZE,
   ConfigReg,
   Msix,
   pbaSize,
+  PciCommand,
   PciStatus,
   STATUS_W1C,
-} from "./regs.ts";
+} from "../spec/pci.ts";
+
+/**
+ * COMMAND bits this framework implements as read/write; all others are hardwired to 0
+ * (§6.2.2 permits hardwiring bits for features a function does not have).
+ */
+export const COMMAND_WRITABLE = PciCommand.IO_SPACE | PciCommand.MEMORY_SPACE |
+  PciCommand.BUS_MASTER |
+  PciCommand.PARITY_ERROR_RESPONSE | PciCommand.SERR_ENABLE | PciCommand.INTX_DISABLE;
 
 /** Where a capability landed in config space. */
 export interface CapabilityPlacement {

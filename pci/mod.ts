@@ -31,4 +31,4 @@ export {
   pbaSize,
   PciCommand,
   PciStatus,
-} from "./regs.ts";
+} from "../spec/pci.ts";

@@ -21,7 +21,7 @@
 import { Errno, ErrnoError } from "../sys/errno.ts";
 import { checkRange } from "./range.ts";
 import { RecordReader } from "../protocol/record.ts";
-import { Msix, pbaSize } from "./regs.ts";
+import { Msix, pbaSize } from "../spec/pci.ts";
 
 /**
  * Writable bits of one 16-byte table entry (§6.8.2.6-§6.8.2.9): Message Address bits 31:2

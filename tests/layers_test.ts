@@ -13,20 +13,46 @@ const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   // bottom: libc FFI, layouts, errno, fds, epoll, sockets, logging
   sys: [],
+  // the numbers of the hardware specifications (PCI, virtio): constants, no code to speak of
+  spec: [],
   // pure codecs: nothing but the errno table
   protocol: ["sys/errno.ts"],
   // the vfio-user socket: framing, fd passing, one connection
   transport: ["sys", "protocol"],
-  pci: ["sys", "protocol"],
+  pci: ["sys", "spec", "protocol"],
   dma: ["sys", "protocol"],
-  devices: ["sys", "protocol", "pci", "dma"],
-  migration: ["sys", "protocol", "pci", "dma", "devices"],
-  server: ["sys", "protocol", "transport", "pci", "dma", "devices", "migration"],
-  client: ["sys", "protocol", "transport"],
-  util: ["sys", "protocol", "transport", "pci", "dma", "devices", "migration", "server", "client"],
-  tools: ["sys", "protocol", "transport", "pci", "dma", "devices", "server", "client", "util"],
+  devices: ["sys", "spec", "protocol", "pci", "dma"],
+  migration: ["sys", "spec", "protocol", "pci", "dma", "devices"],
+  server: ["sys", "spec", "protocol", "transport", "pci", "dma", "devices", "migration"],
+  client: ["sys", "spec", "protocol", "transport"],
+  util: [
+    "sys",
+    "spec",
+    "protocol",
+    "transport",
+    "pci",
+    "dma",
+    "devices",
+    "migration",
+    "server",
+    "client",
+  ],
+  tools: [
+    "sys",
+    "spec",
+    "protocol",
+    "transport",
+    "pci",
+    "dma",
+    "devices",
+    "migration",
+    "server",
+    "client",
+    "util",
+  ],
   "main.ts": [
     "sys",
+    "spec",
     "protocol",
     "transport",
     "pci",
@@ -89,4 +115,7 @@ Deno.test("layers: the rule itself catches a wrong-way import", () => {
   assertEquals(allowed("protocol/wire.ts", "sys/ffi.ts"), false);
   assertEquals(allowed("protocol/wire.ts", "sys/errno.ts"), true);
   assertEquals(allowed("server/host.ts", "dma/table.ts"), true);
+  assertEquals(allowed("client/pci.ts", "spec/pci.ts"), true);
+  assertEquals(allowed("client/pci.ts", "pci/config.ts"), false);
+  assertEquals(allowed("spec/virtio.ts", "sys/errno.ts"), false);
 });

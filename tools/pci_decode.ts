@@ -5,6 +5,17 @@
  *
  * @module
  */
+import {
+  BAR_COUNT,
+  BarBits,
+  CAPABILITIES_START,
+  CapId,
+  CONFIG_SPACE_SIZE,
+  ConfigReg,
+  Msix,
+  PciStatus,
+} from "../spec/pci.ts";
+import { CapType, PciCapField, VIRTIO_PCI_DEVICE_BASE, VIRTIO_PCI_VENDOR } from "../spec/virtio.ts";
 
 /** One BAR as the config space declares it (size comes from the region info). */
 export interface DecodedBar {
@@ -123,10 +134,16 @@ const u32 = (b: Uint8Array, o: number) => (u16(b, o) | (u16(b, o + 2) << 16)) >>
 /** Vendor and device names where known. */
 export function deviceNames(vendor: number, device: number): { vendor?: string; device?: string } {
   let name: string | undefined;
-  if (vendor === 0x1af4) {
-    const id = device >= 0x1040 ? device - 0x1040 : device >= 0x1000 ? device - 0x1000 + 1 : -1;
+  if (vendor === VIRTIO_PCI_VENDOR) {
+    const modern = device >= VIRTIO_PCI_DEVICE_BASE;
+    // Transitional ids start at 0x1000 for device id 1 (virtio 1.x §4.1.2.3).
+    const id = modern
+      ? device - VIRTIO_PCI_DEVICE_BASE
+      : device >= 0x1000
+      ? device - 0x1000 + 1
+      : -1;
     const kind = VIRTIO_DEVICES[id];
-    if (kind) name = `virtio ${kind}${device >= 0x1040 ? " (modern)" : " (transitional)"}`;
+    if (kind) name = `virtio ${kind}${modern ? " (modern)" : " (transitional)"}`;
   } else if (vendor === 0x8086) {
     name = INTEL_DEVICES[device];
   }
@@ -143,27 +160,27 @@ export function className(base: number, sub: number): string {
 
 function decodeBars(cfg: Uint8Array, sizes: readonly bigint[]): DecodedBar[] {
   const bars: DecodedBar[] = [];
-  for (let i = 0; i < 6; i++) {
-    const reg = u32(cfg, 0x10 + 4 * i);
+  for (let i = 0; i < BAR_COUNT; i++) {
+    const reg = u32(cfg, ConfigReg.BAR0 + 4 * i);
     const size = sizes[i];
-    if (reg & 1) {
+    if (reg & BarBits.IO_SPACE) {
       bars.push({
         index: i,
         kind: "io",
         prefetchable: false,
-        address: BigInt((reg & ~3) >>> 0),
+        address: BigInt((reg & ~BarBits.IO_FLAGS_MASK) >>> 0),
         size,
       });
       continue;
     }
-    const is64 = ((reg >> 1) & 3) === 2 && i < 5;
-    const low = BigInt((reg & ~0xf) >>> 0);
-    const address = is64 ? low | (BigInt(u32(cfg, 0x14 + 4 * i)) << 32n) : low;
+    const is64 = (reg & 0x6) === BarBits.MEM_TYPE_64 && i < BAR_COUNT - 1;
+    const low = BigInt((reg & ~BarBits.MEM_FLAGS_MASK) >>> 0);
+    const address = is64 ? low | (BigInt(u32(cfg, ConfigReg.BAR0 + 4 * (i + 1))) << 32n) : low;
     const used = (size ?? 0n) > 0n || reg !== 0;
     bars.push({
       index: i,
       kind: !used ? "unused" : is64 ? "memory64" : "memory32",
-      prefetchable: used && (reg & 8) !== 0,
+      prefetchable: used && (reg & BarBits.PREFETCHABLE) !== 0,
       address,
       size,
     });
@@ -173,22 +190,22 @@ function decodeBars(cfg: Uint8Array, sizes: readonly bigint[]): DecodedBar[] {
 }
 
 function bir(v: number): string {
-  return `BAR${v & 7} + 0x${((v & ~7) >>> 0).toString(16)}`;
+  return `BAR${v & Msix.BIR_MASK} + 0x${((v & ~Msix.BIR_MASK) >>> 0).toString(16)}`;
 }
 
 function capDetails(cfg: Uint8Array, off: number, id: number, vendor: number) {
   switch (id) {
-    case 0x11: {
-      const ctl = u16(cfg, off + 2);
+    case CapId.MSIX: {
+      const ctl = u16(cfg, off + Msix.CONTROL);
       return {
-        tableSize: (ctl & 0x7ff) + 1,
-        enabled: (ctl & 0x8000) !== 0,
-        functionMask: (ctl & 0x4000) !== 0,
-        table: bir(u32(cfg, off + 4)),
-        pba: bir(u32(cfg, off + 8)),
+        tableSize: (ctl & Msix.CONTROL_TABLE_SIZE) + 1,
+        enabled: (ctl & Msix.CONTROL_ENABLE) !== 0,
+        functionMask: (ctl & Msix.CONTROL_FUNCTION_MASK) !== 0,
+        table: bir(u32(cfg, off + Msix.TABLE)),
+        pba: bir(u32(cfg, off + Msix.PBA)),
       };
     }
-    case 0x05: {
+    case CapId.MSI: {
       const ctl = u16(cfg, off + 2);
       return {
         enabled: (ctl & 1) !== 0,
@@ -197,19 +214,21 @@ function capDetails(cfg: Uint8Array, off: number, id: number, vendor: number) {
         perVectorMask: (ctl & 0x100) !== 0,
       };
     }
-    case 0x10:
+    case CapId.PCI_EXPRESS:
       return { version: u16(cfg, off + 2) & 0xf, portType: (u16(cfg, off + 2) >> 4) & 0xf };
-    case 0x09: {
+    case CapId.VENDOR: {
       const len = cfg[off + 2];
-      if (vendor !== 0x1af4 || len < 16) return { length: len };
-      const type = cfg[off + 3];
+      if (vendor !== VIRTIO_PCI_VENDOR || len < 16) return { length: len };
+      const type = cfg[off + PciCapField.CFG_TYPE];
       const d: Record<string, number | string | boolean> = {
         virtio: VIRTIO_CFG_TYPES[type] ?? `type ${type}`,
-        bar: cfg[off + 4],
-        offset: u32(cfg, off + 8),
-        length: u32(cfg, off + 12),
+        bar: cfg[off + PciCapField.BAR],
+        offset: u32(cfg, off + PciCapField.OFFSET),
+        length: u32(cfg, off + PciCapField.LENGTH),
       };
-      if (type === 2 && len >= 20) d.notifyOffMultiplier = u32(cfg, off + 16);
+      if (type === CapType.NOTIFY && len >= 20) {
+        d.notifyOffMultiplier = u32(cfg, off + PciCapField.NOTIFY_OFF_MULTIPLIER);
+      }
       return d;
     }
   }
@@ -219,10 +238,11 @@ function capDetails(cfg: Uint8Array, off: number, id: number, vendor: number) {
 /** Walks the standard capability list (bounded to 48 entries; stops at a bad pointer). */
 function standardCaps(cfg: Uint8Array, vendor: number): DecodedCapability[] {
   const caps: DecodedCapability[] = [];
-  if ((u16(cfg, 0x06) & 0x10) === 0) return caps;
-  let ptr = cfg[0x34] & ~3;
+  if ((u16(cfg, ConfigReg.STATUS) & PciStatus.CAPABILITIES_LIST) === 0) return caps;
+  let ptr = cfg[ConfigReg.CAPABILITIES_POINTER] & ~3;
   const seen = new Set<number>();
-  while (ptr >= 0x40 && ptr < Math.min(cfg.length, 256) && !seen.has(ptr) && seen.size < 48) {
+  const end = Math.min(cfg.length, CONFIG_SPACE_SIZE);
+  while (ptr >= CAPABILITIES_START && ptr < end && !seen.has(ptr) && seen.size < 48) {
     seen.add(ptr);
     const id = cfg[ptr];
     const details = capDetails(cfg, ptr, id, vendor);
@@ -240,9 +260,9 @@ function standardCaps(cfg: Uint8Array, vendor: number): DecodedCapability[] {
 /** Walks the extended capability list at 0x100 (when the image has it). */
 function extendedCaps(cfg: Uint8Array): DecodedCapability[] {
   const caps: DecodedCapability[] = [];
-  let ptr = 0x100;
+  let ptr = CONFIG_SPACE_SIZE;
   const seen = new Set<number>();
-  while (ptr >= 0x100 && ptr + 4 <= cfg.length && !seen.has(ptr) && seen.size < 480) {
+  while (ptr >= CONFIG_SPACE_SIZE && ptr + 4 <= cfg.length && !seen.has(ptr) && seen.size < 480) {
     seen.add(ptr);
     const h = u32(cfg, ptr);
     if (h === 0 || h === 0xffffffff) break;
@@ -264,26 +284,27 @@ function extendedCaps(cfg: Uint8Array): DecodedCapability[] {
  */
 export function decodeConfig(cfg: Uint8Array, barSizes: readonly bigint[] = []): DecodedConfig {
   if (cfg.length < 64) throw new Error(`config space image of ${cfg.length} bytes (< 64)`);
-  const vendorId = u16(cfg, 0);
-  const deviceId = u16(cfg, 2);
+  const vendorId = u16(cfg, ConfigReg.VENDOR_ID);
+  const deviceId = u16(cfg, ConfigReg.DEVICE_ID);
   const names = deviceNames(vendorId, deviceId);
-  const base = cfg[0x0b], sub = cfg[0x0a], progIf = cfg[0x09];
+  const cc = ConfigReg.CLASS_CODE;
+  const progIf = cfg[cc], sub = cfg[cc + 1], base = cfg[cc + 2];
   return {
     vendorId,
     deviceId,
     ...(names.vendor ? { vendorName: names.vendor } : {}),
     ...(names.device ? { deviceName: names.device } : {}),
-    command: u16(cfg, 0x04),
-    status: u16(cfg, 0x06),
-    revision: cfg[0x08],
+    command: u16(cfg, ConfigReg.COMMAND),
+    status: u16(cfg, ConfigReg.STATUS),
+    revision: cfg[ConfigReg.REVISION_ID],
     classCode: { base, sub, progIf, name: className(base, sub) },
-    headerType: cfg[0x0e],
-    subsystemVendorId: u16(cfg, 0x2c),
-    subsystemId: u16(cfg, 0x2e),
-    interruptLine: cfg[0x3c],
-    interruptPin: cfg[0x3d],
+    headerType: cfg[ConfigReg.HEADER_TYPE],
+    subsystemVendorId: u16(cfg, ConfigReg.SUBSYSTEM_VENDOR_ID),
+    subsystemId: u16(cfg, ConfigReg.SUBSYSTEM_ID),
+    interruptLine: cfg[ConfigReg.INTERRUPT_LINE],
+    interruptPin: cfg[ConfigReg.INTERRUPT_PIN],
     bars: decodeBars(cfg, barSizes),
     capabilities: standardCaps(cfg, vendorId),
-    extendedCapabilities: cfg.length > 0x100 ? extendedCaps(cfg) : [],
+    extendedCapabilities: cfg.length > CONFIG_SPACE_SIZE ? extendedCaps(cfg) : [],
   };
 }

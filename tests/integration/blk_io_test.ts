@@ -3,7 +3,8 @@
  * the image file on the host is checked byte for byte.
  */
 import assert from "node:assert/strict";
-import { BlkStatus, BlkType, randomBytes, SECTOR_SIZE, VirtioFeature } from "../../client/mod.ts";
+import { randomBytes } from "../../client/mod.ts";
+import { BlkFeature, BlkStatus, ReqType, SECTOR_SIZE } from "../../spec/virtio_blk.ts";
 import { openBlkSession, readImage, startVfud, type Vfud } from "./helpers.ts";
 
 const MiB = 1 << 20;
@@ -24,13 +25,13 @@ async function exerciseDisk(vfud: Vfud, ram: "memfd" | "array"): Promise<void> {
     [6000n, randomBytes(2 * MiB), 2 * MiB], // > 1 MiB in a single descriptor
   ];
   for (const [sector, data, seg] of writes) {
-    const c = await driver.submit({ type: BlkType.OUT, sector, data, maxSegment: seg });
+    const c = await driver.submit({ type: ReqType.OUT, sector, data, maxSegment: seg });
     assert.equal(c.status, BlkStatus.OK, `write @${sector}`);
     expected.set(data, Number(sector) * SECTOR_SIZE);
   }
   for (const [sector, data, seg] of writes) {
     const c = await driver.submit({
-      type: BlkType.IN,
+      type: ReqType.IN,
       sector,
       readLength: data.length,
       maxSegment: seg,
@@ -105,7 +106,7 @@ Deno.test("blk: GET_ID, FLUSH, several requests per kick, bad requests", async (
   // Eight reads in the ring, one kick.
   const heads = [];
   for (let i = 0; i < 8; i++) {
-    heads.push(driver.enqueue({ type: BlkType.IN, sector: BigInt(i * 8), readLength: 4096 }));
+    heads.push(driver.enqueue({ type: ReqType.IN, sector: BigInt(i * 8), readLength: 4096 }));
   }
   await driver.kick();
   for (let i = 0; i < 8; i++) {
@@ -114,15 +115,15 @@ Deno.test("blk: GET_ID, FLUSH, several requests per kick, bad requests", async (
     assert.ok(equal(c.data!, vfud.initialImage!.subarray(i * 4096, (i + 1) * 4096)));
   }
   // Past the end, a partial sector, an unknown type: per-request errors, the device goes on.
-  const past = await driver.submit({ type: BlkType.IN, sector: driver.capacity, readLength: 512 });
+  const past = await driver.submit({ type: ReqType.IN, sector: driver.capacity, readLength: 512 });
   assert.equal(past.status, BlkStatus.IOERR);
   const straddle = await driver.submit({
-    type: BlkType.OUT,
+    type: ReqType.OUT,
     sector: driver.capacity - 1n,
     data: new Uint8Array(1024),
   });
   assert.equal(straddle.status, BlkStatus.IOERR);
-  const partial = await driver.submit({ type: BlkType.OUT, sector: 0n, data: new Uint8Array(100) });
+  const partial = await driver.submit({ type: ReqType.OUT, sector: 0n, data: new Uint8Array(100) });
   assert.equal(partial.status, BlkStatus.IOERR);
   const unknown = await driver.submit({ type: 99 });
   assert.equal(unknown.status, BlkStatus.UNSUPP);
@@ -135,11 +136,11 @@ Deno.test("blk: readonly=on refuses writes with IOERR and leaves the file unchan
   await using vfud = await startVfud({ readonly: true });
   await using s = await openBlkSession(vfud);
   const { driver } = s;
-  assert.ok(driver.offered & (1n << BigInt(VirtioFeature.BLK_RO)), "VIRTIO_BLK_F_RO offered");
-  const c = await driver.submit({ type: BlkType.OUT, sector: 8n, data: randomBytes(4096) });
+  assert.ok(driver.offered & (1n << BigInt(BlkFeature.RO)), "VIRTIO_BLK_F_RO offered");
+  const c = await driver.submit({ type: ReqType.OUT, sector: 8n, data: randomBytes(4096) });
   assert.equal(c.status, BlkStatus.IOERR);
   const last = await driver.submit({
-    type: BlkType.OUT,
+    type: ReqType.OUT,
     sector: driver.capacity - 1n,
     data: randomBytes(512),
   });

@@ -1,6 +1,7 @@
 /** Shutdown with device requests in flight: they finish or fail, and vfud still exits in time. */
 import assert from "node:assert/strict";
-import { BlkType, GuestArena, VfioUserClient, VirtioBlkDriver } from "../../client/mod.ts";
+import { GuestArena, VfioUserClient, VirtioBlkDriver } from "../../client/mod.ts";
+import { ReqType } from "../../spec/virtio_blk.ts";
 import { Command, Flags } from "../../protocol/header.ts";
 import {
   isSocket,
@@ -23,7 +24,7 @@ Deno.test("conventions: SIGTERM with a request stuck on unanswered DMA exits 0 w
   const ram = new Uint8Array(1 << 20);
   await c.dmaMap({ iova: 0n, size: BigInt(ram.length), backing: ram });
   const driver = await VirtioBlkDriver.create(c, { arena: new GuestArena(0n, ram) });
-  driver.enqueue({ type: BlkType.OUT, sector: 0n, data: new Uint8Array(4096).fill(7) });
+  driver.enqueue({ type: ReqType.OUT, sector: 0n, data: new Uint8Array(4096).fill(7) });
   await driver.kick();
   await waitFor(
     "vfud's DMA_READ",

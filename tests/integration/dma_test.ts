@@ -5,8 +5,6 @@
 import assert from "node:assert/strict";
 import {
   ArrayRam,
-  BlkStatus,
-  BlkType,
   DmaMapFlags,
   Errno,
   GuestArena,
@@ -14,9 +12,10 @@ import {
   pollUntil,
   randomBytes,
   VirtioBlkDriver,
-  VirtioStatus,
   withTimeout,
 } from "../../client/mod.ts";
+import { Status } from "../../spec/virtio.ts";
+import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { Command } from "../../protocol/header.ts";
 import { DmaMap } from "../../protocol/dma.ts";
 import {
@@ -100,7 +99,7 @@ Deno.test("dma: a map whose fd range passes the end of the memfd cannot crash th
       .then(() => true, () => false);
     if (accepted) {
       // The device writes GET_ID's 20 bytes into the part past the end of the memfd.
-      const head = driver.enqueue({ type: BlkType.GET_ID, readLength: 20, dataAddr: 0x101000n });
+      const head = driver.enqueue({ type: ReqType.GET_ID, readLength: 20, dataAddr: 0x101000n });
       await driver.kick();
       await driver.wait(head, 5_000).catch(() => {});
     }
@@ -171,13 +170,13 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
 
     // Data buffer no longer mapped: the request fails with IOERR, the queue keeps working.
     await client.dmaUnmap({ iova: 0x100000n, size: BigInt(high.size) });
-    const gone = await driver.submit({ type: BlkType.IN, sector: 64n, readLength: 8192 });
+    const gone = await driver.submit({ type: ReqType.IN, sector: 64n, readLength: 8192 });
     assert.equal(gone.status, BlkStatus.IOERR, "read into unmapped memory");
-    const gone2 = await driver.submit({ type: BlkType.OUT, sector: 64n, data: randomBytes(4096) });
+    const gone2 = await driver.submit({ type: ReqType.OUT, sector: 64n, data: randomBytes(4096) });
     assert.equal(gone2.status, BlkStatus.IOERR, "write from unmapped memory");
     // Data in the still-mapped low memory works.
     const ok = await driver.submit({
-      type: BlkType.IN,
+      type: ReqType.IN,
       sector: 64n,
       readLength: 8192,
       dataAddr: 0x80000n,
@@ -187,12 +186,10 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
 
     // The rings themselves unmapped: the device cannot complete anything and needs a reset.
     await client.dmaUnmap({ iova: 0n, size: BigInt(low.size) });
-    driver.enqueue({ type: BlkType.IN, sector: 0n, readLength: 512 });
+    driver.enqueue({ type: ReqType.IN, sector: 0n, readLength: 512 });
     await driver.kick();
     await pollUntil(
-      async () => ((await driver!.deviceStatus()) & VirtioStatus.DEVICE_NEEDS_RESET
-        ? true
-        : undefined),
+      async () => ((await driver!.deviceStatus()) & Status.DEVICE_NEEDS_RESET ? true : undefined),
       "DEVICE_NEEDS_RESET",
     );
     assert.ok((await client.getInfo()).numRegions >= 9, "session still served");
@@ -240,14 +237,14 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
     roMsg.bytes.fill(0xbb, 0, 4096);
     // IN = the device writes guest memory: refused for read-only maps (mmapped or not).
     const r1 = await driver.submit({
-      type: BlkType.IN,
+      type: ReqType.IN,
       sector: 0n,
       readLength: 4096,
       dataAddr: 0x100000n,
     });
     assert.equal(r1.status, BlkStatus.IOERR);
     const r2 = await driver.submit({
-      type: BlkType.IN,
+      type: ReqType.IN,
       sector: 0n,
       readLength: 4096,
       dataAddr: 0x200000n,
@@ -257,7 +254,7 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
     assert.ok(roMsg.bytes.subarray(0, 4096).every((b) => b === 0xbb));
     // OUT = the device reads guest memory: allowed from a read-only map.
     const w = await driver.submit({
-      type: BlkType.OUT,
+      type: ReqType.OUT,
       sector: 8n,
       data: new Uint8Array(4096),
       dataAddr: 0x100000n,

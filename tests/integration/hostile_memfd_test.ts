@@ -5,7 +5,8 @@
  * when the memfd allows sealing) and reaches anything else with DMA_READ/DMA_WRITE messages.
  */
 import assert from "node:assert/strict";
-import { ArrayRam, BlkType, GuestArena, VirtioBlkDriver } from "../../client/mod.ts";
+import { ArrayRam, GuestArena, VirtioBlkDriver } from "../../client/mod.ts";
+import { ReqType } from "../../spec/virtio_blk.ts";
 import { check, closeFd, cstr, errno, libc } from "../../sys/ffi.ts";
 import { C } from "../../sys/layout.ts";
 import { assertServesFreshClient, connect, startVfud } from "./helpers.ts";
@@ -30,7 +31,7 @@ Deno.test("hostile memfd: a sealable memfd gets F_SEAL_SHRINK (the client cannot
     await c.dmaMap({ iova: 0n, size: BigInt(RAM), fd, backing: bytes });
     const drv = await VirtioBlkDriver.create(c, { arena: new GuestArena(0n, bytes) });
     try {
-      const head = drv.enqueue({ type: BlkType.IN, sector: 0n, readLength: 4096 });
+      const head = drv.enqueue({ type: ReqType.IN, sector: 0n, readLength: 4096 });
       shrunk = libc.ftruncate(fd, 0n) === 0;
       if (shrunk) {
         // The pages are gone: neither side may touch them now. Kick and see vfud die.

@@ -5,19 +5,14 @@
  * answered, the server has already signalled whatever it was going to signal.
  */
 import assert from "node:assert/strict";
-import {
-  BlkStatus,
-  BlkType,
-  PciReg,
-  PciStatus,
-  pollUntil,
-  VirtioBlkDriver,
-} from "../../client/mod.ts";
+import { pollUntil, VirtioBlkDriver } from "../../client/mod.ts";
+import { ConfigReg, PciStatus } from "../../spec/pci.ts";
+import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { openBlkSession, startVfud } from "./helpers.ts";
 
 /** Enqueues a 4 KiB read and kicks; returns its head. */
 async function startRead(driver: VirtioBlkDriver, sector = 0n): Promise<number> {
-  const head = driver.enqueue({ type: BlkType.IN, sector, readLength: 4096 });
+  const head = driver.enqueue({ type: ReqType.IN, sector, readLength: 4096 });
   await driver.kick();
   return head;
 }
@@ -62,7 +57,8 @@ Deno.test("irq: INTx fires once, then only after SET_IRQS UNMASK", async () => {
   await using s = await openBlkSession(vfud, { interrupts: "intx" });
   const { driver, client } = s;
   const intx = driver.intxEventfd!;
-  const status = async () => (await driver.pci.read16(PciReg.STATUS)) & PciStatus.INTERRUPT_STATUS;
+  const status = async () =>
+    (await driver.pci.read16(ConfigReg.STATUS)) & PciStatus.INTERRUPT_STATUS;
 
   // First completion: the line goes up and the eventfd fires.
   const h1 = await startRead(driver);

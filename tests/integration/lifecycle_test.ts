@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  BlkType,
   ClientClosedError,
   Errno,
   GuestArena,
@@ -14,6 +13,7 @@ import {
   VfioUserClient,
   VirtioBlkDriver,
 } from "../../client/mod.ts";
+import { ReqType } from "../../spec/virtio_blk.ts";
 import {
   assertErrno,
   assertServesFreshClient,
@@ -100,7 +100,7 @@ Deno.test("lifecycle: a client that disconnects with I/O in flight", async () =>
     try {
       for (let i = 0; i < 16; i++) {
         s.driver.enqueue({
-          type: i % 2 ? BlkType.OUT : BlkType.IN,
+          type: i % 2 ? ReqType.OUT : ReqType.IN,
           sector: BigInt(i * 256),
           readLength: 128 * 1024,
           data: randomBytes(128 * 1024),

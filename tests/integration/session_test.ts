@@ -5,21 +5,19 @@
 import assert from "node:assert/strict";
 import {
   ArrayRam,
-  BlkStatus,
-  BlkType,
   DmaMapFlags,
   EventFd,
   GuestArena,
   MemfdRam,
-  PciCapId,
   PciConfig,
-  PciReg,
   QEMU_VERSION_MESSAGE_SIZE,
   randomBytes,
   VirtioBlkDriver,
-  VirtioCapType,
   walkCapabilities,
 } from "../../client/mod.ts";
+import { CapId, ConfigReg } from "../../spec/pci.ts";
+import { CapType } from "../../spec/virtio.ts";
+import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { Command } from "../../protocol/header.ts";
 import { connect, readImage, startVfud } from "./helpers.ts";
 
@@ -86,19 +84,19 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     assert.equal(cfg[0] | (cfg[1] << 8), 0x1af4, "vendor");
     assert.equal(cfg[2] | (cfg[3] << 8), 0x1042, "device: modern virtio-blk");
     assert.equal(
-      cfg[PciReg.SUBSYSTEM_VENDOR_ID] | (cfg[PciReg.SUBSYSTEM_VENDOR_ID + 1] << 8),
+      cfg[ConfigReg.SUBSYSTEM_VENDOR_ID] | (cfg[ConfigReg.SUBSYSTEM_VENDOR_ID + 1] << 8),
       0x1af4,
     );
-    assert.equal(cfg[PciReg.INTERRUPT_PIN], 1);
+    assert.equal(cfg[ConfigReg.INTERRUPT_PIN], 1);
     const caps2 = walkCapabilities(cfg);
-    const types = caps2.filter((c) => c.id === PciCapId.VENDOR).map((c) => cfg[c.offset + 3])
+    const types = caps2.filter((c) => c.id === CapId.VENDOR).map((c) => cfg[c.offset + 3])
       .sort();
     assert.deepEqual(
       types,
-      [VirtioCapType.COMMON, VirtioCapType.NOTIFY, VirtioCapType.ISR, VirtioCapType.DEVICE].sort(),
+      [CapType.COMMON, CapType.NOTIFY, CapType.ISR, CapType.DEVICE].sort(),
     );
-    assert.ok(caps2.some((c) => c.id === PciCapId.MSIX));
-    for (const c of caps2.filter((c) => c.id === PciCapId.VENDOR)) {
+    assert.ok(caps2.some((c) => c.id === CapId.MSIX));
+    for (const c of caps2.filter((c) => c.id === CapId.VENDOR)) {
       assert.equal(cfg[c.offset + 4], 4, "virtio structures in BAR 4");
     }
 
@@ -110,23 +108,23 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     // REGION_WRITE_MULTI (offered through write_multiple): two config writes in one message.
     const n = await client.writeMulti([
       { region: 7, offset: 0x3cn, data: Uint8Array.of(0x0b) },
-      { region: 7, offset: BigInt(PciReg.BAR0 + 16), data: Uint8Array.of(0, 0x40, 0xbf, 0xfe) },
+      { region: 7, offset: BigInt(ConfigReg.BAR0 + 16), data: Uint8Array.of(0, 0x40, 0xbf, 0xfe) },
     ]);
     assert.equal(n, 2);
     assert.equal(await pci.read8(0x3c), 0x0b, "interrupt line");
-    assert.equal(await pci.read32(PciReg.BAR0 + 16), 0xfebf_4000, "BAR4 address");
+    assert.equal(await pci.read32(ConfigReg.BAR0 + 16), 0xfebf_4000, "BAR4 address");
 
     // ROM BAR sizing at 0x30 reads 0: no expansion ROM.
-    assert.equal(await pci.read32(PciReg.ROM_ADDRESS), 0);
-    await pci.write32(PciReg.ROM_ADDRESS, 0xffff_f800);
-    assert.equal(await pci.read32(PciReg.ROM_ADDRESS), 0);
+    assert.equal(await pci.read32(ConfigReg.ROM_ADDRESS), 0);
+    await pci.write32(ConfigReg.ROM_ADDRESS, 0xffff_f800);
+    assert.equal(await pci.read32(ConfigReg.ROM_ADDRESS), 0);
 
     // BAR sizing through config writes.
     const sizes = [];
-    for (let bar = 0; bar < 6; bar++) sizes.push(await pci.sizeBar(PciReg.BAR0 + 4 * bar));
+    for (let bar = 0; bar < 6; bar++) sizes.push(await pci.sizeBar(ConfigReg.BAR0 + 4 * bar));
     assert.deepEqual(sizes, [0, 0xffff_f000, 0, 0, 0xffff_c000, 0]);
-    await pci.write32(PciReg.BAR0 + 4, 0xfebf_1000);
-    assert.equal(await pci.read32(PciReg.BAR0 + 4), 0xfebf_1000);
+    await pci.write32(ConfigReg.BAR0 + 4, 0xfebf_1000);
+    assert.equal(await pci.read32(ConfigReg.BAR0 + 4), 0xfebf_1000);
 
     // INTx with one eventfd (flags 0x24), then disabled (0x21, count 0), RESET, INTx again.
     const ev = new EventFd();
@@ -140,8 +138,8 @@ Deno.test("session: QEMU-like realize sequence", async () => {
       ev.close();
     }
     // After reset the BARs are back at zero; QEMU zeroes them through config as well.
-    assert.equal(await pci.read32(PciReg.BAR0 + 4), 0);
-    for (let bar = 0; bar < 6; bar++) await pci.write32(PciReg.BAR0 + 4 * bar, 0);
+    assert.equal(await pci.read32(ConfigReg.BAR0 + 4), 0);
+    for (let bar = 0; bar < 6; bar++) await pci.write32(ConfigReg.BAR0 + 4 * bar, 0);
 
     // The firmware's remapping of 0xc0000-0xfffff: the RAM map is split, fd offsets included.
     await client.dmaUnmap({ iova: 0n, size: BigInt(ram.size) });
@@ -177,7 +175,7 @@ Deno.test("session: QEMU-like realize sequence", async () => {
       await driver.write(16n, data);
       assert.deepEqual(await driver.read(16n, 16), data);
       assert.deepEqual(await readImage(vfud.image, 16 * 512, 8192), data);
-      const c = await driver.submit({ type: BlkType.FLUSH });
+      const c = await driver.submit({ type: ReqType.FLUSH });
       assert.equal(c.status, BlkStatus.OK);
     } finally {
       driver.close();

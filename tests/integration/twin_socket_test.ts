@@ -4,14 +4,8 @@
  * so only the in-repo client exercises it.
  */
 import assert from "node:assert/strict";
-import {
-  ArrayRam,
-  BlkStatus,
-  BlkType,
-  GuestArena,
-  randomBytes,
-  VirtioBlkDriver,
-} from "../../client/mod.ts";
+import { ArrayRam, GuestArena, randomBytes, VirtioBlkDriver } from "../../client/mod.ts";
+import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { decodeVersionReply, encodeVersionPayload } from "../../client/version.ts";
 import { Command } from "../../protocol/header.ts";
 import { closeFd } from "../../sys/ffi.ts";
@@ -43,10 +37,10 @@ Deno.test("twin_socket: DMA requests go over the socket handed out with VERSION"
     });
     const data = randomBytes(64 * 1024);
     assert.equal(
-      (await driver.submit({ type: BlkType.OUT, sector: 8n, data })).status,
+      (await driver.submit({ type: ReqType.OUT, sector: 8n, data })).status,
       BlkStatus.OK,
     );
-    const back = await driver.submit({ type: BlkType.IN, sector: 8n, readLength: data.length });
+    const back = await driver.submit({ type: ReqType.IN, sector: 8n, readLength: data.length });
     assert.equal(back.status, BlkStatus.OK);
     assert.deepEqual(back.data, data);
     driver.close();

@@ -1,7 +1,8 @@
 /**
  * Register offsets and bit definitions of the type 0 configuration header, the capability list
- * and the MSI-X capability. Section numbers refer to the PCI Local Bus Specification 3.0
- * ("PCI 3.0") unless stated otherwise.
+ * and the MSI-X capability: the numbers a PCI function (pci/, devices/) and its driver (client/,
+ * tools/) share. Section numbers refer to the PCI Local Bus Specification 3.0 ("PCI 3.0") unless
+ * stated otherwise.
  *
  * @module
  */
@@ -55,14 +56,6 @@ export const PciCommand = {
   FAST_BACK_TO_BACK: 1 << 9,
   INTX_DISABLE: 1 << 10,
 } as const;
-
-/**
- * COMMAND bits this framework implements as read/write; all others are hardwired to 0
- * (§6.2.2 permits hardwiring bits for features a function does not have).
- */
-export const COMMAND_WRITABLE = PciCommand.IO_SPACE | PciCommand.MEMORY_SPACE |
-  PciCommand.BUS_MASTER |
-  PciCommand.PARITY_ERROR_RESPONSE | PciCommand.SERR_ENABLE | PciCommand.INTX_DISABLE;
 
 /** STATUS register bits (PCI 3.0 §6.2.3, Figure 6-3). */
 export const PciStatus = {
