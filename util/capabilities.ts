@@ -52,6 +52,7 @@ export interface Capabilities {
 export const FEATURES: readonly string[] = [
   "socket-path",
   "socket-mode",
+  "socket-group",
   "fd-listening",
   "fd-connected",
   "systemd-socket-activation",
@@ -59,6 +60,8 @@ export const FEATURES: readonly string[] = [
   "reconnect",
   "trace-protocol",
   "log-format-json",
+  "log-format-journal",
+  "systemd-status",
 ];
 
 /** Builds the capabilities document. */
