@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CTRL, ICR, POPTS, R, TUCMD, TXD_CMD } from "./constants.ts";
 import { STATS } from "./regs.ts";
+import { quiesce } from "../device.ts";
 import {
   ADDR,
   contextDesc,
@@ -214,6 +215,34 @@ Deno.test("TX: a congested backend holds transmission until it drains", async ()
   await settle(r.dev);
   assert.equal(r.wire.received.length, 1);
   assert.equal(rd(r.dev, R.TDH), 1);
+});
+
+/** Settles like `p` or fails after `ms` (the deadline of a wait that must not hang). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer that stopped reading)", async () => {
+  const r = ready();
+  const f = frame(BCAST, 60);
+  r.mem.ram.set(f, ADDR.TX_BUF);
+  r.backend.setCongested(true);
+  for (let i = 0; i < 3; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS) });
+  wr(r.dev, R.TDT, 3);
+  await new Promise((res) => setTimeout(res, 5));
+  // The client left: the server quiesces the device before taking the next one. Nothing is
+  // touching guest memory while frames wait for the backend, so this must not wait for it.
+  await within(quiesce(r.dev), 2_000, "quiesce with a congested backend");
+  assert.equal(r.wire.received.length, 0);
+  // The peer reads again: the waiting frames go out in order, none lost.
+  r.backend.setCongested(false);
+  await settle(r.dev);
+  assert.equal(r.wire.received.length, 3);
+  assert.equal(rd(r.dev, R.TDH), 3);
 });
 
 Deno.test("TX: device reset while waiting on a congested backend does not hang", async () => {
