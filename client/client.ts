@@ -516,6 +516,34 @@ export class VfioUserClient {
     this.#twin = twin;
   }
 
+  /**
+   * DMA requests the server sent while {@link ClientOptions.serveDma} was off (they wait in
+   * {@link unsolicited}): a test holds them back to see what the server does meanwhile.
+   */
+  heldDma(): ClientMessage[] {
+    return this.unsolicited.filter((m) =>
+      (m.header.flags & Flags.TYPE_MASK) === Flags.TYPE_COMMAND &&
+      (m.header.cmd === Command.DMA_READ || m.header.cmd === Command.DMA_WRITE)
+    );
+  }
+
+  /** Answers the held DMA requests (see {@link heldDma}) in order; returns how many. */
+  serveHeldDma(): number {
+    const held = this.heldDma();
+    this.unsolicited.splice(
+      0,
+      this.unsolicited.length,
+      ...this.unsolicited.filter((m) => !held.includes(m)),
+    );
+    if (!this.#isClosed) { for (const m of held) this.#serveDma(m); }
+    return held.length;
+  }
+
+  /** Whether DMA requests are served as they arrive (see {@link ClientOptions.serveDma}). */
+  set serveDma(on: boolean) {
+    this.#opts.serveDma = on;
+  }
+
   #serveDma(m: ClientMessage, conn: Connection = this.#conn): void {
     const h = m.header;
     const read = h.cmd === Command.DMA_READ;

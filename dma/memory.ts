@@ -228,34 +228,47 @@ export class SessionMemory implements GuestMemory {
   async read(addr: bigint, dst: Uint8Array): Promise<void> {
     const pieces = this.#resolve(addr, dst.length, false);
     fullFence(); // our earlier stores to guest RAM become visible before this load (see above)
-    let off = 0;
-    for (const p of pieces) {
-      const part = dst.subarray(off, off + p.length);
-      if (p.region.view) {
-        const o = Number(p.addr - p.region.iova);
-        part.set(p.region.view.subarray(o, o + p.length));
-      } else {
-        await this.#message(p).read(p.addr, part);
+    // The regions are held across the waits for DMA replies: a DMA_UNMAP meanwhile must not
+    // free a view used after them (table.ts).
+    for (const p of pieces) p.region.ref();
+    try {
+      let off = 0;
+      for (const p of pieces) {
+        const part = dst.subarray(off, off + p.length);
+        if (p.region.view) {
+          const o = Number(p.addr - p.region.iova);
+          part.set(p.region.view.subarray(o, o + p.length));
+        } else {
+          await this.#message(p).read(p.addr, part);
+        }
+        off += p.length;
       }
-      off += p.length;
+    } finally {
+      for (const p of pieces) p.region.unref();
     }
   }
 
   async write(addr: bigint, src: Uint8Array): Promise<void> {
     const pieces = this.#resolve(addr, src.length, true);
-    let off = 0;
-    for (const p of pieces) {
-      const part = src.subarray(off, off + p.length);
-      if (p.region.view) {
-        // Stores to mapped RAM must not overtake posted message writes issued before them.
-        const posted = this.#dma?.settled();
-        if (posted) await posted;
-        p.region.view.set(part, Number(p.addr - p.region.iova));
-      } else {
-        // Posted (see MessageDma.write); a failure is reported by the MessageDma itself.
-        this.#message(p).write(p.addr, part).catch(() => {});
+    for (const p of pieces) p.region.ref();
+    try {
+      let off = 0;
+      for (const p of pieces) {
+        const part = src.subarray(off, off + p.length);
+        if (p.region.view) {
+          // Stores to mapped RAM must not overtake posted message writes issued before them.
+          const posted = this.#dma?.settled();
+          if (posted) await posted;
+          if (!p.region.live) throw fault(addr, src.length, "unmapped while waiting");
+          p.region.view.set(part, Number(p.addr - p.region.iova));
+        } else {
+          // Posted (see MessageDma.write); a failure is reported by the MessageDma itself.
+          this.#message(p).write(p.addr, part).catch(() => {});
+        }
+        off += p.length;
       }
-      off += p.length;
+    } finally {
+      for (const p of pieces) p.region.unref();
     }
     this.#dirty?.mark(addr, src.length);
   }

@@ -3,9 +3,12 @@
  * Regions that come with an fd are mmapped once and accessed through zero-copy views; regions
  * without one are recorded and reached through DMA_READ/DMA_WRITE messages.
  *
- * A region is reference-counted by the guest mappings that use it: DMA_UNMAP removes it from the
- * table at once (no new access can find it) and the memory is unmapped when the last in-flight
- * user releases it, so no view is ever touched after munmap.
+ * A region is reference-counted by the requests that use it. DMA_UNMAP (or the client leaving)
+ * removes it from the table at once, so no new access can find it, and is acknowledged without
+ * waiting for anyone (a client serves our DMA requests from the loop that waits for its reply).
+ * Requests still holding the region keep a valid view, but of private zero pages put over the
+ * client's memory in the same instant (mmap MAP_FIXED): nothing reaches the client's pages after
+ * the acknowledgement, and nothing touches unmapped memory. The last user unmaps it.
  *
  * @module
  */
@@ -77,9 +80,15 @@ export class DmaRegion {
     this.#maybeUnmap();
   }
 
-  /** Removes the region from service; memory goes when the last user is done. */
+  /**
+   * Removes the region from service. Unused memory is unmapped now; memory a request still
+   * holds is cut off from the client (replaced by private zero pages) and unmapped when the last
+   * user is done.
+   */
   remove(): void {
+    if (this.#removed) return;
     this.#removed = true;
+    if (this.#refs > 0 && this.#ptr !== null) revoke(this.#ptr, this.size);
     this.#maybeUnmap();
   }
 
@@ -200,6 +209,17 @@ export function sealedAgainstShrinking(fd: number): boolean {
   if (seals & C.F_SEAL_SHRINK) return true;
   if (seals & C.F_SEAL_SEAL) return false;
   return libc.fcntl(fd, C.F_ADD_SEALS, C.F_SEAL_SHRINK) === 0;
+}
+
+/** Atomically replaces the mapping at `ptr` with private anonymous zero pages. */
+function revoke(ptr: Deno.PointerValue, size: bigint): void {
+  const flags = C.MAP_PRIVATE | C.MAP_ANONYMOUS | C.MAP_FIXED;
+  const r = libc.mmap(ptr, size, C.PROT_READ | C.PROT_WRITE, flags, -1, 0n);
+  if (r === null || Deno.UnsafePointer.value(r) !== Deno.UnsafePointer.value(ptr)) {
+    // Without the replacement the holders would write into the client's memory: nothing is
+    // safe to continue with (out of memory for page tables is the only known cause).
+    throw new SysError("mmap MAP_FIXED (revoking an unmapped DMA region)", errno());
+  }
 }
 
 function mmapRegion(fd: number, size: bigint, offset: bigint, prot: number): Deno.PointerValue {

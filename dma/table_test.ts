@@ -98,14 +98,18 @@ Deno.test("a map without an fd fails cleanly while message DMA is unavailable", 
 
 Deno.test("unmap while in use: memory stays until the last user releases it", async () => {
   const t = new DmaTable();
-  const { fd } = memfd(4096);
+  const { fd, view } = memfd(4096);
   const r = t.map(0n, 4096n, 0n, RW, fd);
   const mem = new SessionMemory(t);
   const m = await mem.map(0n, 16, true);
+  m.segments[0][1] = 7; // reaches the client's memory while mapped
+  assert.equal(view[1], 7);
   t.unmap(0n, 4096n);
   assert.equal(r.live, false);
   assert.equal(r.refs, 1);
   m.segments[0][0] = 9; // still mapped: no crash
+  assert.equal(m.segments[0][1], 0, "the holder now sees private zero pages");
+  assert.equal(view[0], 0, "nothing reaches the client's memory after the unmap");
   await m.release();
   assert.equal(r.refs, 0);
   await assert.rejects(() => mem.map(0n, 16, true), unmapped);
