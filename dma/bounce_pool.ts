@@ -60,6 +60,13 @@ export class BouncePool {
     return new Promise((resolve, reject) => this.#waiters.push({ size, resolve, reject }));
   }
 
+  /** A buffer now if one fits without waiting (and nobody waits before us), else undefined. */
+  tryAcquire(size: number): Uint8Array | undefined {
+    if (!Number.isSafeInteger(size) || size < 1 || size > this.limit) return undefined;
+    if (this.#waiters.length || this.#inUse + size > this.limit) return undefined;
+    return this.#take(size);
+  }
+
   #take(size: number): Uint8Array {
     this.#inUse += size;
     if (this.#inUse > this.#peak) this.#peak = this.#inUse;

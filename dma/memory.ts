@@ -39,6 +39,11 @@ export interface MessageDma {
   releaseBuffer(buf: Uint8Array): void;
   /** Largest bounce buffer one acquire may ask for. */
   readonly maxBuffer: number;
+  /**
+   * Makes every wait for the client fail at once (outstanding reads, acknowledgements, buffer
+   * waits) until the returned function is called.
+   */
+  fence?(reason: Error): () => void;
 }
 
 /**
@@ -271,6 +276,16 @@ export class SessionMemory implements GuestMemory {
       for (const p of pieces) p.region.unref();
     }
     this.#dirty?.mark(addr, src.length);
+  }
+
+  /**
+   * Until the returned function is called, no access waits for the client: what waits for a
+   * DMA reply or for bounce space fails now with `reason`, and so does any new such wait
+   * (mmapped memory is not affected). Used by a device reset, which must finish without the
+   * client's help.
+   */
+  fence(reason: Error): () => void {
+    return this.#dma?.fence?.(reason) ?? (() => {});
   }
 
   /**

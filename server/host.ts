@@ -34,6 +34,8 @@ export interface ClientMemory extends GuestMemory {
   settled(): Promise<void> | undefined;
   /** Whether [addr, addr+length) is DMA-mapped with the access `write` needs. */
   covers(addr: bigint, length: number, write: boolean): boolean;
+  /** Makes every wait for the client fail until the returned function is called. */
+  fence(reason: Error): () => void;
 }
 
 /** What devices reach while no client is connected. */
@@ -181,15 +183,25 @@ export class DeviceHost implements MigrationTarget {
 
   /**
    * DEVICE_RESET: the function returns to power-on state (eventfds stay installed) and the
-   * migration state to RUNNING (the only way out of ERROR).
+   * migration state to RUNNING (the only way out of ERROR). The reset waits for the device's
+   * requests to end, but never for the client: requests waiting for a DMA reply fail at once
+   * (a VMM serves our DMA requests from the loop that waits for this reply, so waiting for it
+   * would stall both sides).
    */
   async reset(): Promise<void> {
-    await this.pause();
+    const unfence = this.#memory?.fence(
+      new VfioUserError(Errno.ECANCELED, "device reset: request abandoned"),
+    );
     try {
-      await this.#resetState();
+      await this.pause();
+      try {
+        await this.#resetState();
+      } finally {
+        if (this.migration.reset()) this.resume();
+        this.resume();
+      }
     } finally {
-      if (this.migration.reset()) this.resume();
-      this.resume();
+      unfence?.();
     }
   }
 

@@ -39,6 +39,8 @@ export class RequestDma implements MessageDma {
   readonly #onWriteError: (e: Error) => void;
   #writesPending = 0;
   #settledWaiters: (() => void)[] = [];
+  /** While set, nothing waits for the client: waits fail with it at once (see fence()). */
+  #fence: Error | undefined;
 
   constructor(
     requests: ServerRequests,
@@ -60,7 +62,27 @@ export class RequestDma implements MessageDma {
   }
 
   acquire(length: number): Promise<Uint8Array> {
-    return this.#pool.acquire(length);
+    if (!this.#fence) return this.#pool.acquire(length);
+    const buf = this.#pool.tryAcquire(length);
+    return buf ? Promise.resolve(buf) : Promise.reject(this.#fence);
+  }
+
+  /**
+   * Stops every wait for the client until the returned function is called: outstanding
+   * DMA_READs and DMA_WRITE acknowledgements fail now (late replies are dropped), bounce-buffer
+   * and window waiters fail, and new reads or waits fail at once. Posted writes still go out.
+   * A device reset uses it: it must complete without the client's help (the client may not
+   * serve our requests while it waits for the reset's reply).
+   */
+  fence(reason: Error): () => void {
+    this.#fence = reason;
+    this.#requests.cancelAll(reason);
+    this.#window.failWaiters(reason);
+    this.#pool.failWaiters(reason);
+    for (const w of this.#settledWaiters.splice(0)) w();
+    return () => {
+      if (this.#fence === reason) this.#fence = undefined;
+    };
   }
 
   releaseBuffer(buf: Uint8Array): void {
@@ -70,9 +92,18 @@ export class RequestDma implements MessageDma {
   async read(addr: bigint, dst: Uint8Array): Promise<void> {
     const parts: Promise<void>[] = [];
     for (let off = 0; off < dst.length; off += this.#chunk) {
+      if (this.#fence) {
+        await settleAll(parts);
+        throw this.#fence;
+      }
       const part = dst.subarray(off, Math.min(off + this.#chunk, dst.length));
       const cost = part.length + REPLY_OVERHEAD;
-      await this.#window.acquire(cost);
+      try {
+        await this.#window.acquire(cost);
+      } catch (e) {
+        await settleAll(parts);
+        throw e;
+      }
       parts.push(
         this.#readPart(addr + BigInt(off), part).finally(() => this.#window.release(cost)),
       );
@@ -103,7 +134,7 @@ export class RequestDma implements MessageDma {
   }
 
   settled(): Promise<void> | undefined {
-    if (this.#writesPending === 0) return undefined;
+    if (this.#writesPending === 0 || this.#fence) return undefined;
     return new Promise((r) => this.#settledWaiters.push(r));
   }
 
@@ -144,7 +175,7 @@ const REPLY_OVERHEAD = 32;
 /** A FIFO semaphore counted in bytes. */
 class ByteWindow {
   #free: number;
-  #waiters: { n: number; go: () => void }[] = [];
+  #waiters: { n: number; go: () => void; fail: (e: Error) => void }[] = [];
 
   constructor(size: number) {
     this.#free = size;
@@ -155,7 +186,12 @@ class ByteWindow {
       this.#free -= n;
       return Promise.resolve();
     }
-    return new Promise((go) => this.#waiters.push({ n, go }));
+    return new Promise((go, fail) => this.#waiters.push({ n, go, fail }));
+  }
+
+  /** Fails every waiter. */
+  failWaiters(e: Error): void {
+    for (const w of this.#waiters.splice(0)) w.fail(e);
   }
 
   release(n: number): void {

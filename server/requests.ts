@@ -31,6 +31,8 @@ interface Pending {
 export class ServerRequests {
   readonly #conn: Connection;
   readonly #pending = new Map<number, Pending>();
+  /** Ids of cancelled requests whose replies may still come: not reused, replies dropped. */
+  readonly #abandoned = new Set<number>();
   #nextId = 0;
 
   constructor(conn: Connection) {
@@ -68,14 +70,16 @@ export class ServerRequests {
   #allocId(): number {
     // u16 ids; skip ones still in flight (wrap-around with 65536 outstanding cannot happen:
     // the bounce-buffer limit bounds concurrency far below that).
-    do this.#nextId = (this.#nextId + 1) & 0xffff; while (this.#pending.has(this.#nextId));
+    do this.#nextId = (this.#nextId + 1) & 0xffff; while (
+      this.#pending.has(this.#nextId) || this.#abandoned.has(this.#nextId)
+    );
     return this.#nextId;
   }
 
   /** Routes a reply from the client. Unknown ids are logged by the caller and dropped. */
   onReply(h: Header, payload: Uint8Array): boolean {
     const p = this.#pending.get(h.id);
-    if (!p || p.cmd !== h.cmd) return false;
+    if (!p || p.cmd !== h.cmd) return this.#abandoned.delete(h.id);
     this.#pending.delete(h.id);
     if (h.flags & Flags.ERROR) {
       p.reject(new ClientRefusal(h.cmd, h.error));
@@ -93,6 +97,20 @@ export class ServerRequests {
   failAll(e: Error): void {
     const all = [...this.#pending.values()];
     this.#pending.clear();
+    this.#abandoned.clear();
     for (const p of all) p.reject(e);
+  }
+
+  /**
+   * Fails every outstanding request now while the connection goes on: their replies, when they
+   * come, are dropped (their ids stay reserved until then).
+   */
+  cancelAll(e: Error): void {
+    const all = [...this.#pending.entries()];
+    this.#pending.clear();
+    for (const [id, p] of all) {
+      this.#abandoned.add(id);
+      p.reject(e);
+    }
   }
 }

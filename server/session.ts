@@ -120,6 +120,7 @@ export class Session implements SessionState {
     const chunk = Math.min(this.clientMaxXfer, this.options.dmaChunk);
     const onWriteError = (e: Error) => {
       if (this.#conn.closed) return; // the client left: its memory is gone anyway
+      if (e instanceof VfioUserError && e.errno === Errno.ECANCELED) return; // a device reset
       this.log.error("posted DMA_WRITE failed, guest data lost: {error}", { error: e.message });
     };
     this.memory.setMessageDma(new RequestDma(this.requests, this.host.bounce, chunk, onWriteError));

@@ -42,6 +42,7 @@ export const Errno = {
   ENOTCONN: 107,
   ETIMEDOUT: 110,
   ECONNREFUSED: 111,
+  ECANCELED: 125,
 } as const;
 
 /** An error carrying the errno that describes it (and that an error reply would carry). */
