@@ -64,3 +64,14 @@ export * as pci from "../spec/pci.ts";
 export * as virtio from "../spec/virtio.ts";
 /** virtio-blk numbers (spec/virtio_blk.ts): `virtioBlk.ReqType.IN`, `virtioBlk.BlkStatus.OK`, ... */
 export * as virtioBlk from "../spec/virtio_blk.ts";
+export {
+  DeviceMigration,
+  DeviceState,
+  dirtyPages,
+  migrate,
+  type MigrateOptions,
+  type MigrationReport,
+} from "./migration.ts";
+export { E1000Driver, type E1000DriverOptions } from "./e1000_driver.ts";
+/** 82540EM numbers (spec/e1000.ts): `e1000.R.RDT`, `e1000.STATS.RNBC`, ... */
+export * as e1000 from "../spec/e1000.ts";

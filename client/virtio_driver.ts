@@ -102,8 +102,9 @@ interface InFlight {
 
 /** The driver of one virtio-blk function with one request queue. */
 export class VirtioBlkDriver {
-  readonly client: VfioUserClient;
-  readonly pci: PciConfig;
+  /** The connection to the device (another one after {@link moveTo}). */
+  client: VfioUserClient;
+  pci: PciConfig;
   readonly layout: VirtioPciLayout;
   readonly arena: GuestArena;
   readonly dataArena: GuestArena;
@@ -266,6 +267,30 @@ export class VirtioBlkDriver {
       this.timeoutMs,
     );
     this.#inflight.clear();
+  }
+
+  /**
+   * The device moved to another server (live migration): kicks and register accesses go to
+   * `client` from now on, and its interrupts are set up with this driver's eventfds, as a VMM
+   * does on the destination. Rings, requests in flight and the negotiated state stay: the driver
+   * is not re-initialised.
+   */
+  async moveTo(client: VfioUserClient): Promise<void> {
+    this.client = client;
+    this.pci = new PciConfig(client);
+    const flags = IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER;
+    if (this.mode === "msix") {
+      const fds = this.msixEventfds.map((e) => e.fd);
+      await client.setIrqs({ index: IrqIndex.MSIX, flags, start: 0, count: fds.length, fds });
+    } else if (this.mode === "intx") {
+      const fds = [this.intxEventfd!.fd];
+      await client.setIrqs({ index: IrqIndex.INTX, flags, start: 0, count: 1, fds });
+    }
+  }
+
+  /** Heads of the requests submitted and not yet reaped. */
+  get pendingHeads(): number[] {
+    return [...this.#inflight.keys()];
   }
 
   async #setupInterrupts(): Promise<void> {

@@ -18,7 +18,7 @@ import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { RecordReader } from "../../protocol/record.ts";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../../pci/spec.ts";
-import type { NetBackend } from "../net/backend.ts";
+import { MAX_FRAME, type NetBackend } from "../net/backend.ts";
 import { logger } from "../../sys/log.ts";
 import {
   CTRL,
@@ -69,6 +69,9 @@ export function e1000PciSpec(): PciConfigSpec {
     interruptPin: 1,
   };
 }
+
+/** Most frames a backend holds for the NIC (one read batch) that a saved state may carry. */
+const MAX_WIRE_FRAMES = 8192;
 
 /** Version of the e1000 state record. */
 export const E1000_STATE_VERSION = 1;
@@ -197,6 +200,8 @@ export class E1000 implements Device {
       irq: this.irq.save(),
       tx: this.tx.save(),
       rx: this.rx.save(),
+      // Read from the wire but not taken yet (the backend held them while the NIC could not).
+      wire: this.#backend.heldCopies(),
     };
   }
 
@@ -216,12 +221,23 @@ export class E1000 implements Device {
       this.irq.parse(r.rec("irq")),
       this.tx.parse(r.rec("tx")),
       this.rx.parse(r.rec("rx"), packetBuffer(regs.get(R.PBA))),
+      this.#parseWire(r),
     ];
     r.done();
     if (ioAddr % 4 !== 0) r.fail("ioAddr", "not dword aligned");
     for (const load of loads) load();
     this.#ioAddr = ioAddr;
     this.#linkUp = linkUp; // resume() compares it with this side's cable
+  }
+
+  #parseWire(r: RecordReader): () => void {
+    const frames = r.list("wire", MAX_WIRE_FRAMES).map((f, i) => {
+      if (!(f instanceof Uint8Array) || f.length === 0 || f.length > MAX_FRAME) {
+        r.fail("wire", `frame ${i} is not a frame`);
+      }
+      return f;
+    });
+    return () => this.#backend.holdFrames(frames);
   }
 
   /** The descriptor rings of the enabled units. */

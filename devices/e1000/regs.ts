@@ -9,7 +9,9 @@
  *
  * @module
  */
-import { MMIO_SIZE, R, RA_ENTRIES, TABLE_WORDS } from "./constants.ts";
+import { MMIO_SIZE, R, RA_ENTRIES, STATS, TABLE_WORDS } from "./constants.ts";
+
+export { STATS };
 import type { RecordReader } from "../../protocol/record.ts";
 
 /** How a statistics counter clears (SDM §13.7). */
@@ -47,64 +49,6 @@ function stat64(name: string, offset: number): RegDef[] {
     { name: `${name}H`, offset: offset + 4, mask: 0, reset: 0, clear: "pair-hi" },
   ];
 }
-
-/** Statistics registers (SDM §13.7), 32-bit unless listed as 64-bit pairs. */
-export const STATS = {
-  CRCERRS: 0x4000,
-  ALGNERRC: 0x4004,
-  SYMERRS: 0x4008,
-  RXERRC: 0x400c,
-  MPC: 0x4010,
-  SCC: 0x4014,
-  ECOL: 0x4018,
-  MCC: 0x401c,
-  LATECOL: 0x4020,
-  COLC: 0x4028,
-  DC: 0x4030,
-  TNCRS: 0x4034,
-  SEC: 0x4038,
-  CEXTERR: 0x403c,
-  RLEC: 0x4040,
-  XONRXC: 0x4048,
-  XONTXC: 0x404c,
-  XOFFRXC: 0x4050,
-  XOFFTXC: 0x4054,
-  FCRUC: 0x4058,
-  PRC64: 0x405c,
-  PRC127: 0x4060,
-  PRC255: 0x4064,
-  PRC511: 0x4068,
-  PRC1023: 0x406c,
-  PRC1522: 0x4070,
-  GPRC: 0x4074,
-  BPRC: 0x4078,
-  MPRC: 0x407c,
-  GPTC: 0x4080,
-  GORC: 0x4088,
-  GOTC: 0x4090,
-  RNBC: 0x40a0,
-  RUC: 0x40a4,
-  RFC: 0x40a8,
-  ROC: 0x40ac,
-  RJC: 0x40b0,
-  MGTPRC: 0x40b4,
-  MGTPDC: 0x40b8,
-  MGTPTC: 0x40bc,
-  TOR: 0x40c0,
-  TOT: 0x40c8,
-  TPR: 0x40d0,
-  TPT: 0x40d4,
-  PTC64: 0x40d8,
-  PTC127: 0x40dc,
-  PTC255: 0x40e0,
-  PTC511: 0x40e4,
-  PTC1023: 0x40e8,
-  PTC1522: 0x40ec,
-  MPTC: 0x40f0,
-  BPTC: 0x40f4,
-  TSCTC: 0x40f8,
-  TSCTFC: 0x40fc,
-} as const;
 
 const STATS64 = new Set<number>([STATS.GORC, STATS.GOTC, STATS.TOR, STATS.TOT]);
 

@@ -52,6 +52,16 @@ export interface NetBackend {
   /** Installs the NIC's handlers (replacing any earlier ones). */
   attach(handlers: NetHandlers): void;
   /**
+   * Copies of the frames read from the wire that the NIC has not taken yet (held while it could
+   * not receive). A migrating NIC saves them with its state: they are on their way to it.
+   */
+  heldCopies(): Uint8Array[];
+  /**
+   * Replaces the held frames with `frames` (a restored NIC's): they are handed to the NIC, in
+   * order and before anything read later, once it can receive.
+   */
+  holdFrames(frames: readonly Uint8Array[]): void;
+  /**
    * The NIC may be able to receive again: a paused backend asks {@link NetHandlers.canReceive}
    * again, hands over the frames it holds and reads on. Cheap when not paused; call it freely.
    */
@@ -165,6 +175,17 @@ export class ReceiveGate {
     } finally {
       this.#resuming = false;
     }
+  }
+
+  /** Copies of the held frames. */
+  heldCopies(): Uint8Array[] {
+    return this.#held.map((f) => f.slice());
+  }
+
+  /** Replaces the held frames; they go to the NIC when it accepts them (after {@link resume}). */
+  holdFrames(frames: readonly Uint8Array[]): void {
+    this.#held = frames.map((f) => f.slice());
+    if (this.#held.length) this.#pause();
   }
 
   /** Forgets held frames and the pause (the connection they came from is gone). */

@@ -56,6 +56,14 @@ export class MemoryBackend implements NetBackend {
     this.#gate.attach(handlers);
   }
 
+  heldCopies(): Uint8Array[] {
+    return this.#gate.heldCopies();
+  }
+
+  holdFrames(frames: readonly Uint8Array[]): void {
+    this.#gate.holdFrames(frames);
+  }
+
   resumeReceive(): void {
     if (!this.#closed) this.#gate.resume();
   }

@@ -87,6 +87,12 @@ class OwnedLoopBackend implements NetBackend {
   attach(handlers: NetHandlers): void {
     this.#inner.attach(handlers);
   }
+  heldCopies(): Uint8Array[] {
+    return this.#inner.heldCopies();
+  }
+  holdFrames(frames: readonly Uint8Array[]): void {
+    this.#inner.holdFrames(frames);
+  }
   resumeReceive(): void {
     this.#inner.resumeReceive();
   }

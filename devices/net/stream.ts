@@ -107,6 +107,14 @@ export class StreamBackend implements NetBackend {
     this.#gate.attach(handlers);
   }
 
+  heldCopies(): Uint8Array[] {
+    return this.#gate.heldCopies();
+  }
+
+  holdFrames(frames: readonly Uint8Array[]): void {
+    this.#gate.holdFrames(frames);
+  }
+
   resumeReceive(): void {
     if (!this.#closed) this.#gate.resume();
   }

@@ -75,6 +75,11 @@ export interface VfudOptions {
   serial?: string;
   /** Log level passed to vfud. Default "warning" (errors still reach the captured log). */
   logLevel?: string;
+  /**
+   * Another device: a whole `--device` spec, `{dir}` standing for the temporary directory
+   * (e.g. "e1000,netdev=stream,path={dir}/net.sock"). No image is created then.
+   */
+  device?: string;
 }
 
 /** A running vfud process. */
@@ -113,6 +118,7 @@ export async function startVfud(opts: VfudOptions = {}): Promise<Vfud> {
     let device = `virtio-blk,file=${image}`;
     if (opts.readonly) device += ",readonly=on";
     if (opts.serial !== undefined) device += `,serial=${opts.serial}`;
+    if (opts.device !== undefined) device = opts.device.replaceAll("{dir}", dir.path);
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

@@ -1,0 +1,150 @@
+/**
+ * The far end of `-netdev stream` cables for the migration tests: listens on a UNIX socket, takes
+ * any number of connections (each vfud's NIC connects as a client) and speaks QEMU's framing (a
+ * 4-byte big-endian length before each frame). It records the frames each connection delivered
+ * and sends frames to the connection the test names, like a switch port.
+ *
+ * Test frames carry a sequence number: ethertype 0x88b5 (local experimental), "MIGT", a
+ * direction byte and a u32 sequence, padded to the minimum frame size.
+ *
+ * @module
+ */
+import { pollUntil } from "../../client/mod.ts";
+
+/** Ethertype of test frames. */
+export const TEST_ETHERTYPE = 0x88b5;
+
+/** A test frame from `src` to `dst` with sequence number `seq` in direction `dir` ("g" or "p"). */
+export function testFrame(dst: Uint8Array, src: Uint8Array, dir: string, seq: number, len = 64) {
+  const f = new Uint8Array(Math.max(len, 60));
+  f.set(dst, 0);
+  f.set(src, 6);
+  const v = new DataView(f.buffer);
+  v.setUint16(12, TEST_ETHERTYPE, false);
+  f.set(new TextEncoder().encode("MIGT"), 14);
+  f[18] = dir.charCodeAt(0);
+  v.setUint32(19, seq, false);
+  return f;
+}
+
+/** The sequence number of a test frame in direction `dir`, or undefined for any other frame. */
+export function testSeq(f: Uint8Array, dir: string): number | undefined {
+  if (f.length < 23) return undefined;
+  const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
+  if (v.getUint16(12, false) !== TEST_ETHERTYPE) return undefined;
+  if (new TextDecoder().decode(f.subarray(14, 18)) !== "MIGT" || f[18] !== dir.charCodeAt(0)) {
+    return undefined;
+  }
+  return v.getUint32(19, false);
+}
+
+/** One connected NIC. */
+export class HubPort {
+  /** Frames received from the NIC, in order. */
+  readonly frames: Uint8Array[] = [];
+  readonly #conn: Deno.UnixConn;
+  #writes: Promise<unknown> = Promise.resolve();
+  readonly done: Promise<void>;
+  closed = false;
+  #hold: PromiseWithResolvers<void> | undefined;
+
+  constructor(conn: Deno.UnixConn) {
+    this.#conn = conn;
+    this.done = this.#read();
+  }
+
+  /** Sends frames in one write (a burst the NIC reads at once). */
+  send(frames: readonly Uint8Array[]): Promise<void> {
+    const total = frames.reduce((n, f) => n + 4 + f.length, 0);
+    const msg = new Uint8Array(total);
+    const v = new DataView(msg.buffer);
+    let at = 0;
+    for (const f of frames) {
+      v.setUint32(at, f.length, false);
+      msg.set(f, at + 4);
+      at += 4 + f.length;
+    }
+    this.#writes = this.#writes.then(async () => {
+      for (let off = 0; off < msg.length;) off += await this.#conn.write(msg.subarray(off));
+    });
+    return this.#writes.then(() => {});
+  }
+
+  /** Stops reading: what the NIC sends backs up in the socket and its backend (congestion). */
+  pauseReading(): void {
+    this.#hold ??= Promise.withResolvers<void>();
+  }
+
+  /** Reads again. */
+  resumeReading(): void {
+    this.#hold?.resolve();
+    this.#hold = undefined;
+  }
+
+  async #read(): Promise<void> {
+    let pending = new Uint8Array(0);
+    const buf = new Uint8Array(256 * 1024);
+    try {
+      for (;;) {
+        if (this.#hold) await this.#hold.promise;
+        const n = await this.#conn.read(buf);
+        if (n === null) break;
+        const joined = new Uint8Array(pending.length + n);
+        joined.set(pending);
+        joined.set(buf.subarray(0, n), pending.length);
+        let at = 0;
+        while (joined.length - at >= 4) {
+          const len = new DataView(joined.buffer, at, 4).getUint32(0, false);
+          if (joined.length - at - 4 < len) break;
+          this.frames.push(joined.slice(at + 4, at + 4 + len));
+          at += 4 + len;
+        }
+        pending = joined.slice(at);
+      }
+    } catch { /* closed */ }
+    this.closed = true;
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch { /* already */ }
+  }
+}
+
+/** A listening hub. */
+export class StreamHub implements AsyncDisposable {
+  readonly path: string;
+  readonly ports: HubPort[] = [];
+  readonly #listener: Deno.UnixListener;
+  readonly #accepting: Promise<void>;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#listener = Deno.listen({ transport: "unix", path });
+    this.#accepting = this.#accept();
+  }
+
+  async #accept(): Promise<void> {
+    try {
+      for await (const conn of this.#listener) this.ports.push(new HubPort(conn));
+    } catch { /* closed */ }
+  }
+
+  /** Waits (bounded) for connection number `index` (0-based). */
+  port(index: number, timeoutMs = 20_000): Promise<HubPort> {
+    return pollUntil(() => this.ports[index], `stream connection ${index}`, timeoutMs);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch { /* already */ }
+    for (const p of this.ports) {
+      p.resumeReading();
+      p.close();
+    }
+    await this.#accepting;
+    await Promise.all(this.ports.map((p) => p.done));
+  }
+}
