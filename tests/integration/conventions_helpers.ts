@@ -92,17 +92,41 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs vfud with `args` to completion (for CLI errors and one-shot commands). */
-export async function runVfud(args: string[], env?: Record<string, string>): Promise<RunResult> {
-  const out = await new Deno.Command(VFUD[0], {
+/** How long a one-shot vfud may run before the test fails (it should exit at once). */
+export const RUN_DEADLINE_MS = 60_000;
+
+/**
+ * Runs vfud with `args` to completion (for CLI errors and one-shot commands). A vfud still
+ * running after `deadlineMs` (one that serves when it should have refused to start) is killed
+ * and the call throws with its output.
+ */
+export async function runVfud(
+  args: string[],
+  env?: Record<string, string>,
+  deadlineMs = RUN_DEADLINE_MS,
+): Promise<RunResult> {
+  const child = new Deno.Command(VFUD[0], {
     args: [...VFUD.slice(1), ...args],
     env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited meanwhile */ }
+  }, deadlineMs);
+  const out = await child.output();
+  clearTimeout(timer);
   const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  const r = { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  if (timedOut) {
+    throw new Error(`vfud ${args.join(" ")} still ran after ${deadlineMs} ms:\n${r.stderr}`);
+  }
+  return r;
 }
 
 /** A running vfud. */
