@@ -13,6 +13,9 @@ import { MemfdRam } from "../../client/mod.ts";
 import { assertServesFreshClient, connect, countFds, EVENTFD_LINK, startVfud } from "./helpers.ts";
 
 const SEED = Number(Deno.env.get("VFUD_FUZZ_SEED") ?? Date.now() % 1e9);
+console.log(`fuzz_test: seed ${SEED} (replay with VFUD_FUZZ_SEED=${SEED})`);
+/** max_data_xfer_size vfud offers. */
+const MAX_XFER = 1 << 20;
 
 /** xorshift32: small, seedable, good enough to pick test inputs. */
 function rng(seed: number): () => number {
@@ -74,7 +77,9 @@ function payload(r: () => number, cmd: number): Uint8Array {
     // Aim region accesses at real regions (config space, virtio BARs) to reach device code.
     v.setBigUint64(0, BigInt(Math.floor(r() * 0x4100)), true);
     v.setUint32(8, [1, 4, 7, 7, 7, 0, 9][Math.floor(r() * 7)], true);
-    v.setUint32(12, [1, 2, 4, 8, 3, 0, 64][Math.floor(r() * 7)], true);
+    // Counts up to and past the transfer limits: max_data_xfer_size (1 MiB), the largest region.
+    const counts = [1, 2, 4, 8, 3, 0, 64, 16384, 16385, MAX_XFER, MAX_XFER + 1, 0xffff_ffff];
+    v.setUint32(12, counts[Math.floor(r() * counts.length)], true);
   }
   return p;
 }
