@@ -130,3 +130,23 @@ Deno.test("an fd that can shrink is not mmapped (message-based); a sealable memf
   libc.close(keep);
   t.clear();
 });
+
+Deno.test("overlap checks at their exact limit: one byte into the previous or the next map", () => {
+  const t = new DmaTable();
+  t.map(0x2000n, 0x1000n, 0n, RW, undefined); // [0x2000, 0x3000)
+  const overlap = (iova: bigint, size: bigint) =>
+    errnoOf(() => t.map(iova, size, 0n, RW, undefined));
+  assert.equal(overlap(0x1001n, 0x1000n), Errno.EEXIST, "last byte on the map's first");
+  assert.equal(overlap(0x2fffn, 0x1000n), Errno.EEXIST, "first byte on the map's last");
+  // Touching without overlapping is fine on both sides.
+  t.map(0x1000n, 0x1000n, 0n, RW, undefined);
+  t.map(0x3000n, 0x1000n, 0n, RW, undefined);
+  assert.equal(t.regions.length, 3);
+  // And between two maps, a one-byte overlap with either neighbour is refused.
+  t.unmap(0x3000n, 0x1000n);
+  t.map(0x4000n, 0x1000n, 0n, RW, undefined);
+  assert.equal(overlap(0x2fffn, 0x1001n), Errno.EEXIST);
+  assert.equal(overlap(0x3000n, 0x1001n), Errno.EEXIST);
+  t.map(0x3000n, 0x1000n, 0n, RW, undefined);
+  t.clear();
+});

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { bounded } from "../../tests/watchdog.ts";
 import {
   FakeContext,
   FakeGuestMemory,
@@ -68,10 +69,13 @@ export function rd(dev: E1000, offset: number): number {
 
 /** Waits until both rings are idle (a few turns, since kicks chain). */
 export async function settle(dev: E1000): Promise<void> {
-  for (let i = 0; i < 5; i++) {
-    await new Promise((r) => setTimeout(r, 0));
-    await quiesce(dev);
-  }
+  // Bounded even if the device spins without yielding (tests/watchdog.ts).
+  await bounded("settling the device", async () => {
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 0));
+      await quiesce(dev);
+    }
+  });
 }
 
 /** Sets SLU like e1000_setup_link (link comes up, LSC). */

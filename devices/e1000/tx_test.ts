@@ -278,3 +278,22 @@ Deno.test("TX: nothing is sent with TCTL.EN clear, without bus mastering or with
   assert.equal(rd(r.dev, R.TDH), 1, "consumed");
   assert.equal(r.wire.received.length, 0, "no carrier: dropped");
 });
+
+Deno.test("TX: TDT at exactly the ring size stops the ring (one less is a valid tail)", async () => {
+  // count - 1 is the last valid tail: the ring transmits up to it.
+  const r = ready();
+  const f = frame(BCAST, 60);
+  r.mem.ram.set(f, ADDR.TX_BUF);
+  for (let i = 0; i < 15; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP) });
+  wr(r.dev, R.TDT, 15);
+  await settle(r.dev);
+  assert.equal(r.dev.tx.stopped, undefined);
+  assert.equal(rd(r.dev, R.TDH), 15);
+  assert.equal(r.wire.received.length, 15);
+  // TDT = 16 on a 16-descriptor ring: the head could never meet it (the device would spin).
+  const s = ready();
+  wr(s.dev, R.TDT, 16);
+  await settle(s.dev);
+  assert.match(s.dev.tx.stopped ?? "", /tail 16 beyond ring of 16/);
+  assert.equal(rd(s.dev, R.TDH), 0);
+});

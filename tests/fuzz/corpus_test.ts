@@ -10,7 +10,7 @@ import { closeFd } from "../../sys/ffi.ts";
 import { assertServesFreshClient, connect, startVfud } from "../integration/helpers.ts";
 import { caseBytes, loadCorpus } from "./corpus.ts";
 import { fuzzRings } from "./rings.ts";
-import { Watchdog } from "./watchdog.ts";
+import { Watchdog } from "../watchdog.ts";
 import { makeFd } from "./protocol.ts";
 
 const corpus = loadCorpus();

@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { fuzzProtocol, inprocTarget, type ProtocolStats, socketTarget } from "./protocol.ts";
 import { fuzzRings } from "./rings.ts";
 import { seedFrom } from "./rng.ts";
-import { Watchdog } from "./watchdog.ts";
+import { Watchdog } from "../watchdog.ts";
 import { type Corpus, type ProtocolCase, protocolCase, saveCorpus } from "./corpus.ts";
 
 const { values } = parseArgs({

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { bounded } from "../../../tests/watchdog.ts";
 import { VirtioPciDevice, type VirtioPciOptions } from "../transport.ts";
 import { type DriverQueue, TestDriver } from "./driver.ts";
 import { EchoModel } from "./echo_model.ts";
@@ -48,8 +49,11 @@ export function bringUp(rig: EchoRig, features?: bigint, vector?: number): Drive
 
 /** Waits until the device finished everything in flight. */
 export async function settle(rig: { dev: Device }): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 0));
-    await quiesce(rig.dev);
-  }
+  // Bounded even if the device spins without yielding (tests/watchdog.ts).
+  await bounded("settling the device", async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 0));
+      await quiesce(rig.dev);
+    }
+  });
 }
