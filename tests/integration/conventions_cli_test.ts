@@ -77,3 +77,16 @@ Deno.test("conventions: --log-format=json writes JSON lines to stderr", async ()
   }
   assert.ok(lines.some((l) => JSON.parse(l).message.includes("stopped")));
 });
+
+Deno.test("conventions: --log-format=json messages are plain text, not quoted JSON strings", async () => {
+  await using s = await scratch();
+  const r = await runVfud([
+    `--socket-path=${s.dir}/x.sock`,
+    `--device=virtio-blk,file=${s.dir}/missing.img`,
+    "--log-format=json",
+  ]);
+  assert.equal(r.code, 1);
+  const rec = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
+  assert.equal(rec.level, "ERROR");
+  assert.equal(rec.message, `open ${s.dir}/missing.img: No such file or directory (errno 2)`);
+});
