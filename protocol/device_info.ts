@@ -5,7 +5,7 @@
  * @module
  */
 import { NoPayload } from "./message.ts";
-import { requireArgsz, requireExact, requireFlags, requireZero, setU32, viewOf } from "./wire.ts";
+import { requireArgsz, requireFlags, requireZero, struct } from "./wire.ts";
 
 /** Device flags (spec, "VFIO_USER_DEVICE_GET_INFO" reply: bit 0 RESET, bit 1 PCI). */
 export const DeviceInfoFlags = {
@@ -35,7 +35,8 @@ export interface DeviceInfoReply extends DeviceInfo {
   argsz: number;
 }
 
-const SIZE = 16;
+const INFO = struct({ argsz: "u32", flags: "u32", numRegions: "u32", numIrqs: "u32" });
+const SIZE = INFO.SIZE;
 
 /** DEVICE_GET_INFO: argsz, flags, num_regions, num_irqs (u32 each), both ways. */
 export const DeviceGetInfo = {
@@ -43,40 +44,27 @@ export const DeviceGetInfo = {
   SIZE,
   /** Decodes a request: argsz >= 16; flags, num_regions and num_irqs must be zero. */
   decodeRequest(payload: Uint8Array): DeviceInfoRequest {
-    requireExact(payload, SIZE, "DEVICE_GET_INFO");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    requireArgsz(argsz, SIZE, "DEVICE_GET_INFO");
-    requireZero(v.getUint32(4, true), "DEVICE_GET_INFO flags");
-    requireZero(v.getUint32(8, true), "DEVICE_GET_INFO num_regions");
-    requireZero(v.getUint32(12, true), "DEVICE_GET_INFO num_irqs");
-    return { argsz };
+    const r = INFO.decode(payload, "DEVICE_GET_INFO");
+    requireArgsz(r.argsz, SIZE, "DEVICE_GET_INFO");
+    requireZero(r.flags, "DEVICE_GET_INFO flags");
+    requireZero(r.numRegions, "DEVICE_GET_INFO num_regions");
+    requireZero(r.numIrqs, "DEVICE_GET_INFO num_irqs");
+    return { argsz: r.argsz };
   },
   /** Encodes a request. */
   encodeRequest(req: DeviceInfoRequest): Uint8Array {
-    const out = new Uint8Array(SIZE);
-    setU32(viewOf(out), 0, req.argsz, "argsz");
-    return out;
+    return INFO.encode({ argsz: req.argsz, flags: 0, numRegions: 0, numIrqs: 0 });
   },
   /** Decodes a reply: argsz >= 16, no unknown flag bits. */
   decodeReply(payload: Uint8Array): DeviceInfoReply {
-    requireExact(payload, SIZE, "DEVICE_GET_INFO reply");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    requireArgsz(argsz, SIZE, "DEVICE_GET_INFO reply");
-    const flags = v.getUint32(4, true);
-    requireFlags(flags, DeviceInfoFlags.RESET | DeviceInfoFlags.PCI, "DEVICE_GET_INFO flags");
-    return { argsz, flags, numRegions: v.getUint32(8, true), numIrqs: v.getUint32(12, true) };
+    const r = INFO.decode(payload, "DEVICE_GET_INFO reply");
+    requireArgsz(r.argsz, SIZE, "DEVICE_GET_INFO reply");
+    requireFlags(r.flags, DeviceInfoFlags.RESET | DeviceInfoFlags.PCI, "DEVICE_GET_INFO flags");
+    return r;
   },
   /** Encodes a reply (argsz = 16). */
   encodeReply(info: DeviceInfo): Uint8Array {
-    const out = new Uint8Array(SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, SIZE, "argsz");
-    setU32(v, 4, info.flags, "flags");
-    setU32(v, 8, info.numRegions, "numRegions");
-    setU32(v, 12, info.numIrqs, "numIrqs");
-    return out;
+    return INFO.encode({ ...info, argsz: SIZE });
   },
 } as const;
 

@@ -9,16 +9,7 @@
  */
 import { Errno, VfioUserError } from "./errors.ts";
 import { NoPayload } from "./message.ts";
-import {
-  requireArgsz,
-  requireExact,
-  requireFlags,
-  requireMin,
-  requireNoWrap,
-  setU32,
-  setU64,
-  viewOf,
-} from "./wire.ts";
+import { requireArgsz, requireFlags, requireNoWrap, struct } from "./wire.ts";
 
 /** DMA_MAP flag bits (spec, "VFIO_USER_DMA_MAP": bit 0 readable, bit 1 writeable). */
 export const DmaMapFlags = {
@@ -47,40 +38,26 @@ export interface DmaMapRequest {
   size: bigint;
 }
 
+const MAP = struct({ argsz: "u32", flags: "u32", offset: "u64", address: "u64", size: "u64" });
+
 /** DMA_MAP: argsz u32, flags u32, offset u64, address u64, size u64; empty reply. */
 export const DmaMap = {
   /** Request payload size; also the only valid `argsz`. */
-  SIZE: 32,
+  SIZE: MAP.SIZE,
   /** Decodes a request. argsz must be 32 ("the size of the above structure"). */
   decodeRequest(payload: Uint8Array): DmaMapRequest {
-    requireExact(payload, DmaMap.SIZE, "DMA_MAP");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    if (argsz !== DmaMap.SIZE) {
-      throw new VfioUserError(Errno.EINVAL, `DMA_MAP: argsz ${argsz} != ${DmaMap.SIZE}`);
+    const { argsz, ...req } = MAP.decode(payload, "DMA_MAP");
+    if (argsz !== MAP.SIZE) {
+      throw new VfioUserError(Errno.EINVAL, `DMA_MAP: argsz ${argsz} != ${MAP.SIZE}`);
     }
-    const flags = v.getUint32(4, true);
-    requireFlags(flags, DmaMapFlags.READ | DmaMapFlags.WRITE, "DMA_MAP flags");
-    const req = {
-      flags,
-      offset: v.getBigUint64(8, true),
-      address: v.getBigUint64(16, true),
-      size: v.getBigUint64(24, true),
-    };
+    requireFlags(req.flags, DmaMapFlags.READ | DmaMapFlags.WRITE, "DMA_MAP flags");
     requireNoWrap(req.address, req.size, "DMA_MAP range");
     requireNoWrap(req.offset, req.size, "DMA_MAP fd range");
     return req;
   },
   /** Encodes a request (argsz = 32). */
   encodeRequest(req: DmaMapRequest): Uint8Array {
-    const out = new Uint8Array(DmaMap.SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, DmaMap.SIZE, "argsz");
-    setU32(v, 4, req.flags, "flags");
-    setU64(v, 8, req.offset, "offset");
-    setU64(v, 16, req.address, "address");
-    setU64(v, 24, req.size, "size");
-    return out;
+    return MAP.encode({ ...req, argsz: MAP.SIZE });
   },
   /** The reply has no payload. */
   decodeReply(payload: Uint8Array): void {
@@ -104,53 +81,32 @@ export interface DmaUnmapEntry {
   size: bigint;
 }
 
+const UNMAP = struct({ argsz: "u32", flags: "u32", address: "u64", size: "u64" });
+
 function decodeUnmap(payload: Uint8Array, what: string): DmaUnmapEntry {
-  requireExact(payload, DmaUnmap.SIZE, what);
-  const v = viewOf(payload);
-  const argsz = v.getUint32(0, true);
-  requireArgsz(argsz, DmaUnmap.SIZE, what);
-  const flags = v.getUint32(4, true);
-  requireFlags(flags, DmaUnmapFlags.ALL, `${what} flags`);
-  const entry = {
-    argsz,
-    flags,
-    address: v.getBigUint64(8, true),
-    size: v.getBigUint64(16, true),
-  };
+  const entry = UNMAP.decode(payload, what);
+  requireArgsz(entry.argsz, UNMAP.SIZE, what);
+  requireFlags(entry.flags, DmaUnmapFlags.ALL, `${what} flags`);
   requireNoWrap(entry.address, entry.size, `${what} range`);
   return entry;
-}
-
-function encodeUnmap(entry: DmaUnmapEntry): Uint8Array {
-  const out = new Uint8Array(DmaUnmap.SIZE);
-  const v = viewOf(out);
-  setU32(v, 0, entry.argsz, "argsz");
-  setU32(v, 4, entry.flags, "flags");
-  setU64(v, 8, entry.address, "address");
-  setU64(v, 16, entry.size, "size");
-  return out;
 }
 
 /** DMA_UNMAP: argsz u32, flags u32, address u64, size u64; the reply is the same entry. */
 export const DmaUnmap = {
   /** Request and reply payload size. */
-  SIZE: 24,
+  SIZE: UNMAP.SIZE,
   /** Decodes a request; argsz must leave room for the 24-byte reply. */
   decodeRequest(payload: Uint8Array): DmaUnmapEntry {
     return decodeUnmap(payload, "DMA_UNMAP");
   },
   /** Encodes a request. */
-  encodeRequest(req: DmaUnmapEntry): Uint8Array {
-    return encodeUnmap(req);
-  },
+  encodeRequest: UNMAP.encode,
   /** Decodes the reply entry. */
   decodeReply(payload: Uint8Array): DmaUnmapEntry {
     return decodeUnmap(payload, "DMA_UNMAP reply");
   },
   /** Encodes the reply: pass the decoded request to echo it as the spec asks. */
-  encodeReply(entry: DmaUnmapEntry): Uint8Array {
-    return encodeUnmap(entry);
-  },
+  encodeReply: UNMAP.encode,
 } as const;
 
 /** A DMA_READ request (server → client): read `count` bytes at `address`. */
@@ -169,49 +125,36 @@ export interface DmaData {
   data: Uint8Array;
 }
 
+/** address u64, count u64: a DMA_READ request, the head of DMA_READ replies and DMA_WRITEs. */
+const ACCESS = struct({ address: "u64", count: "u64" });
+
 /** Decodes `address u64, count u64, data` with count == bytes present. */
 function decodeDmaData(payload: Uint8Array, what: string): DmaData {
-  requireMin(payload, 16, what);
-  const v = viewOf(payload);
-  const address = v.getBigUint64(0, true);
-  const count = v.getBigUint64(8, true);
-  const present = payload.length - 16;
+  const { address, count } = ACCESS.decodeHead(payload, what);
+  const present = payload.length - ACCESS.SIZE;
   if (count !== BigInt(present)) {
     throw new VfioUserError(Errno.EINVAL, `${what}: count ${count} != ${present} data bytes`);
   }
   requireNoWrap(address, count, `${what} range`);
-  return { address, data: payload.subarray(16) };
+  return { address, data: payload.subarray(ACCESS.SIZE) };
 }
 
 function encodeDmaData(msg: DmaData): Uint8Array {
-  const out = new Uint8Array(16 + msg.data.length);
-  const v = viewOf(out);
-  setU64(v, 0, msg.address, "address");
-  setU64(v, 8, BigInt(msg.data.length), "count");
-  out.set(msg.data, 16);
-  return out;
+  return ACCESS.encode({ address: msg.address, count: BigInt(msg.data.length) }, msg.data);
 }
 
 /** DMA_READ: request address u64, count u64; reply address, count, data at offset 16. */
 export const DmaRead = {
   /** Request payload size (and the reply's fixed part). */
-  SIZE: 16,
+  SIZE: ACCESS.SIZE,
   /** Decodes a request (used by the in-repo test client). */
   decodeRequest(payload: Uint8Array): DmaReadRequest {
-    requireExact(payload, DmaRead.SIZE, "DMA_READ");
-    const v = viewOf(payload);
-    const req = { address: v.getBigUint64(0, true), count: v.getBigUint64(8, true) };
+    const req = ACCESS.decode(payload, "DMA_READ");
     requireNoWrap(req.address, req.count, "DMA_READ range");
     return req;
   },
   /** Encodes a request. */
-  encodeRequest(req: DmaReadRequest): Uint8Array {
-    const out = new Uint8Array(DmaRead.SIZE);
-    const v = viewOf(out);
-    setU64(v, 0, req.address, "address");
-    setU64(v, 8, req.count, "count");
-    return out;
-  },
+  encodeRequest: ACCESS.encode,
   /** Decodes a reply; `count` must equal the data bytes present. */
   decodeReply(payload: Uint8Array): DmaData {
     return decodeDmaData(payload, "DMA_READ reply");
@@ -230,12 +173,15 @@ export interface DmaWriteReply {
   count: bigint;
 }
 
+/** The DMA_WRITE reply as the spec's table has it: address u64, count u32. */
+const SPEC_WRITE_REPLY = struct({ address: "u64", count: "u32" });
+
 /** DMA_WRITE: request address u64, count u64, data at offset 16; reply see `decodeReply`. */
 export const DmaWrite = {
   /** Fixed part of the request payload. */
-  SIZE: 16,
+  SIZE: ACCESS.SIZE,
   /** Size of the reply payload we encode (address u64, count u64). */
-  REPLY_SIZE: 16,
+  REPLY_SIZE: ACCESS.SIZE,
   /** Decodes a request (used by the in-repo test client); count == data bytes present. */
   decodeRequest(payload: Uint8Array): DmaData {
     return decodeDmaData(payload, "DMA_WRITE");
@@ -251,20 +197,14 @@ export const DmaWrite = {
    */
   decodeReply(payload: Uint8Array): DmaWriteReply | null {
     if (payload.length === 0) return null;
-    const v = viewOf(payload);
-    if (payload.length === 12) {
-      return { address: v.getBigUint64(0, true), count: BigInt(v.getUint32(8, true)) };
+    if (payload.length === SPEC_WRITE_REPLY.SIZE) {
+      const r = SPEC_WRITE_REPLY.read(payload);
+      return { address: r.address, count: BigInt(r.count) };
     }
-    requireExact(payload, DmaWrite.REPLY_SIZE, "DMA_WRITE reply");
-    return { address: v.getBigUint64(0, true), count: v.getBigUint64(8, true) };
+    return ACCESS.decode(payload, "DMA_WRITE reply");
   },
   /** Encodes a reply: 16 bytes, or empty (QEMU's shape) when `reply` is null. */
   encodeReply(reply: DmaWriteReply | null): Uint8Array {
-    if (reply === null) return NoPayload.encode();
-    const out = new Uint8Array(DmaWrite.REPLY_SIZE);
-    const v = viewOf(out);
-    setU64(v, 0, reply.address, "address");
-    setU64(v, 8, reply.count, "count");
-    return out;
+    return reply === null ? NoPayload.encode() : ACCESS.encode(reply);
   },
 } as const;

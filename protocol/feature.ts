@@ -15,13 +15,10 @@ import {
   requireArgsz,
   requireExact,
   requireFlags,
-  requireMin,
   requireNoWrap,
   requireZero,
-  setU32,
-  setU64,
+  struct,
   U32_MAX,
-  viewOf,
 } from "./wire.ts";
 
 /** DEVICE_FEATURE flag layout: bits 0-15 feature index, then the GET/SET/PROBE operations. */
@@ -63,31 +60,24 @@ export interface FeatureMessage {
 export type FeatureReplyFields = Omit<FeatureMessage, "argsz"> & { argsz?: number };
 
 const OPS = FeatureFlags.GET | FeatureFlags.SET | FeatureFlags.PROBE;
+const HEAD = struct({ argsz: "u32", flags: "u32" });
 
 function decodeFeature(payload: Uint8Array, what: string): FeatureMessage {
-  requireMin(payload, 8, what);
-  const v = viewOf(payload);
-  const argsz = v.getUint32(0, true);
-  requireArgsz(argsz, 8, what);
-  const flags = v.getUint32(4, true);
+  const { argsz, flags } = HEAD.decodeHead(payload, what);
+  requireArgsz(argsz, HEAD.SIZE, what);
   requireFlags(flags, FeatureFlags.MASK | OPS, `${what} flags`);
   const ops = flags & OPS;
   if (ops === 0) throw new VfioUserError(Errno.EINVAL, `${what}: none of GET, SET, PROBE`);
   if ((ops & FeatureFlags.PROBE) === 0 && ops === (FeatureFlags.GET | FeatureFlags.SET)) {
     throw new VfioUserError(Errno.EINVAL, `${what}: GET and SET together without PROBE`);
   }
-  return { argsz, feature: flags & FeatureFlags.MASK, ops, data: payload.subarray(8) };
+  return { argsz, feature: flags & FeatureFlags.MASK, ops, data: payload.subarray(HEAD.SIZE) };
 }
 
 function encodeFeature(m: FeatureMessage): Uint8Array {
-  const out = new Uint8Array(8 + m.data.length);
-  const v = viewOf(out);
-  setU32(v, 0, m.argsz, "argsz");
   checkUint(m.feature, FeatureFlags.MASK, "feature");
   if ((m.ops & ~OPS) !== 0) throw new RangeError(`DEVICE_FEATURE: bad ops 0x${m.ops.toString(16)}`);
-  setU32(v, 4, (m.feature | m.ops) >>> 0, "flags");
-  out.set(m.data, 8);
-  return out;
+  return HEAD.encode({ argsz: m.argsz, flags: (m.feature | m.ops) >>> 0 }, m.data);
 }
 
 /**
@@ -96,7 +86,7 @@ function encodeFeature(m: FeatureMessage): Uint8Array {
  */
 export const DeviceFeature = {
   /** Fixed part of request and reply. */
-  SIZE: 8,
+  SIZE: HEAD.SIZE,
   /**
    * Decodes a request: argsz >= 8, no flag bits above PROBE, at least one operation, GET and
    * SET only together with PROBE. Without GET the reply echoes the request, so argsz must be
@@ -124,7 +114,7 @@ export const DeviceFeature = {
   },
   /** Encodes a reply. */
   encodeReply(reply: FeatureReplyFields): Uint8Array {
-    return encodeFeature({ ...reply, argsz: reply.argsz ?? 8 + reply.data.length });
+    return encodeFeature({ ...reply, argsz: reply.argsz ?? HEAD.SIZE + reply.data.length });
   },
 } as const;
 
@@ -153,14 +143,15 @@ export interface MigrationInfo {
   flags: number;
 }
 
+const MIGRATION = struct({ flags: "u64" });
+
 /** Feature 1 MIGRATION: the GET reply data is flags u64 (the request has no data). */
 export const MigrationFeature = {
   /** Data size. */
-  SIZE: 8,
+  SIZE: MIGRATION.SIZE,
   /** Decodes GET reply data: known bits only, STOP_COPY set. */
   decode(data: Uint8Array): MigrationInfo {
-    requireExact(data, 8, "MIGRATION data");
-    const raw = viewOf(data).getBigUint64(0, true);
+    const raw = MIGRATION.decode(data, "MIGRATION data").flags;
     const known = BigInt(MigrationFlags.STOP_COPY | MigrationFlags.P2P | MigrationFlags.PRE_COPY);
     if ((raw & ~known) !== 0n) {
       throw new VfioUserError(
@@ -173,9 +164,7 @@ export const MigrationFeature = {
   },
   /** Encodes GET reply data. */
   encode(info: MigrationInfo): Uint8Array {
-    const out = new Uint8Array(8);
-    setU64(viewOf(out), 0, BigInt(info.flags), "migration flags");
-    return out;
+    return MIGRATION.encode({ flags: BigInt(info.flags) });
   },
 } as const;
 
@@ -187,28 +176,22 @@ export interface MigDeviceState {
   dataFd: number;
 }
 
+const DEVICE_STATE = struct({ deviceState: "u32", dataFd: "u32" });
+
 /** Feature 2 MIG_DEVICE_STATE: device_state u32, data_fd u32. */
 export const MigDeviceStateFeature = {
   /** Data size. */
-  SIZE: 8,
+  SIZE: DEVICE_STATE.SIZE,
   /** Decodes the data; device_state must be a defined state (0-7). */
   decode(data: Uint8Array): MigDeviceState {
-    requireExact(data, 8, "MIG_DEVICE_STATE data");
-    const v = viewOf(data);
-    const deviceState = v.getUint32(0, true);
-    if (deviceState > DeviceState.PRE_COPY_P2P) {
-      throw new VfioUserError(Errno.EINVAL, `MIG_DEVICE_STATE: unknown state ${deviceState}`);
+    const s = DEVICE_STATE.decode(data, "MIG_DEVICE_STATE data");
+    if (s.deviceState > DeviceState.PRE_COPY_P2P) {
+      throw new VfioUserError(Errno.EINVAL, `MIG_DEVICE_STATE: unknown state ${s.deviceState}`);
     }
-    return { deviceState, dataFd: v.getUint32(4, true) };
+    return s;
   },
   /** Encodes the data. */
-  encode(s: MigDeviceState): Uint8Array {
-    const out = new Uint8Array(8);
-    const v = viewOf(out);
-    setU32(v, 0, s.deviceState, "device_state");
-    setU32(v, 4, s.dataFd, "data_fd");
-    return out;
-  },
+  encode: DEVICE_STATE.encode,
 } as const;
 
 /** An IOVA range for dirty logging. */
@@ -227,6 +210,9 @@ export interface DmaLoggingControl {
   ranges: DmaRange[];
 }
 
+const CONTROL = struct({ pageSize: "u64", numRanges: "u32", reserved: "u32" });
+const RANGE = struct({ iova: "u64", length: "u64" });
+
 /**
  * Features 6/7 DMA_LOGGING_START/STOP: page_size u64, num_ranges u32, reserved u32, then
  * num_ranges × {iova u64, length u64}. STOP may come with no data at all: the handler should
@@ -234,37 +220,24 @@ export interface DmaLoggingControl {
  */
 export const DmaLoggingControlFeature = {
   /** Fixed part size. */
-  SIZE: 16,
+  SIZE: CONTROL.SIZE,
   /** Size of one range. */
-  RANGE_SIZE: 16,
+  RANGE_SIZE: RANGE.SIZE,
   /** Decodes the data: reserved zero, exactly num_ranges ranges, none wrapping. */
   decode(data: Uint8Array): DmaLoggingControl {
-    requireMin(data, 16, "DMA_LOGGING data");
-    const v = viewOf(data);
-    const n = v.getUint32(8, true);
-    requireZero(v.getUint32(12, true), "DMA_LOGGING reserved");
-    requireExact(data, 16 + 16 * n, `DMA_LOGGING data (${n} ranges)`);
-    const ranges: DmaRange[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = {
-        iova: v.getBigUint64(16 + 16 * i, true),
-        length: v.getBigUint64(24 + 16 * i, true),
-      };
-      requireNoWrap(r.iova, r.length, "DMA_LOGGING range");
-      ranges.push(r);
-    }
-    return { pageSize: v.getBigUint64(0, true), ranges };
+    const { pageSize, numRanges: n, reserved } = CONTROL.decodeHead(data, "DMA_LOGGING data");
+    requireZero(reserved, "DMA_LOGGING reserved");
+    requireExact(data, CONTROL.SIZE + RANGE.SIZE * n, `DMA_LOGGING data (${n} ranges)`);
+    const ranges = RANGE.readArray(data, CONTROL.SIZE, n);
+    for (const r of ranges) requireNoWrap(r.iova, r.length, "DMA_LOGGING range");
+    return { pageSize, ranges };
   },
   /** Encodes the data. */
   encode(c: DmaLoggingControl): Uint8Array {
-    const out = new Uint8Array(16 + 16 * c.ranges.length);
-    const v = viewOf(out);
-    setU64(v, 0, c.pageSize, "page_size");
-    setU32(v, 8, c.ranges.length, "num_ranges");
-    c.ranges.forEach((r, i) => {
-      setU64(v, 16 + 16 * i, r.iova, "iova");
-      setU64(v, 24 + 16 * i, r.length, "length");
-    });
+    const n = c.ranges.length;
+    const head = { pageSize: c.pageSize, numRanges: n, reserved: 0 };
+    const out = CONTROL.encode(head, new Uint8Array(RANGE.SIZE * n));
+    RANGE.writeArray(out, c.ranges, CONTROL.SIZE);
     return out;
   },
 } as const;
@@ -285,14 +258,10 @@ export interface DmaLoggingReportReply extends DmaLoggingReportRequest {
   bitmap: Uint8Array;
 }
 
+const REPORT = struct({ iova: "u64", length: "u64", pageSize: "u64" });
+
 function decodeReportHead(data: Uint8Array, what: string): DmaLoggingReportRequest {
-  requireMin(data, 24, what);
-  const v = viewOf(data);
-  const r = {
-    iova: v.getBigUint64(0, true),
-    length: v.getBigUint64(8, true),
-    pageSize: v.getBigUint64(16, true),
-  };
+  const r = REPORT.decodeHead(data, what);
   if (r.pageSize === 0n || (r.pageSize & (r.pageSize - 1n)) !== 0n) {
     throw new VfioUserError(Errno.EINVAL, `${what}: page_size ${r.pageSize} not a power of two`);
   }
@@ -300,19 +269,10 @@ function decodeReportHead(data: Uint8Array, what: string): DmaLoggingReportReque
   return r;
 }
 
-function encodeReportHead(r: DmaLoggingReportRequest, extra: number): Uint8Array {
-  const out = new Uint8Array(24 + extra);
-  const v = viewOf(out);
-  setU64(v, 0, r.iova, "iova");
-  setU64(v, 8, r.length, "length");
-  setU64(v, 16, r.pageSize, "page_size");
-  return out;
-}
-
 /** Feature 8 DMA_LOGGING_REPORT (GET): iova u64, length u64, page_size u64; reply + bitmap. */
 export const DmaLoggingReportFeature = {
   /** Request data size and fixed part of the reply data. */
-  SIZE: 24,
+  SIZE: REPORT.SIZE,
   /**
    * Bytes of bitmap for a range: one bit per page, rounded up to whole u64 words. Throws
    * `VfioUserError(E2BIG)` above 4 GiB, which no message could carry.
@@ -328,19 +288,17 @@ export const DmaLoggingReportFeature = {
   },
   /** Decodes request data: page_size a power of two, range not wrapping. */
   decodeRequest(data: Uint8Array): DmaLoggingReportRequest {
-    requireExact(data, 24, "DMA_LOGGING_REPORT data");
+    requireExact(data, REPORT.SIZE, "DMA_LOGGING_REPORT data");
     return decodeReportHead(data, "DMA_LOGGING_REPORT");
   },
   /** Encodes request data. */
-  encodeRequest(req: DmaLoggingReportRequest): Uint8Array {
-    return encodeReportHead(req, 0);
-  },
+  encodeRequest: REPORT.encode,
   /** Decodes reply data; the bitmap must have exactly `bitmapSize` bytes. */
   decodeReply(data: Uint8Array): DmaLoggingReportReply {
     const head = decodeReportHead(data, "DMA_LOGGING_REPORT reply");
     const size = DmaLoggingReportFeature.bitmapSize(head.length, head.pageSize);
-    requireExact(data, 24 + size, "DMA_LOGGING_REPORT reply bitmap");
-    return { ...head, bitmap: data.subarray(24) };
+    requireExact(data, REPORT.SIZE + size, "DMA_LOGGING_REPORT reply bitmap");
+    return { ...head, bitmap: data.subarray(REPORT.SIZE) };
   },
   /** Encodes reply data; throws `RangeError` when the bitmap has the wrong size. */
   encodeReply(reply: DmaLoggingReportReply): Uint8Array {
@@ -348,8 +306,6 @@ export const DmaLoggingReportFeature = {
     if (reply.bitmap.length !== size) {
       throw new RangeError(`dirty bitmap has ${reply.bitmap.length} bytes, needs ${size}`);
     }
-    const out = encodeReportHead(reply, size);
-    out.set(reply.bitmap, 24);
-    return out;
+    return REPORT.encode(reply, reply.bitmap);
   },
 } as const;

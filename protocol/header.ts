@@ -4,7 +4,7 @@
  * @module
  */
 import { Errno, VfioUserError } from "./errors.ts";
-import { nameOf } from "./wire.ts";
+import { nameOf, struct } from "./wire.ts";
 
 /** Size of the header in bytes. */
 export const SIZE = 16;
@@ -54,27 +54,17 @@ export interface Header {
   error: number;
 }
 
+const HEADER = struct({ id: "u16", cmd: "u16", size: "u32", flags: "u32", error: "u32" });
+
 /** Decodes a header; checks nothing but the length (see {@link validateHeader}). */
 export function decodeHeader(buf: Uint8Array): Header {
   if (buf.length < SIZE) throw new VfioUserError(Errno.EINVAL, `short header: ${buf.length}`);
-  const v = new DataView(buf.buffer, buf.byteOffset, SIZE);
-  return {
-    id: v.getUint16(0, true),
-    cmd: v.getUint16(2, true),
-    size: v.getUint32(4, true),
-    flags: v.getUint32(8, true),
-    error: v.getUint32(12, true),
-  };
+  return HEADER.read(buf);
 }
 
-/** Writes `h` into the first 16 bytes of `buf`. */
+/** Writes `h` into the first 16 bytes of `buf` (`RangeError` for a field that does not fit). */
 export function encodeHeader(h: Header, buf: Uint8Array): void {
-  const v = new DataView(buf.buffer, buf.byteOffset, SIZE);
-  v.setUint16(0, h.id, true);
-  v.setUint16(2, h.cmd, true);
-  v.setUint32(4, h.size, true);
-  v.setUint32(8, h.flags, true);
-  v.setUint32(12, h.error, true);
+  HEADER.write(buf, h);
 }
 
 /** Message type (command or reply) of a header. */

@@ -9,13 +9,12 @@ import { NoPayload } from "./message.ts";
 import {
   decodeIndexQuery,
   encodeIndexQuery,
+  IndexStruct,
   requireArgsz,
   requireExact,
   requireFlags,
-  requireMin,
-  setU32,
+  struct,
   U32_MAX,
-  viewOf,
 } from "./wire.ts";
 
 /** PCI IRQ indexes (spec/notes: 0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ). */
@@ -76,7 +75,7 @@ export interface IrqInfoReply extends IrqInfo {
   argsz: number;
 }
 
-const INFO_SIZE = 16;
+const INFO_SIZE = IndexStruct.SIZE;
 const INFO_FLAGS = IrqInfoFlags.EVENTFD | IrqInfoFlags.MASKABLE | IrqInfoFlags.AUTOMASKED |
   IrqInfoFlags.NORESIZE;
 
@@ -94,23 +93,14 @@ export const DeviceGetIrqInfo = {
   },
   /** Decodes a reply: argsz >= 16, no unknown flag bits. */
   decodeReply(payload: Uint8Array): IrqInfoReply {
-    requireExact(payload, INFO_SIZE, "DEVICE_GET_IRQ_INFO reply");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    requireArgsz(argsz, INFO_SIZE, "DEVICE_GET_IRQ_INFO reply");
-    const flags = v.getUint32(4, true);
-    requireFlags(flags, INFO_FLAGS, "DEVICE_GET_IRQ_INFO flags");
-    return { argsz, flags, index: v.getUint32(8, true), count: v.getUint32(12, true) };
+    const r = IndexStruct.decode(payload, "DEVICE_GET_IRQ_INFO reply");
+    requireArgsz(r.argsz, INFO_SIZE, "DEVICE_GET_IRQ_INFO reply");
+    requireFlags(r.flags, INFO_FLAGS, "DEVICE_GET_IRQ_INFO flags");
+    return r;
   },
   /** Encodes a reply (argsz = 16). */
   encodeReply(info: IrqInfo): Uint8Array {
-    const out = new Uint8Array(INFO_SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, INFO_SIZE, "argsz");
-    setU32(v, 4, info.flags, "flags");
-    setU32(v, 8, info.index, "index");
-    setU32(v, 12, info.count, "count");
-    return out;
+    return IndexStruct.encode({ ...info, argsz: INFO_SIZE });
   },
 } as const;
 
@@ -132,7 +122,8 @@ export interface SetIrqsRequest {
   data: Uint8Array;
 }
 
-const SET_SIZE = 20;
+const SET = struct({ argsz: "u32", flags: "u32", index: "u32", start: "u32", count: "u32" });
+const SET_SIZE = SET.SIZE;
 
 /** Checks the flag rules of DEVICE_SET_IRQS; throws `VfioUserError(EINVAL)`. */
 function checkSetFlags(flags: number): void {
@@ -161,20 +152,11 @@ export const DeviceSetIrqs = {
    * start + count <= 2^32.
    */
   decodeRequest(payload: Uint8Array): SetIrqsRequest {
-    requireMin(payload, SET_SIZE, "DEVICE_SET_IRQS");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
+    const { argsz, flags, index, start, count } = SET.decodeHead(payload, "DEVICE_SET_IRQS");
     requireArgsz(argsz, SET_SIZE, "DEVICE_SET_IRQS");
     requireExact(payload, argsz, "DEVICE_SET_IRQS (argsz)");
-    const flags = v.getUint32(4, true);
     checkSetFlags(flags);
-    const req = {
-      flags,
-      index: v.getUint32(8, true),
-      start: v.getUint32(12, true),
-      count: v.getUint32(16, true),
-      data: payload.subarray(SET_SIZE),
-    };
+    const req = { flags, index, start, count, data: payload.subarray(SET_SIZE) };
     if (req.start + req.count > U32_MAX + 1) {
       throw new VfioUserError(
         Errno.EINVAL,
@@ -194,15 +176,7 @@ export const DeviceSetIrqs = {
   },
   /** Encodes a request (argsz = 20 + data.length). */
   encodeRequest(req: SetIrqsRequest): Uint8Array {
-    const out = new Uint8Array(SET_SIZE + req.data.length);
-    const v = viewOf(out);
-    setU32(v, 0, out.length, "argsz");
-    setU32(v, 4, req.flags, "flags");
-    setU32(v, 8, req.index, "index");
-    setU32(v, 12, req.start, "start");
-    setU32(v, 16, req.count, "count");
-    out.set(req.data, SET_SIZE);
-    return out;
+    return SET.encode({ ...req, argsz: SET_SIZE + req.data.length }, req.data);
   },
   /** The reply has no payload. */
   decodeReply(payload: Uint8Array): void {

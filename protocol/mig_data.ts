@@ -10,7 +10,7 @@
  */
 import { Errno, VfioUserError } from "./errors.ts";
 import { NoPayload } from "./message.ts";
-import { requireArgsz, requireExact, requireMin, setU32, viewOf } from "./wire.ts";
+import { requireArgsz, requireExact, struct } from "./wire.ts";
 
 /** A MIG_DATA_READ request. */
 export interface MigDataReadRequest {
@@ -34,7 +34,9 @@ export interface MigDataWriteRequest {
   data: Uint8Array;
 }
 
-const SIZE = 8;
+/** argsz u32, size u32: a MIG_DATA_READ request, the head of its reply and of MIG_DATA_WRITE. */
+const HEAD = struct({ argsz: "u32", size: "u32" });
+const SIZE = HEAD.SIZE;
 
 /** MIG_DATA_READ: request argsz u32, size u32; reply argsz, size, data at offset 8. */
 export const MigDataRead = {
@@ -42,9 +44,7 @@ export const MigDataRead = {
   SIZE,
   /** Decodes a request; argsz must leave room for the 8-byte reply header and `size` bytes. */
   decodeRequest(payload: Uint8Array): MigDataReadRequest {
-    requireExact(payload, SIZE, "MIG_DATA_READ");
-    const v = viewOf(payload);
-    const req = { argsz: v.getUint32(0, true), size: v.getUint32(4, true) };
+    const req = HEAD.decode(payload, "MIG_DATA_READ");
     if (req.argsz < SIZE + req.size) {
       throw new VfioUserError(
         Errno.EINVAL,
@@ -54,19 +54,10 @@ export const MigDataRead = {
     return req;
   },
   /** Encodes a request. */
-  encodeRequest(req: MigDataReadRequest): Uint8Array {
-    const out = new Uint8Array(SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, req.argsz, "argsz");
-    setU32(v, 4, req.size, "size");
-    return out;
-  },
+  encodeRequest: HEAD.encode,
   /** Decodes a reply: argsz == payload length == 8 + size. */
   decodeReply(payload: Uint8Array): MigDataReadReply {
-    requireMin(payload, SIZE, "MIG_DATA_READ reply");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    const size = v.getUint32(4, true);
+    const { argsz, size } = HEAD.decodeHead(payload, "MIG_DATA_READ reply");
     requireExact(payload, SIZE + size, `MIG_DATA_READ reply (size ${size})`);
     if (argsz !== payload.length) {
       throw new VfioUserError(
@@ -78,12 +69,8 @@ export const MigDataRead = {
   },
   /** Encodes a reply. */
   encodeReply(reply: MigDataReadReply): Uint8Array {
-    const out = new Uint8Array(SIZE + reply.data.length);
-    const v = viewOf(out);
-    setU32(v, 0, out.length, "argsz");
-    setU32(v, 4, reply.data.length, "size");
-    out.set(reply.data, SIZE);
-    return out;
+    const size = reply.data.length;
+    return HEAD.encode({ argsz: SIZE + size, size }, reply.data);
   },
 } as const;
 
@@ -97,22 +84,14 @@ export const MigDataWrite = {
    * sends 8 + size; both are accepted.
    */
   decodeRequest(payload: Uint8Array): MigDataWriteRequest {
-    requireMin(payload, SIZE, "MIG_DATA_WRITE");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
+    const { argsz, size } = HEAD.decodeHead(payload, "MIG_DATA_WRITE");
     requireArgsz(argsz, SIZE, "MIG_DATA_WRITE");
-    const size = v.getUint32(4, true);
     requireExact(payload, SIZE + size, `MIG_DATA_WRITE (size ${size})`);
     return { argsz, data: payload.subarray(SIZE) };
   },
   /** Encodes a request (size = data.length). */
   encodeRequest(req: MigDataWriteRequest): Uint8Array {
-    const out = new Uint8Array(SIZE + req.data.length);
-    const v = viewOf(out);
-    setU32(v, 0, req.argsz, "argsz");
-    setU32(v, 4, req.data.length, "size");
-    out.set(req.data, SIZE);
-    return out;
+    return HEAD.encode({ argsz: req.argsz, size: req.data.length }, req.data);
   },
   /** The reply has no payload. */
   decodeReply(payload: Uint8Array): void {

@@ -14,13 +14,9 @@ import {
   requireArgsz,
   requireExact,
   requireFlags,
-  requireMin,
   requireNoWrap,
   requireZero,
-  setU16,
-  setU32,
-  setU64,
-  viewOf,
+  struct,
 } from "./wire.ts";
 
 /** Region flags (spec: bit 0 READ, 1 WRITE, 2 MMAP (one fd with the reply), 3 CAPS). */
@@ -71,6 +67,9 @@ export interface SparseMmapArea {
   size: bigint;
 }
 
+const SPARSE_HEAD = struct({ nrAreas: "u32", reserved: "u32" });
+const AREA = struct({ offset: "u64", size: "u64" });
+
 /** The sparse-mmap capability (id 1, version 1): nr_areas u32, reserved u32, {offset, size}[]. */
 export const SparseMmapCap = {
   /** Capability id. */
@@ -78,18 +77,16 @@ export const SparseMmapCap = {
   /** Capability version. */
   VERSION: 1,
   /** Fixed body size before the areas. */
-  SIZE: 8,
+  SIZE: SPARSE_HEAD.SIZE,
   /** Size of one area entry. */
-  AREA_SIZE: 16,
+  AREA_SIZE: AREA.SIZE,
   /** Builds the capability from its areas. */
   encode(areas: readonly SparseMmapArea[]): RegionCap {
-    const data = new Uint8Array(8 + 16 * areas.length);
-    const v = viewOf(data);
-    setU32(v, 0, areas.length, "nr_areas");
-    areas.forEach((a, i) => {
-      setU64(v, 8 + 16 * i, a.offset, "area offset");
-      setU64(v, 16 + 16 * i, a.size, "area size");
-    });
+    const data = SPARSE_HEAD.encode(
+      { nrAreas: areas.length, reserved: 0 },
+      new Uint8Array(AREA.SIZE * areas.length),
+    );
+    AREA.writeArray(data, areas, SPARSE_HEAD.SIZE);
     return { id: RegionCapId.SPARSE_MMAP, version: 1, data };
   },
   /** Decodes the areas; the body must hold exactly nr_areas entries (plus alignment padding). */
@@ -100,26 +97,17 @@ export const SparseMmapCap = {
         `not a sparse mmap v1 capability: id ${cap.id} version ${cap.version}`,
       );
     }
-    requireMin(cap.data, 8, "sparse mmap capability");
-    const v = viewOf(cap.data);
-    const nr = v.getUint32(0, true);
-    requireZero(v.getUint32(4, true), "sparse mmap reserved");
-    const need = 8 + 16 * nr;
+    const { nrAreas: nr, reserved } = SPARSE_HEAD.decodeHead(cap.data, "sparse mmap capability");
+    requireZero(reserved, "sparse mmap reserved");
+    const need = SPARSE_HEAD.SIZE + AREA.SIZE * nr;
     if (need > cap.data.length || cap.data.length - need >= 8) {
       throw new VfioUserError(
         Errno.EINVAL,
         `sparse mmap: ${nr} areas need ${need} bytes, capability has ${cap.data.length}`,
       );
     }
-    const areas: SparseMmapArea[] = [];
-    for (let i = 0; i < nr; i++) {
-      const a = {
-        offset: v.getBigUint64(8 + 16 * i, true),
-        size: v.getBigUint64(16 + 16 * i, true),
-      };
-      requireNoWrap(a.offset, a.size, "sparse mmap area");
-      areas.push(a);
-    }
+    const areas = AREA.readArray(cap.data, SPARSE_HEAD.SIZE, nr);
+    for (const a of areas) requireNoWrap(a.offset, a.size, "sparse mmap area");
     return areas;
   },
 } as const;
@@ -132,6 +120,8 @@ export interface RegionType {
   subtype: number;
 }
 
+const TYPE = struct({ type: "u32", subtype: "u32" });
+
 /** The region-type capability, for device-specific regions (spec, "Device-Specific Regions"). */
 export const TypeCap = {
   /** Capability id. */
@@ -139,23 +129,17 @@ export const TypeCap = {
   /** Capability version. */
   VERSION: 1,
   /** Body size. */
-  SIZE: 8,
+  SIZE: TYPE.SIZE,
   /** Builds the capability. */
   encode(t: RegionType): RegionCap {
-    const data = new Uint8Array(8);
-    const v = viewOf(data);
-    setU32(v, 0, t.type, "type");
-    setU32(v, 4, t.subtype, "subtype");
-    return { id: RegionCapId.TYPE, version: 1, data };
+    return { id: RegionCapId.TYPE, version: 1, data: TYPE.encode(t) };
   },
   /** Decodes the capability body. */
   decode(cap: RegionCap): RegionType {
     if (cap.id !== RegionCapId.TYPE || cap.version !== 1) {
       throw new VfioUserError(Errno.EINVAL, `not a type v1 capability: id ${cap.id}`);
     }
-    requireExact(cap.data, 8, "type capability");
-    const v = viewOf(cap.data);
-    return { type: v.getUint32(0, true), subtype: v.getUint32(4, true) };
+    return TYPE.decode(cap.data, "type capability");
   },
 } as const;
 
@@ -189,8 +173,18 @@ export interface RegionInfoReply extends RegionInfo {
   capOffset: number;
 }
 
-const SIZE = 32;
-const CAP_HEADER = 8;
+const INFO = struct({
+  argsz: "u32",
+  flags: "u32",
+  index: "u32",
+  capOffset: "u32",
+  size: "u64",
+  offset: "u64",
+});
+const SIZE = INFO.SIZE;
+/** A capability's header: id u16, version u16, next u32 (offset of the next one, 0 at the end). */
+const CAP = struct({ id: "u16", version: "u16", next: "u32" });
+const CAP_HEADER = CAP.SIZE;
 const KNOWN_FLAGS = RegionInfoFlags.READ | RegionInfoFlags.WRITE | RegionInfoFlags.MMAP |
   RegionInfoFlags.CAPS;
 
@@ -204,7 +198,6 @@ function fullSize(info: RegionInfo): number {
 }
 
 function decodeChain(payload: Uint8Array, capOffset: number): RegionCap[] {
-  const v = viewOf(payload);
   const caps: RegionCap[] = [];
   let off = capOffset;
   if (off < SIZE) {
@@ -214,7 +207,7 @@ function decodeChain(payload: Uint8Array, capOffset: number): RegionCap[] {
     if (off + CAP_HEADER > payload.length) {
       throw new VfioUserError(Errno.EINVAL, `region info: capability at ${off} past the end`);
     }
-    const next = v.getUint32(off + 4, true);
+    const { id, version, next } = CAP.read(payload, off);
     // Offsets must move forward: this bounds the walk and rules out loops.
     if (next !== 0 && next < off + CAP_HEADER) {
       throw new VfioUserError(Errno.EINVAL, `region info: capability next ${next} goes back`);
@@ -223,11 +216,7 @@ function decodeChain(payload: Uint8Array, capOffset: number): RegionCap[] {
     if (end > payload.length) {
       throw new VfioUserError(Errno.EINVAL, `region info: capability next ${next} past the end`);
     }
-    caps.push({
-      id: v.getUint16(off, true),
-      version: v.getUint16(off + 2, true),
-      data: payload.subarray(off + CAP_HEADER, end),
-    });
+    caps.push({ id, version, data: payload.subarray(off + CAP_HEADER, end) });
     off = next;
   }
   return caps;
@@ -244,23 +233,17 @@ export const DeviceGetRegionInfo = {
   CAP_HEADER_SIZE: CAP_HEADER,
   /** Decodes a request: argsz >= 32; flags, cap_offset, size and offset must be zero. */
   decodeRequest(payload: Uint8Array): RegionInfoRequest {
-    requireExact(payload, SIZE, "DEVICE_GET_REGION_INFO");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
-    requireArgsz(argsz, SIZE, "DEVICE_GET_REGION_INFO");
-    requireZero(v.getUint32(4, true), "DEVICE_GET_REGION_INFO flags");
-    requireZero(v.getUint32(12, true), "DEVICE_GET_REGION_INFO cap_offset");
-    requireZero(v.getBigUint64(16, true), "DEVICE_GET_REGION_INFO size");
-    requireZero(v.getBigUint64(24, true), "DEVICE_GET_REGION_INFO offset");
-    return { argsz, index: v.getUint32(8, true) };
+    const r = INFO.decode(payload, "DEVICE_GET_REGION_INFO");
+    requireArgsz(r.argsz, SIZE, "DEVICE_GET_REGION_INFO");
+    requireZero(r.flags, "DEVICE_GET_REGION_INFO flags");
+    requireZero(r.capOffset, "DEVICE_GET_REGION_INFO cap_offset");
+    requireZero(r.size, "DEVICE_GET_REGION_INFO size");
+    requireZero(r.offset, "DEVICE_GET_REGION_INFO offset");
+    return { argsz: r.argsz, index: r.index };
   },
   /** Encodes a request. */
   encodeRequest(req: RegionInfoRequest): Uint8Array {
-    const out = new Uint8Array(SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, req.argsz, "argsz");
-    setU32(v, 8, req.index, "index");
-    return out;
+    return INFO.encode({ ...req, flags: 0, capOffset: 0, size: 0n, offset: 0n });
   },
   /** Size of the full reply payload for `info` (what `argsz` will say). */
   replySize(info: RegionInfo): number {
@@ -283,22 +266,16 @@ export const DeviceGetRegionInfo = {
   encodeReply(info: RegionInfo, maxArgsz: number): Uint8Array {
     const need = fullSize(info);
     const withCaps = info.caps.length > 0 && need <= maxArgsz;
-    const out = new Uint8Array(withCaps ? need : SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, need, "argsz");
     const flags = withCaps ? info.flags | RegionInfoFlags.CAPS : info.flags & ~RegionInfoFlags.CAPS;
-    setU32(v, 4, flags >>> 0, "flags");
-    setU32(v, 8, info.index, "index");
-    setU32(v, 12, withCaps ? SIZE : 0, "cap_offset");
-    setU64(v, 16, info.size, "size");
-    setU64(v, 24, info.offset, "offset");
+    const out = INFO.encode(
+      { ...info, argsz: need, flags: flags >>> 0, capOffset: withCaps ? SIZE : 0 },
+      new Uint8Array(withCaps ? need - SIZE : 0),
+    );
     if (withCaps) {
       let off = SIZE;
       info.caps.forEach((cap, i) => {
         const next = off + CAP_HEADER + align8(cap.data.length);
-        setU16(v, off, cap.id, "cap id");
-        setU16(v, off + 2, cap.version, "cap version");
-        setU32(v, off + 4, i === info.caps.length - 1 ? 0 : next, "cap next");
+        CAP.write(out, { ...cap, next: i === info.caps.length - 1 ? 0 : next }, off);
         out.set(cap.data, off + CAP_HEADER);
         off = next;
       });
@@ -310,21 +287,10 @@ export const DeviceGetRegionInfo = {
    * chain inside the payload. A cut reply (argsz > payload) is the bare struct with no caps.
    */
   decodeReply(payload: Uint8Array): RegionInfoReply {
-    requireMin(payload, SIZE, "DEVICE_GET_REGION_INFO reply");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
+    const base = INFO.decodeHead(payload, "DEVICE_GET_REGION_INFO reply");
+    const { argsz, flags, capOffset } = base;
     requireArgsz(argsz, SIZE, "DEVICE_GET_REGION_INFO reply");
-    const flags = v.getUint32(4, true);
     requireFlags(flags, KNOWN_FLAGS, "DEVICE_GET_REGION_INFO flags");
-    const capOffset = v.getUint32(12, true);
-    const base = {
-      argsz,
-      flags,
-      index: v.getUint32(8, true),
-      capOffset,
-      size: v.getBigUint64(16, true),
-      offset: v.getBigUint64(24, true),
-    };
     const cut = argsz > payload.length;
     if (cut) requireExact(payload, SIZE, "DEVICE_GET_REGION_INFO cut reply");
     else requireExact(payload, argsz, "DEVICE_GET_REGION_INFO reply");

@@ -11,14 +11,12 @@ import { Errno, VfioUserError } from "./errors.ts";
 import {
   decodeIndexQuery,
   encodeIndexQuery,
+  IndexStruct,
   requireArgsz,
   requireExact,
   requireFlags,
-  requireMin,
   requireZero,
-  setU32,
-  setU64,
-  viewOf,
+  struct,
 } from "./wire.ts";
 
 /** Sub-region types (libvfio-user numbering: 0 ioeventfd, 1 ioregionfd). */
@@ -80,12 +78,22 @@ export interface RegionIoFdsReply extends RegionIoFds {
   count: number;
 }
 
-const SIZE = 16;
-const ENTRY = 40;
+const SIZE = IndexStruct.SIZE;
+/** One sub-region on the wire: the fields of {@link IoFdSubRegion} with 4 bytes of padding. */
+const SUB = struct({
+  offset: "u64",
+  size: "u64",
+  fdIndex: "u32",
+  type: "u32",
+  flags: "u32",
+  padding: "u32",
+  datamatch: "u64",
+});
+const ENTRY = SUB.SIZE;
 
-function decodeEntry(v: DataView, off: number): IoFdSubRegion {
-  const type = v.getUint32(off + 20, true);
-  const flags = v.getUint32(off + 24, true);
+function decodeEntry(payload: Uint8Array, off: number): IoFdSubRegion {
+  const { padding, ...sub } = SUB.read(payload, off);
+  const { type, flags } = sub;
   if (type === IoFdType.IOEVENTFD) {
     requireFlags(
       flags,
@@ -97,15 +105,8 @@ function decodeEntry(v: DataView, off: number): IoFdSubRegion {
   } else {
     throw new VfioUserError(Errno.EINVAL, `io fd sub-region: unknown type ${type}`);
   }
-  requireZero(v.getUint32(off + 28, true), "io fd sub-region padding");
-  return {
-    offset: v.getBigUint64(off, true),
-    size: v.getBigUint64(off + 8, true),
-    fdIndex: v.getUint32(off + 16, true),
-    type,
-    flags,
-    datamatch: v.getBigUint64(off + 32, true),
-  };
+  requireZero(padding, "io fd sub-region padding");
+  return sub;
 }
 
 /**
@@ -141,33 +142,20 @@ export const DeviceGetRegionIoFds = {
     const n = info.subRegions.length;
     const need = SIZE + ENTRY * n;
     const full = need <= maxArgsz;
-    const out = new Uint8Array(full ? need : SIZE);
-    const v = viewOf(out);
-    setU32(v, 0, need, "argsz");
-    setU32(v, 8, info.index, "index");
-    setU32(v, 12, n, "count");
-    if (full) {
-      info.subRegions.forEach((s, i) => {
-        const off = SIZE + ENTRY * i;
-        setU64(v, off, s.offset, "offset");
-        setU64(v, off + 8, s.size, "size");
-        setU32(v, off + 16, s.fdIndex, "fdIndex");
-        setU32(v, off + 20, s.type, "type");
-        setU32(v, off + 24, s.flags, "flags");
-        setU64(v, off + 32, s.datamatch, "datamatch");
-      });
-    }
+    const head = { argsz: need, flags: 0, index: info.index, count: n };
+    if (!full) return IndexStruct.encode(head);
+    const out = IndexStruct.encode(head, new Uint8Array(ENTRY * n));
+    SUB.writeArray(out, info.subRegions.map((s) => ({ ...s, padding: 0 })), SIZE);
     return out;
   },
   /** Decodes a reply: full (argsz == payload == 16 + 40 × count) or cut (16 bytes). */
   decodeReply(payload: Uint8Array): RegionIoFdsReply {
-    requireMin(payload, SIZE, "DEVICE_GET_REGION_IO_FDS reply");
-    const v = viewOf(payload);
-    const argsz = v.getUint32(0, true);
+    const { argsz, flags, index, count } = IndexStruct.decodeHead(
+      payload,
+      "DEVICE_GET_REGION_IO_FDS reply",
+    );
     requireArgsz(argsz, SIZE, "DEVICE_GET_REGION_IO_FDS reply");
-    requireZero(v.getUint32(4, true), "DEVICE_GET_REGION_IO_FDS reply flags");
-    const index = v.getUint32(8, true);
-    const count = v.getUint32(12, true);
+    requireZero(flags, "DEVICE_GET_REGION_IO_FDS reply flags");
     const need = SIZE + ENTRY * count;
     if (argsz !== need) {
       throw new VfioUserError(
@@ -181,7 +169,7 @@ export const DeviceGetRegionIoFds = {
     }
     requireExact(payload, argsz, "DEVICE_GET_REGION_IO_FDS reply");
     const subRegions: IoFdSubRegion[] = [];
-    for (let i = 0; i < count; i++) subRegions.push(decodeEntry(v, SIZE + ENTRY * i));
+    for (let i = 0; i < count; i++) subRegions.push(decodeEntry(payload, SIZE + ENTRY * i));
     return { argsz, index, count, subRegions };
   },
 } as const;

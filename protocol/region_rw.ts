@@ -9,7 +9,7 @@
  * @module
  */
 import { Errno, VfioUserError } from "./errors.ts";
-import { requireExact, requireMin, requireNoWrap, setU32, setU64, viewOf } from "./wire.ts";
+import { requireExact, requireNoWrap, struct } from "./wire.ts";
 
 /** A region access without data: REGION_READ request, REGION_WRITE reply. */
 export interface RegionAccess {
@@ -31,47 +31,25 @@ export interface RegionData {
   data: Uint8Array;
 }
 
-const SIZE = 16;
+/** offset u64, region u32, count u32: every region access, and the head of one with data. */
+const ACCESS = struct({ offset: "u64", region: "u32", count: "u32" });
+const SIZE = ACCESS.SIZE;
 
 function decodeAccess(payload: Uint8Array, what: string): RegionAccess {
-  requireExact(payload, SIZE, what);
-  const v = viewOf(payload);
-  const a = {
-    offset: v.getBigUint64(0, true),
-    region: v.getUint32(8, true),
-    count: v.getUint32(12, true),
-  };
+  const a = ACCESS.decode(payload, what);
   requireNoWrap(a.offset, BigInt(a.count), `${what} range`);
   return a;
 }
 
-function encodeAccess(a: RegionAccess): Uint8Array {
-  const out = new Uint8Array(SIZE);
-  const v = viewOf(out);
-  setU64(v, 0, a.offset, "offset");
-  setU32(v, 8, a.region, "region");
-  setU32(v, 12, a.count, "count");
-  return out;
-}
-
 function decodeData(payload: Uint8Array, what: string): RegionData {
-  requireMin(payload, SIZE, what);
-  const v = viewOf(payload);
-  const count = v.getUint32(12, true);
+  const { offset, region, count } = ACCESS.decodeHead(payload, what);
   requireExact(payload, SIZE + count, `${what} (count ${count})`);
-  const offset = v.getBigUint64(0, true);
   requireNoWrap(offset, BigInt(count), `${what} range`);
-  return { offset, region: v.getUint32(8, true), data: payload.subarray(SIZE) };
+  return { offset, region, data: payload.subarray(SIZE) };
 }
 
 function encodeData(d: RegionData): Uint8Array {
-  const out = new Uint8Array(SIZE + d.data.length);
-  const v = viewOf(out);
-  setU64(v, 0, d.offset, "offset");
-  setU32(v, 8, d.region, "region");
-  setU32(v, 12, d.data.length, "count");
-  out.set(d.data, SIZE);
-  return out;
+  return ACCESS.encode({ offset: d.offset, region: d.region, count: d.data.length }, d.data);
 }
 
 /** REGION_READ: request offset u64, region u32, count u32; reply the same + count bytes. */
@@ -83,9 +61,7 @@ export const RegionRead = {
     return decodeAccess(payload, "REGION_READ");
   },
   /** Encodes a request. */
-  encodeRequest(req: RegionAccess): Uint8Array {
-    return encodeAccess(req);
-  },
+  encodeRequest: ACCESS.encode,
   /** Decodes a reply; count must equal the data bytes present. */
   decodeReply(payload: Uint8Array): RegionData {
     return decodeData(payload, "REGION_READ reply");
@@ -113,9 +89,7 @@ export const RegionWrite = {
     return decodeAccess(payload, "REGION_WRITE reply");
   },
   /** Encodes a reply. */
-  encodeReply(reply: RegionAccess): Uint8Array {
-    return encodeAccess(reply);
-  },
+  encodeReply: ACCESS.encode,
 } as const;
 
 /** A REGION_WRITE_MULTI reply: number of writes completed. */
@@ -124,8 +98,11 @@ export interface WriteMultiReply {
   wrCnt: number;
 }
 
-const ENTRY = 24;
+/** A REGION_WRITE_MULTI entry: the access, then 8 bytes of data. */
 const MULTI_DATA = 8;
+const ENTRY = SIZE + MULTI_DATA;
+/** wr_cnt u64: the head of a REGION_WRITE_MULTI request, and its reply. */
+const COUNT = struct({ wrCnt: "u64" });
 
 /**
  * REGION_WRITE_MULTI: wr_cnt u64, then wr_cnt × {offset u64, region u32, count u32, data[8]};
@@ -133,7 +110,7 @@ const MULTI_DATA = 8;
  */
 export const RegionWriteMulti = {
   /** Fixed part of the request (wr_cnt) and reply payload size. */
-  SIZE: 8,
+  SIZE: COUNT.SIZE,
   /** Size of one write entry. */
   ENTRY_SIZE: ENTRY,
   /** Largest `count` of one entry. */
@@ -144,10 +121,8 @@ export const RegionWriteMulti = {
    * (nothing to do); the spec sets no upper bound besides the message size (QEMU sends <= 200).
    */
   decodeRequest(payload: Uint8Array): RegionData[] {
-    requireMin(payload, 8, "REGION_WRITE_MULTI");
-    const v = viewOf(payload);
-    const wrCnt = v.getBigUint64(0, true);
-    const rest = payload.length - 8;
+    const { wrCnt } = COUNT.decodeHead(payload, "REGION_WRITE_MULTI");
+    const rest = payload.length - COUNT.SIZE;
     if (rest % ENTRY !== 0) {
       throw new VfioUserError(
         Errno.EINVAL,
@@ -158,47 +133,40 @@ export const RegionWriteMulti = {
     if (wrCnt !== BigInt(room)) {
       throw new VfioUserError(
         Errno.EINVAL,
-        `REGION_WRITE_MULTI: wr_cnt ${wrCnt} does not match ${payload.length - 8} entry bytes`,
+        `REGION_WRITE_MULTI: wr_cnt ${wrCnt} does not match ${rest} entry bytes`,
       );
     }
     const writes: RegionData[] = [];
     for (let i = 0; i < room; i++) {
-      const off = 8 + ENTRY * i;
-      const count = v.getUint32(off + 12, true);
+      const off = COUNT.SIZE + ENTRY * i;
+      const { offset, region, count } = ACCESS.read(payload, off);
       if (count > MULTI_DATA) {
         throw new VfioUserError(Errno.EINVAL, `REGION_WRITE_MULTI: write ${i} count ${count} > 8`);
       }
-      const offset = v.getBigUint64(off, true);
       requireNoWrap(offset, BigInt(count), "REGION_WRITE_MULTI range");
-      writes.push({
-        offset,
-        region: v.getUint32(off + 8, true),
-        data: payload.subarray(off + 16, off + 16 + count),
-      });
+      writes.push({ offset, region, data: payload.subarray(off + SIZE, off + SIZE + count) });
     }
     return writes;
   },
   /** Encodes a request; throws `RangeError` for a write longer than 8 bytes. */
   encodeRequest(writes: readonly RegionData[]): Uint8Array {
-    const out = new Uint8Array(8 + ENTRY * writes.length);
-    const v = viewOf(out);
-    setU64(v, 0, BigInt(writes.length), "wr_cnt");
+    const out = COUNT.encode(
+      { wrCnt: BigInt(writes.length) },
+      new Uint8Array(ENTRY * writes.length),
+    );
     writes.forEach((w, i) => {
       if (w.data.length > MULTI_DATA) {
         throw new RangeError(`REGION_WRITE_MULTI entry ${i}: ${w.data.length} bytes > 8`);
       }
-      const off = 8 + ENTRY * i;
-      setU64(v, off, w.offset, "offset");
-      setU32(v, off + 8, w.region, "region");
-      setU32(v, off + 12, w.data.length, "count");
-      out.set(w.data, off + 16);
+      const off = COUNT.SIZE + ENTRY * i;
+      ACCESS.write(out, { offset: w.offset, region: w.region, count: w.data.length }, off);
+      out.set(w.data, off + SIZE);
     });
     return out;
   },
   /** Decodes a reply. */
   decodeReply(payload: Uint8Array): WriteMultiReply {
-    requireExact(payload, 8, "REGION_WRITE_MULTI reply");
-    const wrCnt = viewOf(payload).getBigUint64(0, true);
+    const { wrCnt } = COUNT.decode(payload, "REGION_WRITE_MULTI reply");
     if (wrCnt > 0xffff_ffffn) {
       throw new VfioUserError(Errno.EINVAL, `REGION_WRITE_MULTI reply: wr_cnt ${wrCnt} too large`);
     }
@@ -206,8 +174,6 @@ export const RegionWriteMulti = {
   },
   /** Encodes a reply. */
   encodeReply(reply: WriteMultiReply): Uint8Array {
-    const out = new Uint8Array(8);
-    setU64(viewOf(out), 0, BigInt(reply.wrCnt), "wr_cnt");
-    return out;
+    return COUNT.encode({ wrCnt: BigInt(reply.wrCnt) });
   },
 } as const;

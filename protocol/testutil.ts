@@ -15,14 +15,3 @@ export function assertErrno(fn: () => unknown, errno: number, re?: RegExp): void
     return true;
   });
 }
-
-/** Concatenates byte arrays. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}

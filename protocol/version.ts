@@ -9,7 +9,7 @@
  * @module
  */
 import { Errno, VfioUserError } from "./errors.ts";
-import { requireMin, setU16, U64_MAX, viewOf } from "./wire.ts";
+import { struct, U64_MAX } from "./wire.ts";
 
 /** The protocol version we speak. */
 export const VERSION_MAJOR = 0;
@@ -162,21 +162,21 @@ function encodeJson(caps: VersionCaps): string {
   return parts.length === 0 ? "{}" : `{"capabilities":{${parts.join(",")}}}`;
 }
 
+/** major u16, minor u16; then, optionally, the JSON text and a NUL. */
+const HEAD = struct({ major: "u16", minor: "u16" });
+
 function decodeVersion(payload: Uint8Array): VersionMessage {
-  requireMin(payload, 4, "VERSION");
-  const v = viewOf(payload);
-  const caps = payload.length === 4 ? null : decodeJson(payload.subarray(4));
-  return { major: v.getUint16(0, true), minor: v.getUint16(2, true), caps };
+  const { major, minor } = HEAD.decodeHead(payload, "VERSION");
+  const caps = payload.length === HEAD.SIZE ? null : decodeJson(payload.subarray(HEAD.SIZE));
+  return { major, minor, caps };
 }
 
 function encodeVersion(msg: VersionMessage): Uint8Array {
-  const json = msg.caps === null ? null : new TextEncoder().encode(encodeJson(msg.caps));
-  const out = new Uint8Array(4 + (json === null ? 0 : json.length + 1));
-  const v = viewOf(out);
-  setU16(v, 0, msg.major, "major");
-  setU16(v, 2, msg.minor, "minor");
-  if (json !== null) out.set(json, 4); // the final byte stays 0: the NUL terminator
-  return out;
+  if (msg.caps === null) return HEAD.encode(msg);
+  const json = new TextEncoder().encode(encodeJson(msg.caps));
+  const tail = new Uint8Array(json.length + 1); // the final byte stays 0: the NUL terminator
+  tail.set(json);
+  return HEAD.encode(msg, tail);
 }
 
 /**

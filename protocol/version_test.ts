@@ -4,24 +4,25 @@ import { Command, Flags } from "./header.ts";
 import { fromHex } from "./hex.ts";
 import { encodeReply, splitMessage } from "./message.ts";
 import { negotiate, type ServerCaps } from "./negotiate.ts";
-import { concat } from "./testutil.ts";
+import { concatBytes } from "./wire.ts";
 import { assertErrno } from "./testutil.ts";
 import { Version } from "./version.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 /** major 0, minor 0, then `json` and its NUL. */
-const versionPayload = (json: string) => concat(fromHex("0000 0000"), utf8(json), fromHex("00"));
+const versionPayload = (json: string) =>
+  concatBytes([fromHex("0000 0000"), utf8(json), fromHex("00")]);
 
 // What QEMU 11.1 really sends (client trace: "wrote 0xd6"): qobject_to_json puts a space after
 // every ':' and ','. The same caps without spaces would make a 199-byte message.
 const QEMU_JSON = '{"capabilities": {"pgsizes": 4096, "max_msg_fds": 16, "max_dma_maps": 65535, ' +
   '"max_data_xfer_size": 1048576, "migration": {"max_bitmap_size": 268435456, "pgsize": 4096}, ' +
   '"write_multiple": true}}';
-const QEMU_VERSION = concat(
+const QEMU_VERSION = concatBytes([
   fromHex("0000 0100 d6000000 00000000 00000000"), // id 0, VERSION, size 214, command
   versionPayload(QEMU_JSON),
-);
+]);
 
 const OURS: ServerCaps = {
   maxMsgFds: 64,
@@ -173,7 +174,7 @@ Deno.test("VERSION: malformed requests", () => {
   assertErrno(() => negotiate(fromHex("0100 0000"), OURS), Errno.ENOTSUP, /major 1/);
   assertErrno(() => negotiate(fromHex("0000 00"), OURS), Errno.EINVAL, /3 bytes < 4/);
   assertErrno(
-    () => negotiate(concat(fromHex("0000 0000"), utf8("{}")), OURS),
+    () => negotiate(concatBytes([fromHex("0000 0000"), utf8("{}")]), OURS),
     Errno.EINVAL,
     /NUL-terminated/,
   );

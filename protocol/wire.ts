@@ -25,6 +25,18 @@ export function nameOf(table: Readonly<Record<string, number>>, value: number): 
   return undefined;
 }
 
+/** The bytes of `parts` in order: the only part itself, or one new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 /** A `DataView` over exactly the bytes of `bytes` (no copy). */
 export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -126,7 +138,102 @@ export function setU64(v: DataView, off: number, value: bigint, what: string): v
   v.setBigUint64(off, checkU64(value, what), true);
 }
 
-/** The request of GET_IRQ_INFO and GET_REGION_IO_FDS: argsz, flags, index, count (u32 each). */
+/** Wire type of a struct field: little-endian unsigned integers. */
+export type FieldType = "u16" | "u32" | "u64";
+
+/** A struct's fields in wire order (object key order), each with its wire type. */
+export type Layout = Readonly<Record<string, FieldType>>;
+
+/** The decoded values of a {@link Layout}: `number` for u16/u32, `bigint` for u64. */
+export type Fields<L extends Layout> = {
+  -readonly [K in keyof L]: L[K] extends "u64" ? bigint : number;
+};
+
+/** A fixed little-endian struct: the one description both its decoder and encoder use. */
+export interface Struct<L extends Layout> {
+  /** Size in bytes: the fields packed in order (vfio-user structs need no padding). */
+  readonly SIZE: number;
+  /** Reads the fields at `at` of `bytes` (the caller checked the length). */
+  read(bytes: Uint8Array, at?: number): Fields<L>;
+  /** Writes the fields at `at` of `out`; `RangeError` for a value that does not fit its field. */
+  write(out: Uint8Array, values: Fields<L>, at?: number): void;
+  /** A new buffer: the fields, then `tail` (a message's data part). */
+  encode(values: Fields<L>, tail?: Uint8Array): Uint8Array;
+  /** Reads a payload of exactly SIZE bytes (EINVAL otherwise). */
+  decode(payload: Uint8Array, what: string): Fields<L>;
+  /** Reads the fixed head of a payload of at least SIZE bytes (EINVAL otherwise). */
+  decodeHead(payload: Uint8Array, what: string): Fields<L>;
+  /** Reads `count` consecutive structs starting at `at` (the caller checked the length). */
+  readArray(bytes: Uint8Array, at: number, count: number): Fields<L>[];
+  /** Writes `items` as consecutive structs starting at `at`. */
+  writeArray(out: Uint8Array, items: readonly Fields<L>[], at: number): void;
+}
+
+const FIELD_SIZE: Record<FieldType, number> = { u16: 2, u32: 4, u64: 8 };
+
+/** Describes a fixed struct from its fields in wire order, e.g. `{ argsz: "u32", size: "u64" }`. */
+export function struct<const L extends Layout>(layout: L): Struct<L> {
+  const fields: [string, FieldType, number][] = [];
+  let size = 0;
+  for (const [name, type] of Object.entries(layout)) {
+    fields.push([name, type, size]);
+    size += FIELD_SIZE[type];
+  }
+  const read = (bytes: Uint8Array, at = 0): Fields<L> => {
+    const v = viewOf(bytes);
+    const out: Record<string, number | bigint> = {};
+    for (const [name, type, off] of fields) {
+      out[name] = type === "u64"
+        ? v.getBigUint64(at + off, true)
+        : type === "u32"
+        ? v.getUint32(at + off, true)
+        : v.getUint16(at + off, true);
+    }
+    return out as Fields<L>;
+  };
+  const write = (out: Uint8Array, values: Fields<L>, at = 0): void => {
+    const v = viewOf(out);
+    const vals = values as Record<string, number | bigint>;
+    for (const [name, type, off] of fields) {
+      if (type === "u64") setU64(v, at + off, vals[name] as bigint, name);
+      else if (type === "u32") setU32(v, at + off, vals[name] as number, name);
+      else setU16(v, at + off, vals[name] as number, name);
+    }
+  };
+  return {
+    SIZE: size,
+    read,
+    write,
+    encode(values, tail = EMPTY) {
+      const out = new Uint8Array(size + tail.length);
+      write(out, values);
+      out.set(tail, size);
+      return out;
+    },
+    decode(payload, what) {
+      requireExact(payload, size, what);
+      return read(payload);
+    },
+    decodeHead(payload, what) {
+      requireMin(payload, size, what);
+      return read(payload);
+    },
+    readArray(bytes, at, count) {
+      return Array.from({ length: count }, (_, i) => read(bytes, at + size * i));
+    },
+    writeArray(out, items, at) {
+      items.forEach((item, i) => write(out, item, at + size * i));
+    },
+  };
+}
+
+/**
+ * argsz, flags, index, count (u32 each): the request and reply of DEVICE_GET_IRQ_INFO, the
+ * request and reply head of DEVICE_GET_REGION_IO_FDS.
+ */
+export const IndexStruct = struct({ argsz: "u32", flags: "u32", index: "u32", count: "u32" });
+
+/** The request of GET_IRQ_INFO and GET_REGION_IO_FDS: only argsz and index may be non-zero. */
 export interface IndexQuery {
   /** Largest reply payload the client accepts. */
   argsz: number;
@@ -135,24 +242,18 @@ export interface IndexQuery {
 }
 
 /** Size of an {@link IndexQuery} payload. */
-export const INDEX_QUERY_SIZE = 16;
+export const INDEX_QUERY_SIZE = IndexStruct.SIZE;
 
 /** Decodes an {@link IndexQuery}: argsz >= 16; flags and count must be zero (spec). */
 export function decodeIndexQuery(payload: Uint8Array, what: string): IndexQuery {
-  requireExact(payload, INDEX_QUERY_SIZE, what);
-  const v = viewOf(payload);
-  const argsz = v.getUint32(0, true);
-  requireArgsz(argsz, INDEX_QUERY_SIZE, what);
-  requireZero(v.getUint32(4, true), `${what} flags`);
-  requireZero(v.getUint32(12, true), `${what} count`);
-  return { argsz, index: v.getUint32(8, true) };
+  const q = IndexStruct.decode(payload, what);
+  requireArgsz(q.argsz, INDEX_QUERY_SIZE, what);
+  requireZero(q.flags, `${what} flags`);
+  requireZero(q.count, `${what} count`);
+  return { argsz: q.argsz, index: q.index };
 }
 
 /** Encodes an {@link IndexQuery}. */
 export function encodeIndexQuery(req: IndexQuery): Uint8Array {
-  const out = new Uint8Array(INDEX_QUERY_SIZE);
-  const v = viewOf(out);
-  setU32(v, 0, req.argsz, "argsz");
-  setU32(v, 8, req.index, "index");
-  return out;
+  return IndexStruct.encode({ argsz: req.argsz, flags: 0, index: req.index, count: 0 });
 }

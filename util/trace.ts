@@ -9,6 +9,7 @@
 import { setMessageTracer } from "../transport/connection.ts";
 import { Command, commandName, Flags, type Header } from "../protocol/header.ts";
 import { errnoName } from "../sys/errno.ts";
+import { concatBytes } from "../protocol/wire.ts";
 import { Version } from "../protocol/version.ts";
 import { DmaMap, DmaRead, DmaUnmap, DmaWrite } from "../protocol/dma.ts";
 import { DeviceGetInfo, DeviceReset } from "../protocol/device_info.ts";
@@ -118,17 +119,6 @@ export function describeMessage(
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 /** Something a trace line can be written to synchronously (a file, or stderr). */
 export interface SyncWriter {
   writeSync(p: Uint8Array): number;
@@ -171,7 +161,7 @@ export class ProtocolTrace implements Disposable {
       ts: new Date().toISOString(),
       dir,
       conn,
-      ...describeMessage(header, concat(parts), fds),
+      ...describeMessage(header, concatBytes(parts), fds),
     };
     let bytes = this.#enc.encode(JSON.stringify(line) + "\n");
     while (bytes.length) bytes = bytes.subarray(this.#out.writeSync(bytes));

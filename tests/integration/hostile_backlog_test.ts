@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Command, encodeHeader, Flags, SIZE as HDR } from "../../protocol/header.ts";
 import { RegionRead } from "../../protocol/region_rw.ts";
+import { concatBytes } from "../../protocol/wire.ts";
 import { closeFd } from "../../sys/ffi.ts";
 import { connectUnix, Messenger } from "../../sys/socket.ts";
 import { encodeVersionPayload, QEMU_CAPS_JSON, readProcFile, sleep } from "../../client/mod.ts";
@@ -78,7 +79,7 @@ Deno.test("hostile backlog: 16 KiB REGION_READs never read back keep vfud's memo
       for (let i = 0; i < 256 && sent + i < total; i++) {
         batch.push(message(2 + ((sent + i) % 60000), Command.REGION_READ, read));
       }
-      const bytes = concat(batch);
+      const bytes = concatBytes(batch);
       let off = 0;
       while (off < bytes.length) {
         const n = io.send([bytes.subarray(off)]);
@@ -122,14 +123,4 @@ async function sendAll(io: Messenger, bytes: Uint8Array): Promise<void> {
     if (n > 0) off += n;
     else await sleep(1);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
