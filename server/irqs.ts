@@ -211,9 +211,10 @@ export class IrqController {
     }
     this.#intxResampleFd = fd;
     if (fd < 0) return;
+    // Only a signal unmasks. A resample fd that hangs up (not an eventfd, or its writer gone)
+    // is reported once by the loop and then dropped; the client can still unmask by message.
     this.#loop.add(fd, C.EPOLLIN, () => {
-      drainEventfd(fd);
-      this.#unmaskIntx();
+      if (drainEventfd(fd) > 0n) this.#unmaskIntx();
     });
   }
 

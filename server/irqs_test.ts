@@ -105,6 +105,35 @@ Deno.test("INTx resample eventfd unmasks (the flow QEMU uses with an irqfd)", as
   done();
 });
 
+Deno.test("INTx resample fd that hangs up is handled once, not spun on; unmask still works", async () => {
+  const { irqs, loop, set, install, done } = rig();
+  const fd = install(INTX, 0);
+  const fds = new Int32Array(2);
+  check("pipe2", libc.pipe2(new Uint8Array(fds.buffer), C.O_CLOEXEC | 0o4000));
+  const [readEnd, writeEnd] = fds;
+  closeFd(writeEnd); // a resample "eventfd" whose writer is gone: EPOLLHUP for ever
+  // count the calls of the handler the controller installs for it
+  let calls = 0;
+  const add = loop.add.bind(loop);
+  loop.add = (f, ev, h) =>
+    add(f, ev, (e) => {
+      if (f === readEnd && ++calls >= 1000) loop.stop(); // bound: the defect spins here
+      h(e);
+    });
+  set(INTX, F.DATA_EVENTFD | F.ACTION_UNMASK, 0, 1, [readEnd]);
+  irqs.trigger(0);
+  assert.equal(drainEventfd(fd), 1n);
+  const t = setTimeout(() => loop.stop(), 100);
+  await loop.run();
+  clearTimeout(t);
+  assert.ok(calls <= 1, `resample handler ran ${calls} times`);
+  assert.equal(loop.watches(readEnd), false);
+  // the client can still unmask with SET_IRQS
+  set(INTX, UNMASK, 0, 1);
+  assert.equal(drainEventfd(fd), 1n, "line still high: signalled again on unmask");
+  done();
+});
+
 Deno.test("MSI-X: masked vectors set PBA bits and fire on unmask; partial fd sets", () => {
   const { pci, msix, irqs, set, install, done } = rig(3);
   pci.msixEnabled = true;

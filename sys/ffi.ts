@@ -61,8 +61,17 @@ const SYMBOLS = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   /** int munmap(void *addr, size_t length); */
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  /** int pipe2(int pipefd[2], int flags); */
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   /** int eventfd(unsigned int initval, int flags); */
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** int timerfd_create(int clockid, int flags); */
+  timerfd_create: { parameters: ["i32", "i32"], result: "i32" },
+  /**
+   * int timerfd_settime(int fd, int flags, const struct itimerspec *new_value,
+   *                     struct itimerspec *old_value);
+   */
+  timerfd_settime: { parameters: ["i32", "i32", "buffer", "buffer"], result: "i32" },
   /** int memfd_create(const char *name, unsigned int flags); */
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
   /** int epoll_create1(int flags); */

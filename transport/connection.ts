@@ -211,16 +211,21 @@ export class Connection {
   #onReady(events: number): void {
     if (events & C.EPOLLOUT) this.#flushQueue();
     if (this.#closed) return;
+    const hangup = (events & (C.EPOLLHUP | C.EPOLLERR)) !== 0;
     if (this.#paused) {
       // Hang-ups are reported whatever we ask for: a peer gone for good cannot take our output.
-      if (events & (C.EPOLLHUP | C.EPOLLERR)) this.#flushQueue();
-      return;
+      if (hangup) this.#flushQueue();
+    } else if (hangup || events & (C.EPOLLIN | C.EPOLLRDHUP)) {
+      // A hang-up is reported once (the loop then stops watching the fd): read what the peer
+      // sent up to its end now.
+      this.#readAll(hangup);
     }
-    if (events & (C.EPOLLIN | C.EPOLLHUP | C.EPOLLERR | C.EPOLLRDHUP)) this.#readAll();
+    // Still open after a hang-up (input paused meanwhile): nothing will come or go any more.
+    if (hangup && !this.#closed) this.close(undefined);
   }
 
-  #readAll(): void {
-    for (let rounds = 0; rounds < 64 && !this.#closed && !this.#paused; rounds++) {
+  #readAll(toEnd = false): void {
+    for (let rounds = 0; (toEnd || rounds < 64) && !this.#closed && !this.#paused; rounds++) {
       this.#makeRoom();
       const start = this.#rxBase + this.#rxEnd;
       const room = this.#rx.length - this.#rxEnd;
@@ -241,14 +246,17 @@ export class Connection {
         this.close(undefined);
         return;
       }
-      if (r.n < 0) return;
+      if (r.n < 0) {
+        if (toEnd) this.close(undefined); // EPOLLERR/HUP without EOF: nothing more will come
+        return;
+      }
       this.#rxEnd += r.n;
       if (r.fds.length) this.#fdGroups.push({ fds: r.fds, start, end: start + r.n });
       this.#parse();
       // A read that did not fill the room emptied the socket for now: skip the recvmsg that
       // would only say EAGAIN (epoll is level-triggered and reports what arrives later). A recv
       // stopped early by passed fds (the kernel ends a read at their message) reads on.
-      if (r.n < room && r.fds.length === 0) return;
+      if (r.n < room && r.fds.length === 0 && !toEnd) return;
     }
   }
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { SetTimer } from "../../sys/event_loop.ts";
 import type { Logger } from "@logtape/logtape";
 import {
   type Device,
@@ -50,6 +51,8 @@ export interface E1000Options {
   mac: Uint8Array;
   /** Logger (default: category vfud.e1000). */
   log?: Logger;
+  /** Timers of the loop that serves the device (default: Deno timers). */
+  setTimer?: SetTimer;
 }
 
 /** The PCI function of an 82540EM: memory BAR0, I/O BAR1, INTA, no capabilities. */
@@ -101,7 +104,7 @@ export class E1000 implements Device {
     this.#mac = opts.mac.slice();
     this.#log = opts.log ?? logger("e1000");
     this.eeprom = new Eeprom(buildEepromImage(this.#mac));
-    this.irq = new Interrupts(() => this.#ctx);
+    this.irq = new Interrupts(() => this.#ctx, undefined, opts.setTimer);
     const host = {
       regs: this.regs,
       log: this.#log,

@@ -8,6 +8,7 @@
  */
 import { ICR_VALID } from "./constants.ts";
 import type { RecordReader, RecordValue } from "../../protocol/record.ts";
+import { denoTimer, type SetTimer, type Timer } from "../../sys/event_loop.ts";
 
 /** Where the interrupt goes (the device context's INTx line). */
 export interface IrqLine {
@@ -27,13 +28,22 @@ export class Interrupts {
   #itr = 0;
   #asserted = false;
   #lastAssert = -Infinity;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
+  readonly #setTimer: SetTimer;
   #paused = false;
 
-  /** `line` is looked up at each change (the device gets its context after construction). */
-  constructor(line: () => IrqLine | undefined, now: () => number = () => performance.now()) {
+  /**
+   * `line` is looked up at each change (the device gets its context after construction);
+   * `setTimer` starts the moderation timer (the event loop's, where one serves the device).
+   */
+  constructor(
+    line: () => IrqLine | undefined,
+    now: () => number = () => performance.now(),
+    setTimer: SetTimer = denoTimer,
+  ) {
     this.#line = line;
     this.#now = now;
+    this.#setTimer = setTimer;
   }
 
   /** Pending causes (ICR without clearing). */
@@ -163,7 +173,7 @@ export class Interrupts {
     if (this.#asserted || this.#timer !== undefined) return;
     const wait = this.#lastAssert + this.#itr * ITR_UNIT_MS - this.#now();
     if (wait > 0) {
-      this.#timer = setTimeout(() => {
+      this.#timer = this.#setTimer(() => {
         this.#timer = undefined;
         this.#update();
       }, Math.max(1, Math.ceil(wait)));
@@ -176,7 +186,7 @@ export class Interrupts {
 
   #cancelTimer(): void {
     if (this.#timer === undefined) return;
-    clearTimeout(this.#timer);
+    this.#timer.cancel();
     this.#timer = undefined;
   }
 }

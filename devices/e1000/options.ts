@@ -100,7 +100,10 @@ export function createE1000FromOptions(
       throw e;
     }
   }
-  const device: Device = new E1000({ backend, mac });
+  const loop = env.loop;
+  const device: Device = loop
+    ? new E1000({ backend, mac, setTimer: (fn, ms) => loop.setTimeout(fn, ms) })
+    : new E1000({ backend, mac });
   device.summary = `${describeNetdev(spec)}, MAC ${formatMac(mac)}`;
   return device;
 }

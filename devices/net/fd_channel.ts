@@ -14,6 +14,9 @@ import type { EventLoop } from "../../sys/event_loop.ts";
 import { C } from "../../sys/layout.ts";
 import { WritableWaiters } from "./backend.ts";
 
+/** onReadable calls after a hang-up, at most (each reads a batch; the owner sees EOF first). */
+const HANGUP_READS = 1024;
+
 /** Options of {@link FdChannel}. */
 export interface FdChannelOptions {
   mode: "packet" | "stream";
@@ -136,11 +139,14 @@ export class FdChannel {
   #ready(events: number): void {
     const hangup = (events & (C.EPOLLHUP | C.EPOLLERR)) !== 0;
     if (this.#reading) {
-      if (hangup || events & C.EPOLLIN) this.#opts.onReadable();
+      if (events & C.EPOLLIN && !hangup) this.#opts.onReadable();
+      // A hang-up is reported once (the loop then stops watching the fd): read what the peer
+      // left up to its end now, unless the owner pauses input or closes meanwhile.
+      for (let i = 0; hangup && i < HANGUP_READS && this.#reading && !this.#closed; i++) {
+        this.#opts.onReadable();
+      }
       if (!this.#closed && events & C.EPOLLOUT) this.#flush();
-      return;
-    }
-    if (events & C.EPOLLOUT || (hangup && this.#watchingOut)) this.#flush();
+    } else if (events & C.EPOLLOUT || (hangup && this.#watchingOut)) this.#flush();
     if (!this.#closed && hangup) {
       // Reported whatever we ask for: unwatched until input resumes (writes fail meanwhile,
       // which tells the owner the peer is gone).

@@ -11,7 +11,7 @@
  */
 import { errno, libc, SysError } from "../../sys/ffi.ts";
 import { Errno } from "../../sys/errno.ts";
-import type { EventLoop } from "../../sys/event_loop.ts";
+import type { EventLoop, Timer } from "../../sys/event_loop.ts";
 import { C } from "../../sys/layout.ts";
 import { acceptUnix, claimSocketPath, connectUnix, listenUnix } from "../../sys/socket.ts";
 import { logger } from "../../sys/log.ts";
@@ -52,7 +52,7 @@ export class StreamBackend implements NetBackend {
   #toldWaiting = false;
   #listenFd = -1;
   #conn: FdChannel | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   readonly #gate: ReceiveGate;
   #closed = false;
   #adopted = false;
@@ -137,7 +137,7 @@ export class StreamBackend implements NetBackend {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#conn?.close();
     this.#conn = undefined;
     if (this.#listenFd >= 0) {
@@ -184,7 +184,7 @@ export class StreamBackend implements NetBackend {
         error: (e as Error).message,
         ms: this.#opts.reconnectMs ?? 1000,
       });
-      this.#timer = setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
+      this.#timer = this.#loop.setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
       return;
     }
     this.#connected(fd);
@@ -212,7 +212,7 @@ export class StreamBackend implements NetBackend {
     this.#gate.handlers?.linkChanged(false);
     if (this.#closed || this.#adopted) return;
     if (this.#opts.server) this.#watchListener(true);
-    else this.#timer = setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
+    else this.#timer = this.#loop.setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
   }
 
   #readable(): void {
