@@ -11,9 +11,6 @@
  */
 import { resolve } from "node:path";
 import { escapeOptionValue, parseDeviceArg } from "./devices/mod.ts";
-import { DeviceHost } from "./server/host.ts";
-import { DEFAULT_SESSION_OPTIONS, Server } from "./server/server.ts";
-import { EventLoop } from "./sys/event_loop.ts";
 import { SysError } from "./sys/ffi.ts";
 import { Errno } from "./sys/errno.ts";
 import { C } from "./sys/layout.ts";
@@ -46,8 +43,9 @@ import {
   stderrIsJournal,
 } from "./sys/log.ts";
 import { listenFds, notify } from "./util/systemd.ts";
-import { ProtocolTrace } from "./util/trace.ts";
 import { ServiceStatus } from "./util/status.ts";
+import { onWorkerThread, ServingThread } from "./util/serving.ts";
+import { serveWorkerMain } from "./util/serve_worker.ts";
 import { probeMain } from "./tools/probe.ts";
 
 /**
@@ -55,8 +53,6 @@ import { probeMain } from "./tools/probe.ts";
  * flush that hangs on dead storage), so it is always gone within 2 s.
  */
 const SHUTDOWN_DEADLINE_MS = 1900;
-/** How long in-flight requests may run (with the client still connected) after a signal. */
-const DRAIN_MS = 1000;
 
 function demoCommand(): ServeCommand {
   const dir = resolve(".state");
@@ -100,20 +96,23 @@ function qemuCommandLine(socketPath: string): string {
 /** A socket being served, and how to clean up what vfud created for it. */
 interface Listening {
   where: string;
+  fd: number;
+  mode: "listening" | "connected";
   /** Removes the socket file vfud created (if it is still the same file); idempotent. */
   removeFile(): void;
 }
 
-function openSocket(source: SocketSource, server: Server, onLastClient: () => void): Listening {
+function openSocket(source: SocketSource): Listening {
   if (source.kind === "path") {
     const { path, mode, group } = source;
     claimSocketPath(path);
     const fd = listenUnix(path, { mode, group });
     const ino = lstatPath(path)?.ino;
-    server.listen(fd);
     let removed = false;
     return {
       where: path,
+      fd,
+      mode: "listening",
       removeFile() {
         if (removed) return;
         removed = true;
@@ -138,17 +137,17 @@ function openSocket(source: SocketSource, server: Server, onLastClient: () => vo
     throw new Error(`--fd=${fd}: ${why}`);
   }
   makeNonBlocking(fd);
-  if (kind === "listening") server.listen(fd);
-  else {
-    server.onLastSession = onLastClient;
-    server.serveConnected(fd);
-  }
   const how = source.activated ? "socket-activated" : "inherited";
   let name = "";
   try {
     name = socketName(fd);
   } catch { /* unnamed is fine */ }
-  return { where: `${how} ${kind} fd ${fd}${name ? ` (${name})` : ""}`, removeFile() {} };
+  return {
+    where: `${how} ${kind} fd ${fd}${name ? ` (${name})` : ""}`,
+    fd,
+    mode: kind,
+    removeFile() {},
+  };
 }
 
 /** The socket as the journal's VFUD_SOCKET field names it: its path, or the fd. */
@@ -171,91 +170,95 @@ function tell(state: string, log: ReturnType<typeof logger>): boolean {
   }
 }
 
-async function serve(cli: ServeCommand): Promise<number> {
-  await setupLogging({
+/** Test seams of {@link main}. */
+export interface MainOptions {
+  /**
+   * Module the serving Worker runs (default: this one). It must call `serveWorkerMain()` when
+   * loaded on a Worker, as main.ts does.
+   */
+  workerEntry?: string | URL;
+}
+
+/**
+ * Serving runs on a Worker (util/serving.ts): device, sessions and their event loop, blocked in
+ * epoll_wait between batches. This thread keeps the signals, the shutdown deadline, sd_notify and
+ * the log sinks, so they work whatever the load of the device.
+ */
+async function serve(cli: ServeCommand, opts: MainOptions): Promise<number> {
+  const logConfig = {
     level: cli.logLevel,
     format: cli.logFormat,
     context: { device: cli.deviceType.name, socket: socketField(cli.socket) },
-  });
+  };
+  await setupLogging(logConfig);
   const log = logger();
-  let trace: ProtocolTrace | undefined;
   let listening: Listening | undefined;
   let status: ServiceStatus | undefined;
+  let serving: ServingThread | undefined;
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("{why}: stopping", { why });
+    status?.stop();
+    tell("STOPPING=1", log);
+    deadline = setTimeout(async () => {
+      listening?.removeFile();
+      log.error("shutdown took over {ms} ms: exiting now", { ms: SHUTDOWN_DEADLINE_MS });
+      await closeLogging(50);
+      Deno.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    listening?.removeFile();
+    // The serving thread stops accepting, lets in-flight requests finish while the client can
+    // still answer their DMA, drops the client, flushes the storage and ends.
+    serving?.requestStop();
+  };
+  const signals = (["SIGTERM", "SIGINT"] as const).map((s) => [s, () => stop(s)] as const);
+  for (const [s, h] of signals) Deno.addSignalListener(s, h);
   try {
-    if (cli.trace !== undefined) {
-      trace = new ProtocolTrace(cli.trace);
-      trace.install((e) => log.error("protocol trace stopped: {error}", { error: e.message }));
+    serving = new ServingThread(opts.workerEntry ?? import.meta.url);
+    serving.onStopRequest = stop;
+    const { summary } = await serving.createDevice({
+      deviceSpec: cli.deviceSpec,
+      maxBounce: cli.maxBounce,
+      dmaChunk: cli.dmaChunk,
+      logLevel: cli.logLevel,
+      ...(cli.trace !== undefined ? { trace: cli.trace } : {}),
+    });
+    if (stopping) return await serving.done; // signalled while the device was being created
+    listening = openSocket(cli.socket);
+    const detail = summary ? ` (${summary})` : "";
+    const line = `serving ${cli.deviceType.name} on ${listening.where}${detail}`;
+    status = new ServiceStatus(
+      { notify: (m) => tell(m, log), requests: () => serving?.requests },
+      line,
+    );
+    serving.onClient = (peer) =>
+      peer === undefined ? status?.clientLeft() : status?.clientConnected(peer);
+    await serving.serve(listening.fd, listening.mode);
+    log.info("serving {type} on {where}{detail}", {
+      type: cli.deviceType.name,
+      where: listening.where,
+      detail,
+    });
+    if (cli.demo) {
+      console.log(`vfud: demo disk ${cli.deviceOptions.get("file")} (1 GiB sparse).`);
+      console.log(`Attach QEMU 11.1 with:\n\n${qemuCommandLine(listening.where)}\n`);
     }
-    const loop = new EventLoop();
-    const device = cli.deviceType.create(cli.deviceOptions, { loop });
-    const host = new DeviceHost(loop, device, cli.maxBounce);
-    const options = { ...DEFAULT_SESSION_OPTIONS, dmaChunk: cli.dmaChunk };
-    const server = new Server(loop, host, options, log);
-
-    let deadline: ReturnType<typeof setTimeout> | undefined;
-    let stopping = false;
-    const stop = (why: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info("{why}: stopping", { why });
-      status?.stop();
-      tell("STOPPING=1", log);
-      deadline = setTimeout(async () => {
-        listening?.removeFile();
-        log.error("shutdown took over {ms} ms: exiting now", { ms: SHUTDOWN_DEADLINE_MS });
-        await closeLogging(50);
-        Deno.exit(1);
-      }, SHUTDOWN_DEADLINE_MS);
-      server.stopAccepting();
-      listening?.removeFile();
-      // In-flight requests finish while the client can still answer their DMA; then the client
-      // is dropped (what is left fails) and the loop ends.
-      const drained = new Promise<void>((r) => setTimeout(r, DRAIN_MS));
-      Promise.race([host.quiesce(), drained]).finally(() => {
-        server.stop();
-        loop.stop();
-      });
-    };
-    const signals = (["SIGTERM", "SIGINT"] as const).map((s) => [s, () => stop(s)] as const);
-    for (const [s, h] of signals) Deno.addSignalListener(s, h);
-    try {
-      listening = openSocket(cli.socket, server, () => stop("client left"));
-      const detail = device.summary ? ` (${device.summary})` : "";
-      const serving = `serving ${cli.deviceType.name} on ${listening.where}${detail}`;
-      log.info("serving {type} on {where}{detail}", {
-        type: cli.deviceType.name,
-        where: listening.where,
-        detail,
-      });
-      status = new ServiceStatus(
-        { notify: (m) => tell(m, log), requests: () => device.requests },
-        serving,
-      );
-      server.onClient = (peer) =>
-        peer === undefined ? status?.clientLeft() : status?.clientConnected(peer);
-      if (cli.demo) {
-        console.log(`vfud: demo disk ${cli.deviceOptions.get("file")} (1 GiB sparse).`);
-        console.log(`Attach QEMU 11.1 with:\n\n${qemuCommandLine(listening.where)}\n`);
-      }
-      status.ready();
-      await loop.run();
-      server.stop();
-      await host.quiesce();
-      await device.flush?.();
-      device.close();
-    } finally {
-      status?.stop();
-      for (const [s, h] of signals) Deno.removeSignalListener(s, h);
-      listening?.removeFile();
-      clearTimeout(deadline);
-    }
-    log.info("stopped");
-    return 0;
+    if (!stopping) status.ready();
+    const code = await serving.done;
+    if (code === 0) log.info("stopped");
+    return code;
   } catch (e) {
     log.error("{error}", { error: (e as Error).message });
     return 1;
   } finally {
-    trace?.[Symbol.dispose]();
+    status?.stop();
+    for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+    listening?.removeFile();
+    clearTimeout(deadline);
+    await serving?.terminate();
     await closeLogging();
   }
 }
@@ -269,7 +272,7 @@ async function usageError(e: UsageError, args: string[]): Promise<number> {
 }
 
 /** Runs vfud with `args`; resolves with the exit status. */
-export async function main(args: string[]): Promise<number> {
+export async function main(args: string[], opts: MainOptions = {}): Promise<number> {
   if (args[0] === "probe") return await probeMain(args.slice(1));
   let cli;
   try {
@@ -295,8 +298,11 @@ export async function main(args: string[]): Promise<number> {
       console.log(JSON.stringify(capabilities(), null, 2));
       return 0;
     case "serve":
-      return await serve(cli);
+      return await serve(cli, opts);
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  if (onWorkerThread()) await serveWorkerMain();
+  else Deno.exit(await main(Deno.args));
+}

@@ -428,3 +428,54 @@ export async function closeLogging(timeoutMs = 1000): Promise<void> {
 export function droppedLogLines(): number {
   return stderr.dropped;
 }
+
+/** A log record as it crosses threads (structured-clone safe). */
+export type ForwardedRecord = LogRecord;
+
+/**
+ * Sets up logging on a Worker thread: every "vfud" record at `level` or above goes to `post`
+ * (to the thread that owns the real sinks, which replays it with {@link replayLogRecord}).
+ * Values that cannot cross threads are turned into strings.
+ */
+export async function setupForwardedLogging(
+  level: LogLevel,
+  post: (record: ForwardedRecord) => void,
+): Promise<void> {
+  await configure({
+    reset: true,
+    sinks: { forward: (record) => post(cloneable(record)) },
+    loggers: [
+      { category: ["vfud"], lowestLevel: level, sinks: ["forward"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forward"] },
+    ],
+  });
+}
+
+/** Emits a record forwarded by another thread through this thread's sinks. */
+export function replayLogRecord(record: ForwardedRecord): void {
+  const { category, ...rest } = record;
+  getLogger([...category]).emit(rest);
+}
+
+function cloneable(record: LogRecord): LogRecord {
+  const plain = (v: unknown): unknown =>
+    v instanceof Error
+      ? v.message
+      : typeof v === "function" || typeof v === "symbol"
+      ? String(v)
+      : v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array)
+      ? String(v)
+      : v;
+  return {
+    category: [...record.category],
+    level: record.level,
+    message: record.message.map(plain),
+    rawMessage: typeof record.rawMessage === "string"
+      ? record.rawMessage
+      : [...record.rawMessage] as unknown as TemplateStringsArray,
+    timestamp: record.timestamp,
+    properties: Object.fromEntries(
+      Object.entries(record.properties).map(([k, v]) => [k, plain(v)]),
+    ),
+  };
+}
