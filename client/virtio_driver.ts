@@ -288,6 +288,18 @@ export class VirtioBlkDriver {
     }
   }
 
+  /** Guest addresses of queue 0's descriptor table, avail ring and used ring. */
+  get rings(): { desc: bigint; avail: bigint; used: bigint } {
+    return { desc: this.#desc, avail: this.#avail, used: this.#used };
+  }
+
+  /** Where the request with head `head` lives in guest memory (while it is in flight). */
+  placement(head: number): { header: bigint; status: bigint; data?: bigint; dataLen: number } {
+    const f = this.#inflight.get(head);
+    if (!f) throw new Error(`no request with head ${head}`);
+    return { header: f.headerAddr, status: f.statusAddr, data: f.dataAddr, dataLen: f.dataLen };
+  }
+
   /** Heads of the requests submitted and not yet reaped. */
   get pendingHeads(): number[] {
     return [...this.#inflight.keys()];
