@@ -76,19 +76,30 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
     let blackout: number[] = [];
     let pendingAtStop = 0;
     let gAtStop = 0;
-    /** Sends full-size frames until the ring stays full: the NIC stopped fetching. */
+    /**
+     * Sends full-size frames until the NIC cannot have taken them all: more bytes than the
+     * socket's send buffer and the backend's queue hold (its congestion mark) plus a ring, with
+     * the ring full (or stuck full for a second, if the buffers filled earlier).
+     */
+    const wmem = Number(Deno.readTextFileSync("/proc/sys/net/core/wmem_default").trim());
+    const bound = wmem + 256 * 1024 + 2 * nic.txCount * 1514;
+    let sentBytes = 0;
+    let stuckSince = 0;
     const fillTxRing = () =>
       pollUntil(async () => {
-        const before = nic.txPending;
         nic.reclaim();
         const room = nic.txCount - 1 - nic.txPending;
-        if (room === 0 && before === nic.txPending) return true;
-        if (room > 0) {
+        if (room === 0) {
+          stuckSince ||= Date.now();
+          if (sentBytes >= bound || Date.now() - stuckSince >= 1000) return true;
+        } else {
+          stuckSince = 0;
+          sentBytes += room * 1514;
           await nic.send(
             range(g, g += room).map((s) => testFrame(PEER_MAC, GUEST_MAC, "g", s, 1514)),
           );
         }
-        await sleep(50);
+        await sleep(20);
         return undefined;
       }, "the transmit ring to stay full");
     const c2 = clientB;
