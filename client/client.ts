@@ -40,7 +40,8 @@ import { Connection, type Message } from "../transport/connection.ts";
 import { check, closeFd, libc } from "../sys/ffi.ts";
 import { EventLoop } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
-import { connectUnix, Messenger } from "../sys/socket.ts";
+import { connectUnix } from "../sys/socket.ts";
+import { type MessageWire, socketWire } from "../transport/wire.ts";
 import { type ClientDmaMap, ClientDmaMaps } from "./dma_maps.ts";
 import { ClientClosedError, Errno, VfioUserRequestError } from "./errors.ts";
 import { DEFAULT_TIMEOUT_MS, withTimeout } from "./util.ts";
@@ -185,13 +186,16 @@ export class VfioUserClient {
   readonly #closed: Promise<Error | undefined>;
   #resolveClosed!: (e: Error | undefined) => void;
   readonly #loopDone: Promise<void>;
-  readonly #raw: Messenger;
+  readonly #raw: MessageWire;
   readonly #closedAbort = new AbortController();
   /** Set while a raw send is writing: normal sends wait for it (no interleaving). */
   #rawBusy: Promise<void> | undefined;
 
-  /** Wraps a connected, non-blocking stream socket fd (e.g. one end of `socketPair()`). */
-  constructor(fd: number, options: ClientOptions = {}) {
+  /**
+   * Wraps a connected, non-blocking stream socket fd (e.g. one end of `socketPair()`), or one end
+   * of an in-memory wire (transport/wire.ts).
+   */
+  constructor(fd: number | MessageWire, options: ClientOptions = {}) {
     this.#opts = {
       maxMessageSize: options.maxMessageSize ?? (4 << 20) + 4096,
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -199,11 +203,12 @@ export class VfioUserClient {
       dmaWriteReply: options.dmaWriteReply ?? "spec",
     };
     this.timeoutMs = this.#opts.timeoutMs;
-    this.fd = fd;
+    const wire = typeof fd === "number" ? socketWire(fd) : fd;
+    this.fd = wire.pollFd;
     this.#closed = new Promise((r) => this.#resolveClosed = r);
     this.loop = new EventLoop();
-    this.#raw = new Messenger(fd);
-    this.#conn = new Connection(this.loop, fd, this.#opts.maxMessageSize, {
+    this.#raw = wire;
+    this.#conn = new Connection(this.loop, wire, this.#opts.maxMessageSize, {
       onMessage: (m) => this.#onMessage(m),
       onClose: (e) => this.#onClose(e),
     });

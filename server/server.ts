@@ -14,6 +14,7 @@ import { acceptUnix, peerCredentials } from "../sys/socket.ts";
 import { readSmallFile } from "../sys/files.ts";
 import type { DeviceHost } from "./host.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import type { MessageWire } from "../transport/wire.ts";
 import { DEFAULT_DMA_CHUNK } from "./message_dma.ts";
 import { defaultMaxDmaMaps } from "../dma/table.ts";
 
@@ -67,7 +68,7 @@ export class Server {
   }
 
   /** Serves a single already-connected client. */
-  serveConnected(fd: number): void {
+  serveConnected(fd: number | MessageWire): void {
     this.#start(fd, true);
   }
 
@@ -90,10 +91,10 @@ export class Server {
     }
   }
 
-  #start(fd: number, last: boolean): void {
+  #start(fd: number | MessageWire, last: boolean): void {
     const n = ++this.#sessions;
     const log = this.#log.getChild(`session-${n}`).with({ session: n });
-    const peer = describePeer(fd);
+    const peer = typeof fd === "number" ? describePeer(fd) : "in-memory wire";
     log.info("client connected (session {n}): {peer}", { n, peer });
     this.onClient?.(peer);
     const since = performance.now();

@@ -17,6 +17,7 @@ import { isKnownCommand } from "../protocol/message.ts";
 import { SessionMemory } from "../dma/memory.ts";
 import { DmaTable } from "../dma/table.ts";
 import { Connection, type Message } from "../transport/connection.ts";
+import type { MessageWire } from "../transport/wire.ts";
 import { closeFd } from "../sys/ffi.ts";
 import { socketPair } from "../sys/socket.ts";
 import type { EventLoop } from "../sys/event_loop.ts";
@@ -77,7 +78,7 @@ export class Session implements SessionState {
 
   constructor(
     loop: EventLoop,
-    fd: number,
+    fd: number | MessageWire,
     host: DeviceHost,
     options: SessionOptions,
     log: Logger,

@@ -19,7 +19,7 @@ import { Errno, VfioUserError } from "../protocol/errors.ts";
 import { closeFd } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
 import type { EventLoop } from "../sys/event_loop.ts";
-import { Messenger } from "../sys/socket.ts";
+import { type MessageWire, socketWire } from "./wire.ts";
 
 /** One received message. `payload` is only valid during the handler call: copy what you keep. */
 export interface Message {
@@ -73,9 +73,10 @@ interface Pending {
 
 /** A framed, full-duplex vfio-user connection. */
 export class Connection {
+  /** The fd the loop watches (the socket; an eventfd for an in-memory wire). */
   readonly fd: number;
   readonly #loop: EventLoop;
-  readonly #io: Messenger;
+  readonly #io: MessageWire;
   readonly #handler: ConnectionHandler;
   readonly #maxMsg: number;
   #rx: Uint8Array;
@@ -97,24 +98,25 @@ export class Connection {
   #hdrBuf = new Uint8Array(HDR);
 
   /**
-   * Watches `fd`. `maxQueuedBytes` (default: twice the largest message) bounds the output queued
-   * before input stops (see the module documentation).
+   * Watches `fd` (a connected socket) or a {@link MessageWire}; the connection owns it.
+   * `maxQueuedBytes` (default: twice the largest message) bounds the output queued before input
+   * stops (see the module documentation).
    */
   constructor(
     loop: EventLoop,
-    fd: number,
+    fd: number | MessageWire,
     maxMessageSize: number,
     handler: ConnectionHandler,
     maxQueuedBytes = 2 * maxMessageSize,
   ) {
-    this.fd = fd;
+    this.#io = typeof fd === "number" ? socketWire(fd) : fd;
+    this.fd = this.#io.pollFd;
     this.#loop = loop;
-    this.#io = new Messenger(fd);
     this.#handler = handler;
     this.#maxMsg = maxMessageSize;
     this.#maxQueued = maxQueuedBytes;
     this.#rx = new Uint8Array(Math.max(2 * maxMessageSize, 1 << 16));
-    loop.add(fd, C.EPOLLIN | C.EPOLLRDHUP, (ev) => this.#onReady(ev));
+    loop.add(this.fd, C.EPOLLIN | C.EPOLLRDHUP, (ev) => this.#onReady(ev));
   }
 
   /** True once closed. */
@@ -341,7 +343,7 @@ export class Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.#loop.remove(this.fd);
-    closeFd(this.fd);
+    this.#io.close();
     for (const g of this.#fdGroups) g.fds.forEach(closeFd);
     this.#fdGroups = [];
     this.#txQueue = [];

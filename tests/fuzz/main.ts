@@ -5,7 +5,7 @@
  * is caught by a watchdog thread (the process is killed with the case named).
  *
  *   deno task fuzz [--seed=N] [--messages=N] [--rings=N] [--transport=both|socket|inproc]
- *                  [--save-corpus]
+ *                  [--save-corpus] [--case=N (replay one session of the seed)]
  *
  * Defaults: 1,000,000 messages (three quarters in-process, the rest over the socket), 100,000
  * ring states.
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     rings: { type: "string", default: "100000" },
     transport: { type: "string", default: "both" },
     "save-corpus": { type: "boolean", default: false },
+    case: { type: "string" },
   },
 });
 const seed = seedFrom(values.seed);
@@ -60,6 +61,7 @@ for (const [kind, messages] of plan) {
       target,
       beat: (w) => watchdog.beat(`${kind}: ${w}`),
       interesting,
+      onlyCase: values.case === undefined ? undefined : Number(values.case),
     });
   } finally {
     await target.close();

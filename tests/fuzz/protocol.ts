@@ -1,7 +1,7 @@
 /**
  * Session fuzzing: structure-aware and mutated messages (messages.ts) against a whole vfud
- * session, over the real UNIX socket of a vfud process or in-process (a Server on one end of a
- * socketpair, no filesystem socket and no process boundary: much faster to restart and to run).
+ * session, over the real UNIX socket of a vfud process or in-process over an in-memory transport
+ * (a Server in this process on one end of a memory wire: no socket, no process boundary).
  * A case is one client connection: VERSION (valid or fuzzed, capability values at and past their
  * bounds), sometimes DMA maps and a virtio queue whose DMA requests the client holds back while
  * it pipelines commands (commands during DMA waits, replies served late and out of order), then
@@ -24,7 +24,8 @@ import {
 import { Command, Flags } from "../../protocol/header.ts";
 import { check, closeFd, cstr, libc } from "../../sys/ffi.ts";
 import { C } from "../../sys/layout.ts";
-import { connectUnix, socketPair } from "../../sys/socket.ts";
+import { connectUnix } from "../../sys/socket.ts";
+import { memoryWirePair, type MessageWire } from "../../transport/wire.ts";
 import { EventLoop } from "../../sys/event_loop.ts";
 import { DeviceHost } from "../../server/host.ts";
 import { DEFAULT_SESSION_OPTIONS, Server } from "../../server/server.ts";
@@ -63,8 +64,8 @@ export interface ProtocolStats {
 /** Where the fuzzed server runs. */
 export interface Target {
   readonly name: string;
-  /** A connected socket to the server, once it has no other client. */
-  connect(): Promise<number>;
+  /** A connection to the server (socket fd or in-memory wire), once it has no other client. */
+  connect(): Promise<number | MessageWire>;
   /** False once the server process died (socket target). */
   alive(): boolean;
   /** What the server logged (its end, after a crash). */
@@ -83,7 +84,7 @@ export async function socketTarget(): Promise<Target> {
       return connectUnix(v.socketPath);
     },
     alive: () => !v.exited,
-    log: () => v.log().slice(-4000),
+    log: () => v.log().split("\n").slice(-40).join("\n"),
     async restart() {
       await v[Symbol.asyncDispose]();
       v = await startVfud({ imageSize: 4 << 20 });
@@ -94,7 +95,10 @@ export async function socketTarget(): Promise<Target> {
   };
 }
 
-/** A Server in this process, each client on a fresh socketpair. */
+/**
+ * A Server in this process, each client on a fresh in-memory wire (transport/wire.ts): no
+ * kernel socket, no process boundary, nothing to restart but objects.
+ */
 export async function inprocTarget(): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "vfud-fuzz-" });
   const image = `${dir}/disk.img`;
@@ -117,7 +121,7 @@ export async function inprocTarget(): Promise<Target> {
         if (Date.now() > deadline) throw new Error("previous session never ended");
         await new Promise((r) => setTimeout(r, 1));
       }
-      const [ours, theirs] = socketPair();
+      const [ours, theirs] = memoryWirePair();
       s.server.serveConnected(ours);
       return theirs;
     },
@@ -184,6 +188,8 @@ export interface ProtocolFuzzOptions {
   deadlineMs?: number;
   /** Stops at the first crash or hang instead of restarting the target. */
   stopOnFailure?: boolean;
+  /** Runs only this case of the seed's sequence (to replay a failure). */
+  onlyCase?: number;
   /**
    * Called for each message whose outcome (command and errno, or the connection ending) was not
    * seen before in this run: the material of the corpus.
@@ -213,7 +219,12 @@ export async function fuzzProtocol(opts: ProtocolFuzzOptions): Promise<ProtocolS
   };
   const r = new Rng(opts.seed);
   const sizes = await regionSizes(opts.target);
+  if (opts.onlyCase !== undefined) {
+    for (let i = 0; i < opts.onlyCase; i++) r.fork();
+    stats.cases = opts.onlyCase;
+  }
   while (stats.messages < opts.messages) {
+    if (opts.onlyCase !== undefined && stats.cases > opts.onlyCase) break;
     const caseNo = stats.cases++;
     const what = `seed ${opts.seed} case ${caseNo}`;
     opts.beat?.(what);
@@ -271,6 +282,35 @@ async function runCase(
   const rams: { close(): void }[] = [];
   let driver: VirtioBlkDriver | undefined;
   try {
+    return await caseBody(r, opts, stats, sizes, caseNo, c, rams, (d) => driver = d);
+  } catch (e) {
+    // The server ended the session (a framing error, a twin socket the fuzzed client dropped, a
+    // runaway queue...): legitimate; whether the daemon is still fine is checked next.
+    if (c.isClosed) {
+      stats.serverClosed++;
+      return "ok";
+    }
+    throw e;
+  } finally {
+    driver?.close();
+    await c.close();
+    for (const ram of rams) ram.close();
+  }
+}
+
+async function caseBody(
+  r: Rng,
+  opts: ProtocolFuzzOptions,
+  stats: ProtocolStats,
+  sizes: number[],
+  caseNo: number,
+  c: VfioUserClient,
+  rams: { close(): void }[],
+  setDriver: (d: VirtioBlkDriver) => void,
+): Promise<"ok"> {
+  const deadline = opts.deadlineMs ?? 20_000;
+  let driver: VirtioBlkDriver | undefined;
+  {
     const ctx: FuzzContext = {
       maxXfer: 1 << 20,
       maxFds: 16,
@@ -308,6 +348,7 @@ async function runCase(
       await c.dmaMap({ iova: 0x100000n, size: 1n << 20n, backing: ram.bytes });
       ctx.maps.push({ iova: 0x100000n, size: 1n << 20n });
       driver = await VirtioBlkDriver.create(c, { arena: new GuestArena(0x100000n, ram.bytes) });
+      setDriver(driver);
       stats.messages += 20; // the set-up's own commands, roughly
       c.serveDma = false;
       for (let i = r.int(4) + 1; i > 0; i--) {
@@ -417,10 +458,6 @@ async function runCase(
       if (!(e instanceof ClientClosedError)) throw e;
     });
     return "ok";
-  } finally {
-    driver?.close();
-    await c.close();
-    for (const ram of rams) ram.close();
   }
 }
 
