@@ -11,11 +11,14 @@ import {
   GuestArena,
   isListening,
   MemfdRam,
+  pollUntil,
   sleep,
+  unixSockets,
   VfioUserClient,
   virtioBlk,
   VirtioBlkDriver,
 } from "../../client/mod.ts";
+import { isBoundNameOf } from "../../sys/socket.ts";
 import { MAIN_TS, REPO_ROOT, tempDir } from "./helpers.ts";
 
 const MiB = 1 << 20;
@@ -98,6 +101,15 @@ async function startOnFullStorage(kind: "file" | "loop") {
   };
 }
 
+/** Waits (bounded) until no client socket of `socket` is left on the server side. */
+async function noSession(socket: string): Promise<void> {
+  await pollUntil(
+    () =>
+      unixSockets().some((s) => !s.listening && isBoundNameOf(s.path, socket)) ? undefined : true,
+    "the previous session to end",
+  );
+}
+
 /** Writes 3 MiB in 64 KiB requests to distinct places; returns the statuses. */
 async function fillDisk(drv: VirtioBlkDriver): Promise<number[]> {
   const statuses: number[] = [];
@@ -133,6 +145,7 @@ Deno.test("storage: ENOSPC of the image's filesystem reaches the guest as IOERR;
     }
     assert.ok(v.alive(), v.log());
     assert.match(v.log(), /No space left on device|ENOSPC|errno 28/);
+    await noSession(v.socket); // one client at a time: the last one's teardown first
     await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
     await c2.version();
     assert.ok((await c2.getInfo()).numRegions >= 9, "a fresh client is served");
@@ -167,6 +180,7 @@ Deno.test("storage: EIO from a failing loop device reaches the guest as IOERR (F
     }
     assert.ok(v.alive(), v.log());
     assert.match(v.log(), /Input\/output error|EIO|errno 5\b/);
+    await noSession(v.socket); // one client at a time: the last one's teardown first
     await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
     await c2.version();
     assert.ok((await c2.getInfo()).numRegions >= 9, "a fresh client is served");
