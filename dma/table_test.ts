@@ -150,3 +150,32 @@ Deno.test("overlap checks at their exact limit: one byte into the previous or th
   t.map(0x3000n, 0x1000n, 0n, RW, undefined);
   t.clear();
 });
+
+Deno.test("a read spanning message-based and mmapped maps survives a DMA_UNMAP while it waits", async () => {
+  const t = new DmaTable();
+  t.map(0n, 4096n, 0n, RW, undefined); // message-based (no fd)
+  const { fd, view } = memfd(4096);
+  view.fill(7);
+  t.map(4096n, 4096n, 0n, RW, fd); // mmapped, right behind it
+  let answer!: () => void;
+  const mem = new SessionMemory(t, {
+    // The DMA_READ of the first piece waits for the client's reply...
+    read: (_addr, dst) => new Promise<void>((r) => (answer = () => r(dst.fill(1) && undefined))),
+    write: () => Promise.resolve(),
+    settled: () => undefined,
+    acquire: (n) => Promise.resolve(new Uint8Array(n)),
+    releaseBuffer: () => {},
+    maxBuffer: 1 << 20,
+  });
+  const dst = new Uint8Array(32);
+  const reading = mem.read(4096n - 16n, dst);
+  // ...meanwhile the client unmaps the mmapped piece (and its DMA_UNMAP is answered)...
+  t.unmap(4096n, 4096n);
+  answer();
+  // ...and the read goes on into memory it still holds, never the freed view (that was a
+  // SIGSEGV), nor the client's pages: they are cut off.
+  await reading;
+  assert.deepEqual([...dst.subarray(0, 16)], new Array(16).fill(1));
+  assert.deepEqual([...dst.subarray(16)], new Array(16).fill(0));
+  t.clear();
+});
