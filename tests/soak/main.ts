@@ -39,6 +39,20 @@ function rssKiB(pid: number): number {
 }
 
 await using v = await startVfud({ imageSize: SECTORS * 512 });
+
+/**
+ * vfud's fd count once the last session's teardown is over: the socket goes first, the
+ * session's eventfds a moment later; polled (bounded) until it is back at the first sample's.
+ */
+async function settledFds(): Promise<number> {
+  let n = countFds(v.pid);
+  const want = samples[0]?.fds ?? n;
+  for (let i = 0; i < 50 && n !== want; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    n = countFds(v.pid);
+  }
+  return n;
+}
 /** What the disk holds, as far as the soak wrote it (sector -> byte pattern seed). */
 const model = new Map<number, number>();
 const fill = (s: number, tag: number) => new Uint8Array(512).fill((s * 31 + tag) & 0xff);
@@ -50,7 +64,7 @@ let sessions = 0, ios = 0, resets = 0, abrupt = 0, mismatches = 0, nextSample = 
 while (Date.now() < end) {
   await waitNoSession(v);
   if (Date.now() >= nextSample) {
-    const s = { t: (Date.now() - start) / 1000, rss: rssKiB(v.pid), fds: countFds(v.pid) };
+    const s = { t: (Date.now() - start) / 1000, rss: rssKiB(v.pid), fds: await settledFds() };
     samples.push(s);
     console.log(
       `soak: t=${
