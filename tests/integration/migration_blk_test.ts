@@ -7,96 +7,25 @@
 import assert from "node:assert/strict";
 import {
   ArrayRam,
-  type BlkCompletion,
   DeviceMigration,
   DeviceState,
   GuestArena,
   type GuestRam,
   MemfdRam,
   migrate,
-  randomBytes,
   sleep,
   type VfioUserClient,
   VirtioBlkDriver,
 } from "../../client/mod.ts";
 import { connect, startVfud } from "./helpers.ts";
-import { BlkStatus, ReqType as BlkType, SECTOR_SIZE } from "../../spec/virtio_blk.ts";
+import { BlkWorkload } from "./kits/virtio_blk.ts";
+import { SECTOR_SIZE } from "../../spec/virtio_blk.ts";
 
 const MiB = 1 << 20;
 const RAM = 16 * MiB;
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-/** What the test expects of the disk and of every request it submitted. */
-class Workload {
-  readonly disk: Uint8Array;
-  readonly #driver: VirtioBlkDriver;
-  /** head → what the completion must show. */
-  readonly #expect = new Map<number, { type: number; data?: Uint8Array; what: string }>();
-  #next = 64; // sector of the next write (disjoint ranges: no two requests overlap)
-  submitted = 0;
-  completed = 0;
-
-  constructor(driver: VirtioBlkDriver, disk: Uint8Array) {
-    this.#driver = driver;
-    this.disk = disk;
-  }
-
-  /** Places a write of `sectors` fresh sectors in the ring (no kick). */
-  write(sectors: number): number {
-    const sector = BigInt(this.#next);
-    this.#next += sectors;
-    const data = randomBytes(sectors * SECTOR_SIZE);
-    const head = this.#driver.enqueue({ type: BlkType.OUT, sector, data });
-    this.disk.set(data, Number(sector) * SECTOR_SIZE); // the device may complete it any time now
-    this.#expect.set(head, { type: BlkType.OUT, what: `write @${sector}` });
-    this.submitted++;
-    return head;
-  }
-
-  /** Places a read of sectors no in-flight write touches (no kick). */
-  read(sector: number, sectors: number): number {
-    const len = sectors * SECTOR_SIZE;
-    const data = this.disk.slice(sector * SECTOR_SIZE, sector * SECTOR_SIZE + len);
-    const head = this.#driver.enqueue({
-      type: BlkType.IN,
-      sector: BigInt(sector),
-      readLength: len,
-    });
-    this.#expect.set(head, { type: BlkType.IN, data, what: `read @${sector}` });
-    this.submitted++;
-    return head;
-  }
-
-  /** A mix of `n` requests: writes of fresh sectors and reads of the first 64 (never written). */
-  mix(n: number): number[] {
-    return Array.from(
-      { length: n },
-      (_, i) => (i % 3 === 2 ? this.read(i % 60, 4) : this.write(8)),
-    );
-  }
-
-  /** Waits for every submitted request and checks its used-ring entry and data. */
-  async drain(): Promise<void> {
-    for (const head of this.#driver.pendingHeads) this.check(head, await this.#driver.wait(head));
-    assert.equal(this.completed, this.submitted);
-  }
-
-  check(head: number, c: BlkCompletion): void {
-    const e = this.#expect.get(head);
-    assert.ok(e, `completion of unknown head ${head}`);
-    this.#expect.delete(head);
-    assert.equal(c.status, BlkStatus.OK, e.what);
-    if (e.type === BlkType.OUT) {
-      assert.equal(c.usedLen, 1, `${e.what}: used length is the status byte`);
-    } else {
-      assert.equal(c.usedLen, e.data!.length + 1, `${e.what}: used length`);
-      assert.ok(c.data && equal(c.data, e.data!), `${e.what}: data`);
-    }
-    this.completed++;
-  }
 }
 
 async function mapRam(c: VfioUserClient, ram: GuestRam): Promise<void> {
@@ -117,11 +46,11 @@ async function migrateBlk(mode: "memfd" | "array"): Promise<void> {
       arena: new GuestArena(0n, ram.bytes),
       queueSize: 128,
     });
-    const w = new Workload(driver, a.initialImage!.slice());
+    const w = new BlkWorkload(driver, a.initialImage!.slice());
     // I/O before: on A only.
     w.mix(12);
     await driver.kick();
-    await w.drain();
+    await w.finish();
 
     // The destination: a fresh vfud, the same guest RAM mapped, nothing else set up yet.
     clientB = await connect(b);
@@ -163,10 +92,10 @@ async function migrateBlk(mode: "memfd" | "array"): Promise<void> {
     assert.ok(stoppedAt >= 0);
 
     // I/O continues on B with the same driver: what A left in the rings, then new requests.
-    await w.drain();
+    await w.finish();
     w.mix(16);
     await driver.kick();
-    await w.drain();
+    await w.finish();
     assert.ok(w.submitted >= 12 + 18 + 9 + 16);
 
     await driver.flush();
