@@ -257,6 +257,11 @@ export class E1000 implements Device {
     return out;
   }
 
+  /** Frames sent and received so far (the request rate of the service status). */
+  get requests(): number {
+    return this.regs.total(STATS.GPTC) + this.regs.total(STATS.GPRC);
+  }
+
   close(): void {
     const t = (o: number) => this.regs.total(o);
     this.#log.info(
