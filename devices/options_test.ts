@@ -6,7 +6,7 @@ import {
   parseSizeText,
   splitOptionList,
 } from "./options.ts";
-import { parseDeviceArg } from "./mod.ts";
+import { DEVICE_TYPES, parseDeviceArg } from "./mod.ts";
 
 Deno.test("device options: QEMU's ,, escape", () => {
   assert.deepEqual(splitOptionList("virtio-blk,file=/tmp/a,,b.img,serial=x"), [
@@ -83,4 +83,17 @@ Deno.test("device options: each device type's values are checked before it is cr
   bad("e1000,netdev=stream,path=/s,server=perhaps", /server=perhaps: expected on or off/);
   bad("e1000,netdev=udp", /netdev=udp: expected tap or stream/);
   bad("nvme,file=/x", /unknown device type "nvme" \(known: virtio-blk, e1000\)/);
+});
+
+Deno.test("device options: every option of every device type says how its value is checked", () => {
+  // So that `--device` mistakes are usage errors found before anything opens (exit 2), never
+  // runtime errors of a factory: each option has a value kind or a check of its own.
+  for (const t of DEVICE_TYPES.values()) {
+    for (const [k, spec] of Object.entries(t.options)) {
+      assert.ok(
+        spec.value !== undefined || spec.check !== undefined,
+        `${t.name} option ${k}= has neither a value kind nor a check`,
+      );
+    }
+  }
 });
