@@ -24,22 +24,28 @@ export interface PciCapability {
 }
 
 /**
- * Walks the capability list of a 256-byte config-space image. Throws on a list that leaves the
- * header area, is misaligned or loops (bounded to 48 entries, like Linux).
+ * Walks the capability list of a config-space image (bounded to 48 entries, like Linux). Throws
+ * on a list that leaves the header area, is misaligned or loops; with `lenient` (for describing
+ * a device rather than testing it) masks the reserved low pointer bits (PCI 3.0 §6.7) and stops
+ * there instead.
  */
-export function walkCapabilities(cfg: Uint8Array): PciCapability[] {
+export function walkCapabilities(cfg: Uint8Array, lenient = false): PciCapability[] {
   const caps: PciCapability[] = [];
   if ((le.u16(cfg, ConfigReg.STATUS) & PciStatus.CAPABILITIES_LIST) === 0) return caps;
-  let ptr = cfg[ConfigReg.CAPABILITIES_POINTER];
+  const next = (p: number) => lenient ? p & ~3 : p;
+  const end = Math.min(cfg.length, CONFIG_SPACE_SIZE) - 4;
   const seen = new Set<number>();
-  while (ptr !== 0) {
-    if (ptr < CAPABILITIES_START || ptr > CONFIG_SPACE_SIZE - 4 || ptr % 4 !== 0) {
-      throw new Error(`capability pointer 0x${ptr.toString(16)} is invalid`);
-    }
-    if (seen.has(ptr) || seen.size >= 48) throw new Error("capability list loops");
+  for (let ptr = next(cfg[ConfigReg.CAPABILITIES_POINTER]); ptr !== 0;) {
+    const why = ptr < CAPABILITIES_START || ptr > end || ptr % 4 !== 0
+      ? `capability pointer 0x${ptr.toString(16)} is invalid`
+      : seen.has(ptr) || seen.size >= 48
+      ? "capability list loops"
+      : undefined;
+    if (why && lenient) break;
+    if (why) throw new Error(why);
     seen.add(ptr);
     caps.push({ id: cfg[ptr], offset: ptr });
-    ptr = cfg[ptr + 1];
+    ptr = next(cfg[ptr + 1]);
   }
   return caps;
 }

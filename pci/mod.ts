@@ -21,14 +21,3 @@ export {
   configRegionSize,
   validateSpec,
 } from "./layout.ts";
-export {
-  BAR_COUNT,
-  BarBits,
-  CapId,
-  CONFIG_SPACE_SIZE,
-  ConfigReg,
-  Msix,
-  pbaSize,
-  PciCommand,
-  PciStatus,
-} from "../spec/pci.ts";

@@ -9,6 +9,20 @@ import { dirname, join, normalize, relative } from "node:path";
 
 const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
 
+/** Every layer below the program (util/, tools/, main.ts), which may use them all. */
+const LIBRARY = [
+  "sys",
+  "spec",
+  "protocol",
+  "transport",
+  "pci",
+  "dma",
+  "devices",
+  "migration",
+  "server",
+  "client",
+];
+
 /** What each top-level folder (or main.ts) may import besides itself. */
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   // bottom: libc FFI, layouts, errno, fds, epoll, sockets, logging
@@ -25,45 +39,9 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   migration: ["sys", "spec", "protocol", "pci", "dma", "devices"],
   server: ["sys", "spec", "protocol", "transport", "pci", "dma", "devices", "migration"],
   client: ["sys", "spec", "protocol", "transport"],
-  util: [
-    "sys",
-    "spec",
-    "protocol",
-    "transport",
-    "pci",
-    "dma",
-    "devices",
-    "migration",
-    "server",
-    "client",
-  ],
-  tools: [
-    "sys",
-    "spec",
-    "protocol",
-    "transport",
-    "pci",
-    "dma",
-    "devices",
-    "migration",
-    "server",
-    "client",
-    "util",
-  ],
-  "main.ts": [
-    "sys",
-    "spec",
-    "protocol",
-    "transport",
-    "pci",
-    "dma",
-    "devices",
-    "migration",
-    "server",
-    "client",
-    "util",
-    "tools",
-  ],
+  util: LIBRARY,
+  tools: [...LIBRARY, "util"],
+  "main.ts": [...LIBRARY, "util", "tools"],
 };
 
 async function* sources(dir: string): AsyncGenerator<string> {

@@ -5,16 +5,8 @@
  *
  * @module
  */
-import {
-  BAR_COUNT,
-  BarBits,
-  CAPABILITIES_START,
-  CapId,
-  CONFIG_SPACE_SIZE,
-  ConfigReg,
-  Msix,
-  PciStatus,
-} from "../spec/pci.ts";
+import { BAR_COUNT, BarBits, CapId, CONFIG_SPACE_SIZE, ConfigReg, Msix } from "../spec/pci.ts";
+import { walkCapabilities } from "../client/pci.ts";
 import { CapType, PciCapField, VIRTIO_PCI_DEVICE_BASE, VIRTIO_PCI_VENDOR } from "../spec/virtio.ts";
 
 /** One BAR as the config space declares it (size comes from the region info). */
@@ -235,26 +227,17 @@ function capDetails(cfg: Uint8Array, off: number, id: number, vendor: number) {
   return undefined;
 }
 
-/** Walks the standard capability list (bounded to 48 entries; stops at a bad pointer). */
+/** The standard capability list, decoded (a bad pointer ends it: this describes, not judges). */
 function standardCaps(cfg: Uint8Array, vendor: number): DecodedCapability[] {
-  const caps: DecodedCapability[] = [];
-  if ((u16(cfg, ConfigReg.STATUS) & PciStatus.CAPABILITIES_LIST) === 0) return caps;
-  let ptr = cfg[ConfigReg.CAPABILITIES_POINTER] & ~3;
-  const seen = new Set<number>();
-  const end = Math.min(cfg.length, CONFIG_SPACE_SIZE);
-  while (ptr >= CAPABILITIES_START && ptr < end && !seen.has(ptr) && seen.size < 48) {
-    seen.add(ptr);
-    const id = cfg[ptr];
-    const details = capDetails(cfg, ptr, id, vendor);
-    caps.push({
-      offset: ptr,
+  return walkCapabilities(cfg, true).map(({ id, offset }) => {
+    const details = capDetails(cfg, offset, id, vendor);
+    return {
+      offset,
       id,
       name: CAP_NAMES[id] ?? `capability 0x${id.toString(16)}`,
       ...(details ? { details } : {}),
-    });
-    ptr = cfg[ptr + 1] & ~3;
-  }
-  return caps;
+    };
+  });
 }
 
 /** Walks the extended capability list at 0x100 (when the image has it). */

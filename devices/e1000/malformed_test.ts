@@ -16,6 +16,7 @@ import {
   settle,
   setupRx,
   setupTx,
+  tsoContext,
   wr,
 } from "./testing.ts";
 import { ipv4Packet } from "./testing_packets.ts";
@@ -215,23 +216,8 @@ Deno.test("message-based (bounce) and segmented guest memory behave the same", a
     setupTx(r);
     setupRx(r, 8);
     const p = ipv4Packet({ payload: 3000, l4: "partial" });
-    const hdr = p.l4 + 20;
     r.mem.ram.set(p.frame, ADDR.TX_BUF);
-    putTx(
-      r,
-      0,
-      contextDesc({
-        ipcss: p.l3,
-        ipcso: p.ipCsumAt,
-        ipcse: p.l4 - 1,
-        tucss: p.l4,
-        tucso: p.csumAt,
-        tucmd: TUCMD.TCP | TUCMD.IP | TUCMD.TSE,
-        paylen: 3000,
-        hdrlen: hdr,
-        mss: 1448,
-      }),
-    );
+    putTx(r, 0, tsoContext(p, 3000, 1448));
     putTx(r, 1, {
       addr: ADDR.TX_BUF,
       lower: dataDesc(p.frame.length, EOP | RS | TXD_CMD.TSE),

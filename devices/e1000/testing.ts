@@ -11,7 +11,8 @@ import {
   type FakeMemoryOptions,
 } from "../virtio/testing/fake_memory.ts";
 import { type MemoryBackend, memoryPair } from "../net/memory.ts";
-import { CTRL, DESC_SIZE, R, RCTL, TCTL, TXD_CMD } from "./constants.ts";
+import { CTRL, DESC_SIZE, R, RCTL, TCTL, TUCMD, TXD_CMD } from "./constants.ts";
+import type { Packet } from "./testing_packets.ts";
 import { E1000 } from "./device.ts";
 import { quiesce } from "../device.ts";
 
@@ -163,6 +164,29 @@ export function contextDesc(c: ContextFields): TxDesc {
     lower: (c.paylen ?? 0) | (((c.tucmd ?? 0) | TXD_CMD.DEXT) << 24),
     upper: ((c.hdrlen ?? 0) << 8) | ((c.mss ?? 0) << 16),
   };
+}
+
+/** The TSE context of TCP/IPv4 packet `p` (20-byte TCP header): `paylen` bytes in `mss` segments. */
+export function tsoContext(p: Packet, paylen: number, mss: number): TxDesc {
+  return contextDesc({
+    ipcss: p.l3,
+    ipcso: p.ipCsumAt,
+    ipcse: p.l4 - 1,
+    tucss: p.l4,
+    tucso: p.csumAt,
+    tucmd: TUCMD.TCP | TUCMD.IP | TUCMD.TSE,
+    paylen,
+    hdrlen: p.l4 + 20,
+    mss,
+  });
+}
+
+/** Puts `f` in the TX buffer and `count` one-descriptor (EOP|RS) copies of it in the ring. */
+export function queueFrames(r: Nic, f: Uint8Array, count = 1): void {
+  r.mem.ram.set(f, ADDR.TX_BUF);
+  const lower = legacy(f.length, TXD_CMD.EOP | TXD_CMD.RS);
+  for (let i = 0; i < count; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower });
+  wr(r.dev, R.TDT, count);
 }
 
 /** Reads descriptor `i` of a ring as a DataView. */

@@ -11,10 +11,12 @@ import {
   legacy,
   linkUp,
   putTx,
+  queueFrames,
   rd,
   rig,
   settle,
   setupTx,
+  tsoContext,
   wr,
 } from "./testing.ts";
 import { ipHeaderOk, ipv4Packet, l4ChecksumOk } from "./testing_packets.ts";
@@ -125,21 +127,7 @@ Deno.test("TX TSO: segments with fixed lengths, IDs, sequence numbers, flags and
   const p = ipv4Packet({ payload: 2500, l4: "partial", tcpFlags: 0x19 }); // FIN|PSH|ACK
   const hdr = p.l4 + 20;
   r.mem.ram.set(p.frame, ADDR.TX_BUF);
-  putTx(
-    r,
-    0,
-    contextDesc({
-      ipcss: p.l3,
-      ipcso: p.ipCsumAt,
-      ipcse: p.l4 - 1,
-      tucss: p.l4,
-      tucso: p.csumAt,
-      tucmd: TUCMD.TCP | TUCMD.IP | TUCMD.TSE,
-      paylen: 2500,
-      hdrlen: hdr,
-      mss,
-    }),
-  );
+  putTx(r, 0, tsoContext(p, 2500, mss));
   const popts = (POPTS.TXSM | POPTS.IXSM) << 8;
   putTx(r, 1, { addr: ADDR.TX_BUF, lower: dataDesc(hdr, IFCS | TSE), upper: popts });
   putTx(r, 2, {
@@ -203,11 +191,8 @@ Deno.test("TX: kicks during processing are not lost; the ring wraps", async () =
 
 Deno.test("TX: a congested backend holds transmission until it drains", async () => {
   const r = ready();
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
   r.backend.setCongested(true);
-  putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS) });
-  wr(r.dev, R.TDT, 1);
+  queueFrames(r, frame(BCAST, 60));
   await new Promise((res) => setTimeout(res, 5));
   assert.equal(r.wire.received.length, 0);
   assert.equal(rd(r.dev, R.TDH), 0);
@@ -228,11 +213,8 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer that stopped reading)", async () => {
   const r = ready();
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
   r.backend.setCongested(true);
-  for (let i = 0; i < 3; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS) });
-  wr(r.dev, R.TDT, 3);
+  queueFrames(r, frame(BCAST, 60), 3);
   await new Promise((res) => setTimeout(res, 5));
   // The client left: the server quiesces the device before taking the next one. Nothing is
   // touching guest memory while frames wait for the backend, so this must not wait for it.
@@ -247,11 +229,8 @@ Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer
 
 Deno.test("TX: device reset while waiting on a congested backend does not hang", async () => {
   const r = ready();
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
   r.backend.setCongested(true);
-  putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS) });
-  wr(r.dev, R.TDT, 1);
+  queueFrames(r, frame(BCAST, 60));
   await new Promise((res) => setTimeout(res, 2));
   await r.dev.reset();
   assert.equal(r.wire.received.length, 0);

@@ -19,17 +19,20 @@ import assert from "node:assert/strict";
 import {
   assertGuestOk,
   describeDiff,
+  type Disk,
   type GuestOptions,
   type GuestRun,
   md5,
   md5File,
   MiB,
+  patternDisk,
+  type PatternSpec,
   preparePrerequisites,
   prng,
   runGuest,
   Vfud,
   workDir,
-  writeSparse,
+  writesEnv,
 } from "./lib.ts";
 
 /** Disk size: 64 MiB + 12 KiB (a multiple of 4 KiB, deliberately not of 1 MiB). */
@@ -40,24 +43,8 @@ const SEED = Number(Deno.env.get("VFUD_E2E_SEED") ?? Math.floor(Math.random() * 
 // ------------------------------------------------------------------------------------------------
 // The disk: background + patterns
 
-interface Pattern {
-  file: string; // host path, passed to the guest as /data/<basename>
-  name: string;
-  offset: number;
-  bs: string; // dd block size: one write(2)/read(2) per bs
-  data: Uint8Array;
-}
-
-interface Disk {
-  path: string;
-  original: Uint8Array;
-  /** original with every pattern written at its offset */
-  expected: Uint8Array;
-  patterns: Pattern[];
-}
-
 /** [name, offset, length, dd bs] of the writes; the last one ends exactly at the last sector. */
-function patternLayout(size: number): [string, number, number, string][] {
+function patternLayout(size: number): PatternSpec[] {
   return [
     ["p0-4m-bs4m", 1 * MiB + 4096, 4 * MiB, "4M"], // one 4 MiB write(2): > 1 MiB per request
     ["p1-64k-first", 0, 64 * 1024, "4K"], // the first sectors, 16 small requests
@@ -71,7 +58,7 @@ function patternLayout(size: number): [string, number, number, string][] {
  * A sparse image: holes, a random 64 KiB block at every MiB, and random bytes 128 KiB around every
  * pattern (so a misplaced or overlong write lands on known data).
  */
-async function makeDisk(dir: string, seed: number): Promise<Disk> {
+function makeDisk(dir: string, seed: number): Promise<Disk> {
   const original = new Uint8Array(IMAGE_BYTES);
   const fill = (off: number, len: number, s: number) => {
     const a = Math.max(0, off), b = Math.min(IMAGE_BYTES, off + len);
@@ -82,22 +69,8 @@ async function makeDisk(dir: string, seed: number): Promise<Disk> {
   layout.forEach(([, off, len], i) =>
     fill(off - 128 * 1024, len + 256 * 1024, seed + 7919 * (i + 1))
   );
-  const path = `${dir}/disk.img`;
-  await writeSparse(path, original);
-  const expected = original.slice();
-  const patterns: Pattern[] = [];
-  for (const [i, [name, offset, len, bs]] of layout.entries()) {
-    const data = prng(seed * 31 + i + 1, len);
-    const file = `${dir}/${name}`;
-    await Deno.writeFile(file, data);
-    expected.set(data, offset);
-    patterns.push({ file, name, offset, bs, data });
-  }
-  return { path, original, expected, patterns };
+  return patternDisk(dir, original, layout, seed);
 }
-
-const writesEnv = (d: Disk) =>
-  d.patterns.map((p) => `${p.name}:${p.offset}:${p.data.length}:${p.bs}:${md5(p.data)}`).join(" ");
 
 /** OFFSET:LENGTH:MD5 of `content` around every pattern: 64 KiB before and after it. */
 function neighbourChecks(d: Disk, content: Uint8Array): string {

@@ -14,11 +14,12 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { isListening as listeningIn } from "../../client/proc.ts";
+import { REPO_ROOT, VFUD } from "../vfud.ts";
 
 /** tests/e2e/ (absolute path, with a trailing slash). */
 export const E2E_HERE = decodeURIComponent(new URL(".", import.meta.url).pathname);
 /** The repository root, where main.ts lives. */
-export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
+export { REPO_ROOT } from "../vfud.ts";
 /** The cache dir of setup.sh and build-guest.sh. */
 export const E2E_DIR = Deno.env.get("VFUD_E2E_DIR") ?? "/var/tmp/vfud-e2e";
 export const MiB = 1024 * 1024;
@@ -255,40 +256,14 @@ export class Vfud {
     const device = o.device ?? `virtio-blk,file=${o.image}${o.readonly ? ",readonly=on" : ""}`;
     const args = [
       ...(o.wrap ?? []),
-      Deno.execPath(),
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "main.ts",
+      ...VFUD,
       `--socket-path=${socket}`,
       "--device",
       device,
       ...(o.extraArgs ?? []),
     ];
-    const logs = { stdout: `${o.dir}/vfud.stdout.log`, stderr: `${o.dir}/vfud.stderr.log` };
-    const [outF, errF] = await Promise.all([
-      Deno.open(logs.stdout, { write: true, create: true, truncate: true }),
-      Deno.open(logs.stderr, { write: true, create: true, truncate: true }),
-    ]);
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(args[0], {
-        args: args.slice(1),
-        cwd: REPO_ROOT,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    } catch (e) {
-      outF.close();
-      errF.close();
-      throw e;
-    }
-    // chunk by chunk: pipeTo(file.writable) only writes the file once the stream ends, which
-    // would leave the log tails of describe() empty while vfud runs
-    const pipes = Promise.all([pump(child.stdout, outF), pump(child.stderr, errF)]);
+    const logs = logFiles(o.dir, "vfud");
+    const { child, pipes } = await spawnLogged(args, logs);
     const v = new Vfud(child, socket, args, logs, pipes);
     const deadline = Date.now() + (o.startTimeoutMs ?? 60_000);
     try {
@@ -362,14 +337,8 @@ export class Vfud {
   }
 
   /** SIGKILL and reap (cleanup path; no assertions). */
-  async kill(): Promise<void> {
-    if (this.running) {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }
-    await this.child.status;
-    await this.#pipes;
+  kill(): Promise<void> {
+    return killAndReap(this.child, this.#pipes);
   }
 
   /** The command line and the tail of vfud's logs, for error messages. */
@@ -388,13 +357,65 @@ export class Vfud {
 }
 
 /** Copies `stream` into `file` as it arrives, then closes the file. */
-async function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): Promise<void> {
+/** The log files of a child process `name` in `dir`. */
+export function logFiles(dir: string, name: string): { stdout: string; stderr: string } {
+  return { stdout: `${dir}/${name}.stdout.log`, stderr: `${dir}/${name}.stderr.log` };
+}
+
+/**
+ * Spawns `argv` in the repository with stdin closed, its stdout and stderr copied to `logs` as
+ * they come; `pipes` settles once both are copied (after the child exited).
+ */
+export async function spawnLogged(
+  argv: readonly string[],
+  logs: { stdout: string; stderr: string },
+  env?: Record<string, string>,
+): Promise<{ child: Deno.ChildProcess; pipes: Promise<unknown> }> {
+  const [outF, errF] = await Promise.all([
+    Deno.open(logs.stdout, { write: true, create: true, truncate: true }),
+    Deno.open(logs.stderr, { write: true, create: true, truncate: true }),
+  ]);
+  let child: Deno.ChildProcess;
   try {
-    for await (const chunk of stream) {
-      for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+    child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      cwd: REPO_ROOT,
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    outF.close();
+    errF.close();
+    throw e;
+  }
+  return { child, pipes: Promise.all([pump(child.stdout, outF), pump(child.stderr, errF)]) };
+}
+
+/** SIGKILL (unless it exited) and reap, logs copied (cleanup path; no assertions). */
+export async function killAndReap(child: Deno.ChildProcess, pipes: Promise<unknown>) {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  await child.status;
+  await pipes;
+}
+
+/**
+ * Copies `from` into `to` chunk by chunk and closes `to`. (Not `pipeTo(file.writable)`: Deno
+ * 2.9's FsFile.writable holds small writes back until about 64 KiB or close, so a log file would
+ * stay empty while the process runs.)
+ */
+async function pump(from: ReadableStream<Uint8Array>, to: Deno.FsFile): Promise<void> {
+  try {
+    for await (const chunk of from) {
+      for (let n = 0; n < chunk.length;) n += await to.write(chunk.subarray(n));
     }
+  } catch {
+    /* the child's pipe broke: nothing more to copy */
   } finally {
-    file.close();
+    to.close();
   }
 }
 
@@ -506,4 +527,57 @@ export function describeDiff(
     i = j;
   }
   return `${diffs} bytes differ:\n${out.join("\n")}`;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Pattern disks (guest/blk-integrity.sh)
+
+/** One write of the guest: a host file of data that `dd` puts at `offset` with block size `bs`. */
+export interface Pattern {
+  /** Host path, passed to the guest as /data/<basename>. */
+  file: string;
+  name: string;
+  offset: number;
+  /** dd block size: one write(2)/read(2) per bs. */
+  bs: string;
+  data: Uint8Array;
+}
+
+/** [name, offset, length, dd bs] of one pattern write. */
+export type PatternSpec = [string, number, number, string];
+
+/** An image file and what it must hold once the guest wrote every pattern. */
+export interface Disk {
+  path: string;
+  original: Uint8Array;
+  /** `original` with every pattern written at its offset. */
+  expected: Uint8Array;
+  patterns: Pattern[];
+}
+
+/** Writes `original` as the sparse image `dir`/disk.img and one data file per pattern. */
+export async function patternDisk(
+  dir: string,
+  original: Uint8Array,
+  layout: readonly PatternSpec[],
+  seed: number,
+): Promise<Disk> {
+  const path = `${dir}/disk.img`;
+  await writeSparse(path, original);
+  const expected = original.slice();
+  const patterns: Pattern[] = [];
+  for (const [i, [name, offset, len, bs]] of layout.entries()) {
+    const data = prng(seed * 31 + i + 1, len);
+    const file = `${dir}/${name}`;
+    await Deno.writeFile(file, data);
+    expected.set(data, offset);
+    patterns.push({ file, name, offset, bs, data });
+  }
+  return { path, original, expected, patterns };
+}
+
+/** The patterns as blk-integrity.sh takes them in VFUD_WRITES. */
+export function writesEnv(d: Disk): string {
+  return d.patterns.map((p) => `${p.name}:${p.offset}:${p.data.length}:${p.bs}:${md5(p.data)}`)
+    .join(" ");
 }

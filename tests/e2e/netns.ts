@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { killAndReap } from "./lib.ts";
 
 const td = new TextDecoder();
 
@@ -227,13 +228,7 @@ export class Background {
   }
 
   /** SIGKILL and reap (cleanup path). */
-  async kill(): Promise<void> {
-    if (this.running) {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }
-    await this.child.status;
-    await this.#pipes;
+  kill(): Promise<void> {
+    return killAndReap(this.child, this.#pipes);
   }
 }

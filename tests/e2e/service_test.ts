@@ -28,34 +28,31 @@
  */
 import assert from "node:assert/strict";
 import { NotifyListener } from "../integration/conventions_helpers.ts";
+import { VFUD } from "../vfud.ts";
 import {
   assertGuestOk,
   describeDiff,
+  type Disk,
   E2E_HERE,
   isListening,
+  logFiles,
   md5,
   MiB,
+  patternDisk,
+  type PatternSpec,
   preparePrerequisites,
   prng,
   REPO_ROOT,
   runGuest,
+  spawnLogged,
   Vfud,
   workDir,
+  writesEnv,
   writeSparse,
 } from "./lib.ts";
 
 const td = new TextDecoder();
 const SEED = Number(Deno.env.get("VFUD_E2E_SEED") ?? Math.floor(Math.random() * 2 ** 31));
-/** vfud's command line up to its own arguments (the permissions of `deno task start`). */
-const VFUD_RUN = [
-  Deno.execPath(),
-  "run",
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  `${REPO_ROOT}main.ts`,
-];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -92,30 +89,11 @@ class Proc {
     dir: string,
     o: { env?: Record<string, string>; setsid?: boolean } = {},
   ): Promise<Proc> {
-    const logs = { stdout: `${dir}/${name}.stdout.log`, stderr: `${dir}/${name}.stderr.log` };
-    const [outF, errF] = await Promise.all([
-      Deno.open(logs.stdout, { write: true, create: true, truncate: true }),
-      Deno.open(logs.stderr, { write: true, create: true, truncate: true }),
-    ]);
+    const logs = logFiles(dir, name);
     // setsid(1) execs in place (a child of deno is never a process group leader), so the pid of
     // the child is the id of the new group.
     const full = o.setsid ? ["setsid", ...argv] : argv;
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(full[0], {
-        args: full.slice(1),
-        cwd: REPO_ROOT,
-        env: o.env,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    } catch (e) {
-      outF.close();
-      errF.close();
-      throw e;
-    }
-    const pipes = Promise.all([pump(child.stdout, outF), pump(child.stderr, errF)]);
+    const { child, pipes } = await spawnLogged(full, logs, o.env);
     return new Proc(name, child, full, logs, o.setsid === true, pipes);
   }
 
@@ -166,23 +144,6 @@ class Proc {
     return `\n--- ${this.name}: ${this.argv.join(" ")} (pid ${this.pid}) ---\n` +
       `--- ${this.name} stderr (tail, ${this.logs.stderr}) ---\n${await tail(this.logs.stderr)}\n` +
       `--- ${this.name} stdout (tail, ${this.logs.stdout}) ---\n${await tail(this.logs.stdout)}`;
-  }
-}
-
-/**
- * Copies `from` into `to` chunk by chunk and closes `to`. (Not `pipeTo(file.writable)`: Deno
- * 2.9's FsFile.writable holds small writes back until about 64 KiB or close, so a log file would
- * stay empty while the process runs.)
- */
-async function pump(from: ReadableStream<Uint8Array>, to: Deno.FsFile): Promise<void> {
-  try {
-    for await (const chunk of from) {
-      for (let n = 0; n < chunk.length;) n += await to.write(chunk.subarray(n));
-    }
-  } catch {
-    /* the child's pipe broke: nothing more to copy */
-  } finally {
-    to.close();
   }
 }
 
@@ -264,38 +225,19 @@ async function probe(socket: string, json: boolean) {
 /** Disk size of the activation test: 32 MiB + 8 KiB (not a multiple of 1 MiB). */
 const ACT_BYTES = 32 * MiB + 8192;
 
-interface Pattern {
-  file: string;
-  name: string;
-  offset: number;
-  bs: string;
-  data: Uint8Array;
-}
-
 /** A sparse image with random blocks, and the patterns the guest writes (blk-integrity.sh). */
-async function patternDisk(dir: string, seed: number) {
+function activationDisk(dir: string, seed: number): Promise<Disk> {
   const original = new Uint8Array(ACT_BYTES);
   for (let off = 0; off < ACT_BYTES; off += MiB) {
     original.set(prng(seed + off, Math.min(64 * 1024, ACT_BYTES - off)), off);
   }
-  const layout: [string, number, number, string][] = [
+  const layout: PatternSpec[] = [
     ["a0-2m-bs1m", MiB + 4096, 2 * MiB, "1M"],
     ["a1-64k-first", 0, 64 * 1024, "4K"],
     ["a2-512-sector", 9 * MiB + 512, 512, "512"],
     ["a3-1m-last", ACT_BYTES - MiB, MiB, "256K"], // ends at the last sector
   ];
-  const path = `${dir}/disk.img`;
-  await writeSparse(path, original);
-  const expected = original.slice();
-  const patterns: Pattern[] = [];
-  for (const [i, [name, offset, len, bs]] of layout.entries()) {
-    const data = prng(seed * 31 + i + 1, len);
-    const file = `${dir}/${name}`;
-    await Deno.writeFile(file, data);
-    expected.set(data, offset);
-    patterns.push({ file, name, offset, bs, data });
-  }
-  return { path, original, expected, patterns };
+  return patternDisk(dir, original, layout, seed);
 }
 
 Deno.test("service: systemd-socket-activate starts vfud for a QEMU guest; READY=1, integrity, STOPPING=1", async () => {
@@ -309,7 +251,7 @@ Deno.test("service: systemd-socket-activate starts vfud for a QEMU guest; READY=
   let ok = false;
   try {
     using notify = new NotifyListener(`${wd.path}/notify`);
-    const d = await patternDisk(wd.path, SEED);
+    const d = await activationDisk(wd.path, SEED);
     const socket = `${wd.path}/activated.sock`;
     // systemd-socket-activate passes on only PATH, HOME, USER, TERM and --setenv variables
     const env = ["NO_COLOR=1", `NOTIFY_SOCKET=${notify.address}`];
@@ -320,7 +262,7 @@ Deno.test("service: systemd-socket-activate starts vfud for a QEMU guest; READY=
       "--listen",
       socket,
       ...env.map((e) => `--setenv=${e}`),
-      ...VFUD_RUN,
+      ...VFUD,
       `--device=virtio-blk,file=${d.path},serial=svc-activated`,
     ], wd.path);
     const a = activator;
@@ -341,9 +283,7 @@ Deno.test("service: systemd-socket-activate starts vfud for a QEMU guest; READY=
       env: {
         VFUD_BLK_MODE: "write",
         VFUD_EXPECT_BYTES: ACT_BYTES,
-        VFUD_WRITES: d.patterns.map((p) =>
-          `${p.name}:${p.offset}:${p.data.length}:${p.bs}:${md5(p.data)}`
-        ).join(" "),
+        VFUD_WRITES: writesEnv(d),
         VFUD_EXPECT_DISK_MD5: md5(d.expected),
       },
     });
@@ -767,7 +707,7 @@ Deno.test("service: vfud probe describes a running e1000 (8086:100e, netdev=stre
     p = await Proc.spawn(
       "vfud",
       [
-        ...VFUD_RUN,
+        ...VFUD,
         `--socket-path=${socket}`,
         "--device",
         `e1000,netdev=stream,path=${net},server=on`,

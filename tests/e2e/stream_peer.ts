@@ -28,6 +28,50 @@ export interface StreamPeerStats {
 
 const MAX_FRAME = 65536;
 
+/** `frames` in QEMU's stream framing: each preceded by its length, 4 bytes big-endian. */
+export function framed(frames: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(frames.reduce((n, f) => n + 4 + f.length, 0));
+  const v = new DataView(out.buffer);
+  let at = 0;
+  for (const f of frames) {
+    v.setUint32(at, f.length, false);
+    out.set(f, at + 4);
+    at += 4 + f.length;
+  }
+  return out;
+}
+
+/**
+ * Reads QEMU-framed frames from `conn` until the end of the stream, calling `onFrame` with each
+ * (a copy). Throws on a length of 0 or over 64 KiB. `beforeRead`, when it returns a promise, holds
+ * the next read until it settles (a peer that stops reading).
+ */
+export async function readFramed(
+  conn: Deno.Conn,
+  onFrame: (frame: Uint8Array) => void,
+  beforeRead?: () => Promise<void> | undefined,
+): Promise<void> {
+  let pending = new Uint8Array(0);
+  const buf = new Uint8Array(256 * 1024);
+  for (;;) {
+    await beforeRead?.();
+    const n = await conn.read(buf);
+    if (n === null) return;
+    const joined = new Uint8Array(pending.length + n);
+    joined.set(pending);
+    joined.set(buf.subarray(0, n), pending.length);
+    let at = 0;
+    while (joined.length - at >= 4) {
+      const len = new DataView(joined.buffer, at, 4).getUint32(0, false);
+      if (len === 0 || len > MAX_FRAME) throw new Error(`bad frame length ${len}`);
+      if (joined.length - at - 4 < len) break;
+      onFrame(joined.slice(at + 4, at + 4 + len));
+      at += 4 + len;
+    }
+    pending = joined.slice(at);
+  }
+}
+
 export class StreamPeer {
   readonly stats: StreamPeerStats = {
     rxFrames: 0,
@@ -100,37 +144,16 @@ export class StreamPeer {
   }
 
   async #readLoop(): Promise<void> {
-    let pending = new Uint8Array(0);
-    const buf = new Uint8Array(256 * 1024);
     try {
-      for (;;) {
-        const n = await this.#conn.read(buf);
-        if (n === null) {
-          this.ended = this.#closing ? "closed" : "eof";
-          return;
-        }
-        const joined = new Uint8Array(pending.length + n);
-        joined.set(pending);
-        joined.set(buf.subarray(0, n), pending.length);
-        let at = 0;
-        while (joined.length - at >= 4) {
-          const len = new DataView(joined.buffer, at, 4).getUint32(0, false);
-          if (len === 0 || len > MAX_FRAME) throw new Error(`bad frame length ${len}`);
-          if (joined.length - at - 4 < len) break;
-          this.#receive(joined.slice(at + 4, at + 4 + len));
-          at += 4 + len;
-        }
-        pending = joined.slice(at);
-      }
+      await readFramed(this.#conn, (f) => this.#receive(f));
+      this.ended = this.#closing ? "closed" : "eof";
     } catch (e) {
       this.ended = this.#closing ? "closed" : `error: ${(e as Error).message}`;
     }
   }
 
   #send(frame: Uint8Array): void {
-    const msg = new Uint8Array(4 + frame.length);
-    new DataView(msg.buffer).setUint32(0, frame.length, false);
-    msg.set(frame, 4);
+    const msg = framed([frame]);
     this.stats.txFrames++;
     this.#writes = this.#writes.then(async () => {
       for (let off = 0; off < msg.length;) off += await this.#conn.write(msg.subarray(off));

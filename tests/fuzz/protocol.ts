@@ -22,6 +22,7 @@ import {
   VirtioBlkDriver,
 } from "../../client/mod.ts";
 import { Command, Flags } from "../../protocol/header.ts";
+import { concatBytes } from "../../protocol/wire.ts";
 import { check, closeFd, cstr, libc } from "../../sys/ffi.ts";
 import { C } from "../../sys/layout.ts";
 import { connectUnix } from "../../sys/socket.ts";
@@ -371,7 +372,7 @@ async function caseBody(
       let plain: Uint8Array[] = [];
       const flush = async () => {
         if (!plain.length) return;
-        await c.sendRaw(concat(plain));
+        await c.sendRaw(concatBytes(plain));
         plain = [];
       };
       let broke = false;
@@ -474,15 +475,4 @@ function generateVersion(r: Rng, ctx: FuzzContext, id: number): FuzzMessage {
     const m = generate(r, ctx, id);
     if (m.cmd === Command.VERSION && m.wantsReply) return m;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

@@ -4,9 +4,9 @@
  * a throwaway root (maintainer scripts run chrootless: postinst creates the user vfud).
  */
 import assert from "node:assert/strict";
-import { isListening, ROOT, waitFor } from "./conventions_helpers.ts";
+import { isListening, REPO_ROOT, waitFor } from "./conventions_helpers.ts";
 
-async function run(cmd: string[], env: Record<string, string> = {}, cwd = ROOT) {
+async function run(cmd: string[], env: Record<string, string> = {}, cwd = REPO_ROOT) {
   const out = await new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     cwd,

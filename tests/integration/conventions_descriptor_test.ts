@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { DEVICE_TYPES } from "../../devices/mod.ts";
 import { type Schema, validate } from "../../tools/json_schema.ts";
-import { ROOT } from "./conventions_helpers.ts";
+import { REPO_ROOT } from "./conventions_helpers.ts";
 
-const DIR = `${ROOT}contrib/vfio-user`;
+const DIR = `${REPO_ROOT}contrib/vfio-user`;
 const schema = JSON.parse(Deno.readTextFileSync(`${DIR}/vfio-user.schema.json`)) as Schema;
 
 function descriptors(): { name: string; doc: Record<string, unknown> }[] {

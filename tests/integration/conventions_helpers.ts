@@ -15,20 +15,9 @@ import { isListening } from "../../client/mod.ts";
 
 export { isListening };
 
-/** The repository root. */
-export const ROOT = new URL("../../", import.meta.url).pathname;
-/** vfud's entry point. */
-export const MAIN = `${ROOT}main.ts`;
-/** The command that runs vfud (append vfud's arguments). */
-export const VFUD = [
-  Deno.execPath(),
-  "run",
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  MAIN,
-];
+import { VFUD } from "../vfud.ts";
+
+export { MAIN_TS, REPO_ROOT, VFUD } from "../vfud.ts";
 
 /** Sleeps `ms`. */
 export function sleep(ms: number): Promise<void> {

@@ -5,7 +5,7 @@ import { ReqType } from "../../spec/virtio_blk.ts";
 import { Command, Flags } from "../../protocol/header.ts";
 import {
   isSocket,
-  ROOT,
+  REPO_ROOT,
   scratch,
   startVfud,
   waitFor,
@@ -49,10 +49,10 @@ Deno.test("conventions: a flush that never ends is cut off by the deadline: exit
     // vfud's own main() with a device whose flush hangs, signalled by itself once serving.
     await Deno.writeTextFile(
       script,
-      `import { DEVICE_TYPES } from "${ROOT}devices/mod.ts";
-import { main } from "${ROOT}main.ts";
-import { onWorkerThread } from "${ROOT}util/serving.ts";
-import { serveWorkerMain } from "${ROOT}util/serve_worker.ts";
+      `import { DEVICE_TYPES } from "${REPO_ROOT}devices/mod.ts";
+import { main } from "${REPO_ROOT}main.ts";
+import { onWorkerThread } from "${REPO_ROOT}util/serving.ts";
+import { serveWorkerMain } from "${REPO_ROOT}util/serve_worker.ts";
 if (onWorkerThread()) {
   // the serving thread runs this module: its device's flush never ends
   const t = DEVICE_TYPES.get("virtio-blk") as unknown as { create: (o: unknown, e: unknown) => unknown };
@@ -83,7 +83,7 @@ Deno.exit(await main(["--socket-path=" + sock, "--device=virtio-blk,file=${image
 `,
     );
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-check", `--config=${ROOT}deno.json`, script],
+      args: ["run", "-A", "--no-check", `--config=${REPO_ROOT}deno.json`, script],
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -1,12 +1,12 @@
 /** Packaging: install layout, `systemd-analyze verify` of the units, the compiled executable. */
 import assert from "node:assert/strict";
 import { type Schema, validate } from "../../tools/json_schema.ts";
-import { ROOT } from "./conventions_helpers.ts";
+import { REPO_ROOT } from "./conventions_helpers.ts";
 
 async function run(cmd: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(cmd[0], {
     args: cmd.slice(1),
-    cwd: ROOT,
+    cwd: REPO_ROOT,
     env,
     stdin: "null",
     stdout: "piped",

@@ -27,10 +27,9 @@ import {
 } from "../../client/mod.ts";
 import { isBoundNameOf } from "../../sys/socket.ts";
 
-/** The repository root (where main.ts and deno.json live). */
-export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
-/** vfud's entry point. */
-export const MAIN_TS = `${REPO_ROOT}main.ts`;
+import { REPO_ROOT, VFUD } from "../vfud.ts";
+
+export { MAIN_TS, REPO_ROOT } from "../vfud.ts";
 
 /** Bound of the wait for vfud to create its socket (type-free start is ~0.1 s; be generous). */
 const START_TIMEOUT_MS = 30_000;
@@ -119,14 +118,9 @@ export async function startVfud(opts: VfudOptions = {}): Promise<Vfud> {
     if (opts.readonly) device += ",readonly=on";
     if (opts.serial !== undefined) device += `,serial=${opts.serial}`;
     if (opts.device !== undefined) device = opts.device.replaceAll("{dir}", dir.path);
-    const child = new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(VFUD[0], {
       args: [
-        "run",
-        "--allow-ffi",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        MAIN_TS,
+        ...VFUD.slice(1),
         `--socket-path=${socketPath}`,
         "--device",
         device,

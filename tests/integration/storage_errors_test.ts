@@ -19,7 +19,8 @@ import {
   VirtioBlkDriver,
 } from "../../client/mod.ts";
 import { isBoundNameOf } from "../../sys/socket.ts";
-import { MAIN_TS, REPO_ROOT, tempDir } from "./helpers.ts";
+import { REPO_ROOT, tempDir } from "./helpers.ts";
+import { VFUD } from "../vfud.ts";
 
 const MiB = 1 << 20;
 
@@ -30,13 +31,7 @@ async function startOnFullStorage(kind: "file" | "loop") {
   const socket = `${dir.path}/vfud.sock`;
   await Deno.mkdir(mnt);
   const vfud = [
-    Deno.execPath(),
-    "run",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    MAIN_TS,
+    ...VFUD,
     `--socket-path=${socket}`,
     "--log-level=warning",
   ].map((a) => `'${a}'`)

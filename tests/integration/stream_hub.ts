@@ -1,7 +1,8 @@
 /**
  * The far end of `-netdev stream` cables for the migration tests: listens on a UNIX socket, takes
  * any number of connections (each vfud's NIC connects as a client) and speaks QEMU's framing (a
- * 4-byte big-endian length before each frame). It records the frames each connection delivered
+ * 4-byte big-endian length before each frame; the e2e stream peer's codec, written independently
+ * of vfud's). It records the frames each connection delivered
  * and sends frames to the connection the test names, like a switch port.
  *
  * Test frames carry a sequence number: ethertype 0x88b5 (local experimental), "MIGT", a
@@ -10,6 +11,7 @@
  * @module
  */
 import { pollUntil } from "../../client/mod.ts";
+import { framed, readFramed } from "../e2e/stream_peer.ts";
 
 /** Ethertype of test frames. */
 export const TEST_ETHERTYPE = 0x88b5;
@@ -55,15 +57,7 @@ export class HubPort {
 
   /** Sends frames in one write (a burst the NIC reads at once). */
   send(frames: readonly Uint8Array[]): Promise<void> {
-    const total = frames.reduce((n, f) => n + 4 + f.length, 0);
-    const msg = new Uint8Array(total);
-    const v = new DataView(msg.buffer);
-    let at = 0;
-    for (const f of frames) {
-      v.setUint32(at, f.length, false);
-      msg.set(f, at + 4);
-      at += 4 + f.length;
-    }
+    const msg = framed(frames);
     this.#writes = this.#writes.then(async () => {
       for (let off = 0; off < msg.length;) off += await this.#conn.write(msg.subarray(off));
     });
@@ -82,25 +76,8 @@ export class HubPort {
   }
 
   async #read(): Promise<void> {
-    let pending = new Uint8Array(0);
-    const buf = new Uint8Array(256 * 1024);
     try {
-      for (;;) {
-        if (this.#hold) await this.#hold.promise;
-        const n = await this.#conn.read(buf);
-        if (n === null) break;
-        const joined = new Uint8Array(pending.length + n);
-        joined.set(pending);
-        joined.set(buf.subarray(0, n), pending.length);
-        let at = 0;
-        while (joined.length - at >= 4) {
-          const len = new DataView(joined.buffer, at, 4).getUint32(0, false);
-          if (joined.length - at - 4 < len) break;
-          this.frames.push(joined.slice(at + 4, at + 4 + len));
-          at += 4 + len;
-        }
-        pending = joined.slice(at);
-      }
+      await readFramed(this.#conn, (f) => this.frames.push(f), () => this.#hold?.promise);
     } catch { /* closed */ }
     this.closed = true;
   }
