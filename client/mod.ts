@@ -1,7 +1,9 @@
 /**
- * vfud's own vfio-user client for tests and tooling: connection and request API, DMA serving
- * from client-side guest RAM (plain or memfd), eventfd interrupts, PCI config helpers and a tiny
- * virtio-blk driver.
+ * A vfio-user client library (the VMM's side; client/README.md): the connection and one method per
+ * command ({@link VfioUserClient}), DMA serving from client-side guest RAM (plain or memfd),
+ * eventfd interrupts, PCI config space, virtio-blk and e1000 drivers, migration, and the protocol
+ * and hardware numbers a client passes around (re-exported from protocol/ and spec/, where they
+ * are defined once). Every wait is bounded; every error carries an errno.
  *
  * @module
  */

@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { VfioUserClient } from "../client/client.ts";
+import { VfioUserClient } from "../client/mod.ts";
 import { DeviceInfoFlags } from "../protocol/device_info.ts";
 import { IrqIndex, IrqInfoFlags } from "../protocol/irq.ts";
 import {
