@@ -40,6 +40,7 @@ import { Connection, type Message } from "../transport/connection.ts";
 import { check, closeFd, libc } from "../sys/ffi.ts";
 import { EventLoop } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
+import type { GuestRam } from "./guest_ram.ts";
 import { connectUnix } from "../sys/socket.ts";
 import { type MessageWire, socketWire } from "../transport/wire.ts";
 import { type ClientDmaMap, ClientDmaMaps } from "./dma_maps.ts";
@@ -638,6 +639,16 @@ export class VfioUserClient {
     const map: ClientDmaMap = { iova: args.iova, size: args.size, flags, viaFd: fds.length > 0 };
     if (args.backing) map.backing = args.backing.subarray(0, Number(args.size));
     this.dma.add(map);
+  }
+
+  /**
+   * DMA_MAP of guest RAM `ram` at guest address `iova`: with its fd when it has one (the server
+   * mmaps it), and with its bytes as the backing the client serves DMA messages from.
+   */
+  mapRam(ram: GuestRam, iova = 0n, opts: RequestOptions & { flags?: number } = {}): Promise<void> {
+    const { flags, ...rest } = opts;
+    const size = BigInt(ram.size);
+    return this.dmaMap({ iova, size, fd: ram.fd, backing: ram.bytes, flags }, rest);
   }
 
   /** DMA_UNMAP of exactly [iova, iova+size); `flags` 2 (ALL) with 0/0 drops every map. */

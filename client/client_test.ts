@@ -212,7 +212,7 @@ Deno.test("client: memfd guest RAM is shared with the peer through the DMA_MAP f
   await using p = pair();
   const ram = new MemfdRam(1 << 20);
   try {
-    await p.client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await p.client.mapRam(ram);
     const fd = p.peer.got[0].fds[0];
     assert.equal(p.peer.got[0].fds.length, 1);
     const ptr = libc.mmap(null, BigInt(ram.size), C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd, 0n);

@@ -4,29 +4,15 @@
  * a throwaway root (maintainer scripts run chrootless: postinst creates the user vfud).
  */
 import assert from "node:assert/strict";
-import { isListening, REPO_ROOT, waitFor } from "./conventions_helpers.ts";
-
-async function run(cmd: string[], env: Record<string, string> = {}, cwd = REPO_ROOT) {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    cwd,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
+import { isListening, run, waitFor } from "./conventions_helpers.ts";
 
 Deno.test("deb: tools/deb.sh builds a package that installs and runs on its own", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "vfud-deb-" });
   try {
     const deb = `${tmp}/vfud.deb`;
     const b = await run(["bash", "tools/deb.sh"], {
-      VFUD_DEB_OUT: deb,
-      VFUD_DEB_COMPRESSION: "gzip",
-      VFUD_DEB_LEVEL: "1",
+      env: { VFUD_DEB_OUT: deb, VFUD_DEB_COMPRESSION: "gzip", VFUD_DEB_LEVEL: "1" },
+      deadlineMs: 300_000, // builds the package
     });
     assert.equal(b.code, 0, b.stdout + b.stderr);
 

@@ -3,7 +3,14 @@
  * opened), runtime errors that name their file (exit 1), and the rules of one-shot commands.
  */
 import assert from "node:assert/strict";
-import { isListening, runVfud, scratch, VFUD, waitFor } from "./conventions_helpers.ts";
+import {
+  isListening,
+  runVfud,
+  runVfudAsNobody,
+  scratch,
+  VFUD,
+  waitFor,
+} from "./conventions_helpers.ts";
 
 const HINT = /Try 'vfud --help' for more information/;
 
@@ -105,20 +112,8 @@ Deno.test("errors: an image vfud's user may not open names the file, its owner a
   await using s = await scratch();
   Deno.chmodSync(s.image, 0o600); // root's, and only root's
   Deno.chmodSync(s.dir, 0o755);
-  const out = await new Deno.Command("setpriv", {
-    args: [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      ...VFUD,
-      `--socket-path=${s.dir}/x.sock`,
-      s.device,
-    ],
-    env: { DENO_DIR: `${s.dir}/deno-cache`, HOME: s.dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
+  const out = await runVfudAsNobody(s.dir, [`--socket-path=${s.dir}/x.sock`, s.device]);
+  const stderr = out.stderr;
   assert.equal(out.code, 1, stderr);
   assert.ok(
     stderr.includes(

@@ -15,7 +15,7 @@ import { isListening } from "../../client/mod.ts";
 
 export { isListening };
 
-import { VFUD } from "../vfud.ts";
+import { REPO_ROOT, VFUD } from "../vfud.ts";
 
 export { MAIN_TS, REPO_ROOT, VFUD } from "../vfud.ts";
 
@@ -74,7 +74,7 @@ export async function scratch(): Promise<Scratch> {
   };
 }
 
-/** Result of a finished vfud run. */
+/** Result of a finished command. */
 export interface RunResult {
   code: number;
   stdout: string;
@@ -84,19 +84,44 @@ export interface RunResult {
 /** How long a one-shot vfud may run before the test fails (it should exit at once). */
 export const RUN_DEADLINE_MS = 60_000;
 
+/** Options of {@link run}. */
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Working directory; default the repository root. */
+  cwd?: string;
+  /** Bound of the run; default {@link RUN_DEADLINE_MS}. */
+  deadlineMs?: number;
+}
+
 /**
  * Runs vfud with `args` to completion (for CLI errors and one-shot commands). A vfud still
  * running after `deadlineMs` (one that serves when it should have refused to start) is killed
  * and the call throws with its output.
  */
-export async function runVfud(
+export function runVfud(
   args: string[],
   env?: Record<string, string>,
   deadlineMs = RUN_DEADLINE_MS,
 ): Promise<RunResult> {
-  const child = new Deno.Command(VFUD[0], {
-    args: [...VFUD.slice(1), ...args],
-    env,
+  return run([...VFUD, ...args], { env, deadlineMs });
+}
+
+/** Runs vfud with `args` as nobody (uid and gid 65534, no groups), with a cache of its own. */
+export function runVfudAsNobody(dir: string, args: string[]): Promise<RunResult> {
+  const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+  return run([...nobody, ...VFUD, ...args], { env: { DENO_DIR: `${dir}/deno-cache`, HOME: dir } });
+}
+
+/**
+ * Runs `argv` to completion and returns its exit code and output; a command still running after
+ * the deadline is killed and the call throws with its output.
+ */
+export async function run(argv: readonly string[], o: RunOptions = {}): Promise<RunResult> {
+  const deadlineMs = o.deadlineMs ?? RUN_DEADLINE_MS;
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd: o.cwd ?? REPO_ROOT,
+    env: o.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -113,7 +138,7 @@ export async function runVfud(
   const d = new TextDecoder();
   const r = { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
   if (timedOut) {
-    throw new Error(`vfud ${args.join(" ")} still ran after ${deadlineMs} ms:\n${r.stderr}`);
+    throw new Error(`${argv.join(" ")} still ran after ${deadlineMs} ms:\n${r.stderr}`);
   }
   return r;
 }

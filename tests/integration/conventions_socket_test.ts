@@ -6,9 +6,9 @@ import { listenUnix } from "../../sys/socket.ts";
 import {
   isSocket,
   runVfud,
+  runVfudAsNobody,
   scratch,
   startVfud,
-  VFUD,
   waitFor as waitUntil,
   waitForSocket,
 } from "./conventions_helpers.ts";
@@ -144,22 +144,9 @@ Deno.test("conventions: a --socket-group vfud may not use is an error naming soc
   Deno.chmodSync(s.dir, 0o777);
   Deno.chmodSync(s.image, 0o666);
   const path = `${s.dir}/vfud.sock`;
-  const out = await new Deno.Command("setpriv", {
-    args: [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      ...VFUD,
-      `--socket-path=${path}`,
-      "--socket-group=root",
-      s.device,
-    ],
-    env: { DENO_DIR: `${s.dir}/deno-cache`, HOME: s.dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 1, stderr);
+  const args = [`--socket-path=${path}`, "--socket-group=root", s.device];
+  const { code, stderr } = await runVfudAsNobody(s.dir, args);
+  assert.equal(code, 1, stderr);
   assert.ok(stderr.includes(`chgrp root ${path}: Operation not permitted`), stderr);
   assert.ok(!isSocket(path), "the half-made socket is removed");
 });

@@ -1,20 +1,7 @@
 /** Packaging: install layout, `systemd-analyze verify` of the units, the compiled executable. */
 import assert from "node:assert/strict";
 import { type Schema, validate } from "../../tools/json_schema.ts";
-import { REPO_ROOT } from "./conventions_helpers.ts";
-
-async function run(cmd: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    cwd: REPO_ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
+import { run } from "./conventions_helpers.ts";
 
 Deno.test("conventions: install places binary, descriptors and units; systemd-analyze verify accepts them", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "vfud-install-" });
@@ -24,9 +11,7 @@ Deno.test("conventions: install places binary, descriptors and units; systemd-an
     // Installed for real under a temporary PREFIX, so ExecStart names an existing executable.
     const prefix = `${tmp}/usr`;
     const r = await run(["bash", "tools/install.sh"], {
-      PREFIX: prefix,
-      VFUD_BINARY: stub,
-      VFUD_DESCRIPTOR_DIR: `${tmp}/etc/vfio-user`,
+      env: { PREFIX: prefix, VFUD_BINARY: stub, VFUD_DESCRIPTOR_DIR: `${tmp}/etc/vfio-user` },
     });
     assert.equal(r.code, 0, r.stderr);
     const units = `${prefix}/lib/systemd/system`;
@@ -71,15 +56,17 @@ Deno.test("conventions: install places binary, descriptors and units; systemd-an
       "verify",
       `${units}/vfud@.service`,
       `${units}/vfud@.socket`,
-    ], { MANPATH: `${prefix}/share/man:` }); // Documentation=man:vfud(1) must resolve
+    ], { env: { MANPATH: `${prefix}/share/man:` } }); // Documentation=man:vfud(1) must resolve
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.equal((v.stdout + v.stderr).trim(), "");
 
     // DESTDIR staging keeps the final paths inside the files.
     const staged = await run(["bash", "tools/install.sh"], {
-      PREFIX: "/usr",
-      DESTDIR: `${tmp}/pkg`,
-      VFUD_BINARY: stub,
+      env: {
+        PREFIX: "/usr",
+        DESTDIR: `${tmp}/pkg`,
+        VFUD_BINARY: stub,
+      },
     });
     assert.equal(staged.code, 0, staged.stderr);
     assert.match(
@@ -101,7 +88,10 @@ Deno.test("conventions: tools/compile.sh builds a single-file vfud that runs", a
   try {
     const out = `${tmp}/vfud`;
     // "bundle" is what works offline; "auto" tries deno compile first (needs the denort runtime).
-    const r = await run(["bash", "tools/compile.sh"], { VFUD_OUT: out, VFUD_BUILD: "bundle" });
+    const r = await run(["bash", "tools/compile.sh"], {
+      env: { VFUD_OUT: out, VFUD_BUILD: "bundle" },
+      deadlineMs: 300_000, // bundles the program
+    });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const version = await run([out, "--version"]);
     assert.equal(version.code, 0, version.stderr);

@@ -87,7 +87,7 @@ Deno.test("dma: a map whose fd range passes the end of the memfd cannot crash th
   const ram = new MemfdRam(MiB);
   let driver: VirtioBlkDriver | undefined;
   try {
-    await client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await client.mapRam(ram);
     driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
     // [0x100000, +1 MiB) backed by memfd bytes [0xff000, +1 MiB): all but 4 KiB lie past its end.
     const accepted = await client.dmaMap({
@@ -154,7 +154,7 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
   const high = new MemfdRam(2 * MiB); // data
   let driver: VirtioBlkDriver | undefined;
   try {
-    await client.dmaMap({ iova: 0n, size: BigInt(low.size), fd: low.fd, backing: low.bytes });
+    await client.mapRam(low);
     await client.dmaMap({
       iova: 0x100000n,
       size: BigInt(high.size),
@@ -197,7 +197,7 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
 
     // Recovery in the same session: map again, reset the device, start over.
     driver.close();
-    await client.dmaMap({ iova: 0n, size: BigInt(low.size), fd: low.fd, backing: low.bytes });
+    await client.mapRam(low);
     driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, low.bytes) });
     assert.deepEqual(await driver.read(64n, 16), data);
     assert.deepEqual(client.violations, []);
@@ -218,7 +218,7 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
   const roMsg = new ArrayRam(MiB);
   let driver: VirtioBlkDriver | undefined;
   try {
-    await client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await client.mapRam(ram);
     await client.dmaMap({
       iova: 0x100000n,
       size: BigInt(ro.size),

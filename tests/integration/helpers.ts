@@ -310,7 +310,7 @@ export async function openBlkSession(v: Vfud, opts: BlkSessionOptions = {}): Pro
   let driver: VirtioBlkDriver | undefined;
   try {
     client = await connect(v, opts.client);
-    await client.dmaMap({ iova: 0n, size: BigInt(size), fd: ram.fd, backing: ram.bytes });
+    await client.mapRam(ram);
     driver = await VirtioBlkDriver.create(client, {
       arena: new GuestArena(0n, ram.bytes),
       interrupts: opts.interrupts ?? "msix",

@@ -78,7 +78,7 @@ Deno.test("lifecycle: a new client gets fresh DMA state; device data persists", 
   // A layout that overlaps the old maps is accepted.
   const ram = new MemfdRam(8 * MiB);
   try {
-    await client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await client.mapRam(ram);
     const driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
     try {
       assert.deepEqual(await driver.read(100n, 128), data, "device data persists across clients");

@@ -28,10 +28,6 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-async function mapRam(c: VfioUserClient, ram: GuestRam): Promise<void> {
-  await c.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
-}
-
 async function migrateBlk(mode: "memfd" | "array"): Promise<void> {
   await using a = await startVfud({ imageSize: 8 * MiB });
   await using b = await startVfud({ image: a.image });
@@ -41,7 +37,7 @@ async function migrateBlk(mode: "memfd" | "array"): Promise<void> {
   let driver: VirtioBlkDriver | undefined;
   try {
     clientA = await connect(a);
-    await mapRam(clientA, ram);
+    await clientA.mapRam(ram);
     driver = await VirtioBlkDriver.create(clientA, {
       arena: new GuestArena(0n, ram.bytes),
       queueSize: 128,
@@ -54,7 +50,7 @@ async function migrateBlk(mode: "memfd" | "array"): Promise<void> {
 
     // The destination: a fresh vfud, the same guest RAM mapped, nothing else set up yet.
     clientB = await connect(b);
-    await mapRam(clientB, ram);
+    await clientB.mapRam(ram);
     const src = new DeviceMigration(clientA);
     const dst = new DeviceMigration(clientB);
     assert.equal(await src.flags(), 1 | 4, "STOP_COPY | PRE_COPY");

@@ -45,7 +45,7 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     if (caps.max_data_xfer_size !== undefined) assert.ok(Number(caps.max_data_xfer_size) <= MiB);
 
     // DMA_MAP x2 before anything else: RAM at 0 with its fd, the BIOS ROM without, read-only.
-    await client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await client.mapRam(ram);
     await client.dmaMap({
       iova: 0xfffc0000n,
       size: 0x40000n,

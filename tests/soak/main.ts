@@ -80,7 +80,7 @@ while (Date.now() < end) {
   let drv: VirtioBlkDriver | undefined;
   try {
     await c.version();
-    await c.dmaMap({ iova: 0n, size: BigInt(ram.bytes.length), fd: ram.fd, backing: ram.bytes });
+    await c.mapRam(ram);
     drv = await VirtioBlkDriver.create(c, { arena: new GuestArena(0n, ram.bytes) });
     for (let round = r.int(40) + 5; round > 0 && Date.now() < end; round--) {
       const sector = r.int(SECTORS - 8);
