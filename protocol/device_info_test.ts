@@ -4,7 +4,7 @@ import { Errno } from "./errors.ts";
 import { Command } from "./header.ts";
 import { fromHex } from "./hex.ts";
 import { encodeCommand, encodeReply, splitMessage } from "./message.ts";
-import { assertErrno } from "./testutil.ts";
+import { assertErrno, assertGoldenCommand } from "./testutil.ts";
 
 // QEMU's GET_INFO (sample id 3): size 32, argsz 16, everything else zero.
 const QEMU_GET_INFO = fromHex(`
@@ -12,12 +12,7 @@ const QEMU_GET_INFO = fromHex(`
   10000000 00000000 00000000 00000000   # argsz 16, flags, num_regions, num_irqs`);
 
 Deno.test("DEVICE_GET_INFO: QEMU's request, golden whole message", () => {
-  const req = DeviceGetInfo.decodeRequest(splitMessage(QEMU_GET_INFO).payload);
-  assert.deepEqual(req, { argsz: 16 });
-  assert.deepEqual(
-    encodeCommand(3, Command.DEVICE_GET_INFO, DeviceGetInfo.encodeRequest(req)),
-    QEMU_GET_INFO,
-  );
+  assertGoldenCommand(DeviceGetInfo, QEMU_GET_INFO, { argsz: 16 });
 });
 
 Deno.test("DEVICE_GET_INFO: golden reply (RESET|PCI, 9 regions, 5 irqs)", () => {

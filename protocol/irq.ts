@@ -7,8 +7,8 @@
 import { Errno, VfioUserError } from "./errors.ts";
 import { NoPayload } from "./message.ts";
 import {
-  decodeIndexQuery,
-  encodeIndexQuery,
+  type IndexQuery,
+  indexQueryRequest,
   IndexStruct,
   requireArgsz,
   requireExact,
@@ -52,12 +52,7 @@ export const IrqSetFlags = {
 } as const;
 
 /** A DEVICE_GET_IRQ_INFO request: only `argsz` and `index` may be non-zero. */
-export interface IrqInfoRequest {
-  /** Largest reply payload the client accepts (>= 16). */
-  argsz: number;
-  /** IRQ index (`IrqIndex`). */
-  index: number;
-}
+export type IrqInfoRequest = IndexQuery;
 
 /** What the server reports about one IRQ index. */
 export interface IrqInfo {
@@ -83,14 +78,7 @@ const INFO_FLAGS = IrqInfoFlags.EVENTFD | IrqInfoFlags.MASKABLE | IrqInfoFlags.A
 export const DeviceGetIrqInfo = {
   /** Request and reply payload size. */
   SIZE: INFO_SIZE,
-  /** Decodes a request: argsz >= 16; flags and count must be zero. */
-  decodeRequest(payload: Uint8Array): IrqInfoRequest {
-    return decodeIndexQuery(payload, "DEVICE_GET_IRQ_INFO");
-  },
-  /** Encodes a request. */
-  encodeRequest(req: IrqInfoRequest): Uint8Array {
-    return encodeIndexQuery(req);
-  },
+  ...indexQueryRequest("DEVICE_GET_IRQ_INFO"),
   /** Decodes a reply: argsz >= 16, no unknown flag bits. */
   decodeReply(payload: Uint8Array): IrqInfoReply {
     const r = IndexStruct.decode(payload, "DEVICE_GET_IRQ_INFO reply");

@@ -9,8 +9,8 @@
  */
 import { Errno, VfioUserError } from "./errors.ts";
 import {
-  decodeIndexQuery,
-  encodeIndexQuery,
+  type IndexQuery,
+  indexQueryRequest,
   IndexStruct,
   requireArgsz,
   requireExact,
@@ -55,12 +55,7 @@ export interface IoFdSubRegion {
 }
 
 /** A DEVICE_GET_REGION_IO_FDS request: only `argsz` and `index` may be non-zero. */
-export interface RegionIoFdsRequest {
-  /** Largest reply payload the client accepts (>= 16). */
-  argsz: number;
-  /** Region index. */
-  index: number;
-}
+export type RegionIoFdsRequest = IndexQuery;
 
 /** What the server reports: the sub-regions of one region. */
 export interface RegionIoFds {
@@ -118,14 +113,7 @@ export const DeviceGetRegionIoFds = {
   SIZE,
   /** Size of one sub-region entry. */
   ENTRY_SIZE: ENTRY,
-  /** Decodes a request: argsz >= 16; flags and count must be zero. */
-  decodeRequest(payload: Uint8Array): RegionIoFdsRequest {
-    return decodeIndexQuery(payload, "DEVICE_GET_REGION_IO_FDS");
-  },
-  /** Encodes a request. */
-  encodeRequest(req: RegionIoFdsRequest): Uint8Array {
-    return encodeIndexQuery(req);
-  },
+  ...indexQueryRequest("DEVICE_GET_REGION_IO_FDS"),
   /** Size of the full reply payload. */
   replySize(info: RegionIoFds): number {
     return SIZE + ENTRY * info.subRegions.length;

@@ -4,7 +4,7 @@ import { Command, Flags } from "./header.ts";
 import { fromHex } from "./hex.ts";
 import { encodeCommand, splitMessage } from "./message.ts";
 import { RegionRead, RegionWrite, RegionWriteMulti } from "./region_rw.ts";
-import { assertErrno } from "./testutil.ts";
+import { assertErrno, assertGoldenCommand } from "./testutil.ts";
 
 // QEMU's first config-space read (sample id 12): 256 bytes at 0 of region 7.
 const QEMU_READ = fromHex(`
@@ -12,12 +12,7 @@ const QEMU_READ = fromHex(`
   0000000000000000 07000000 00010000    # offset 0, region 7, count 256`);
 
 Deno.test("REGION_READ: QEMU's request, golden whole message", () => {
-  const req = RegionRead.decodeRequest(splitMessage(QEMU_READ).payload);
-  assert.deepEqual(req, { offset: 0n, region: 7, count: 256 });
-  assert.deepEqual(
-    encodeCommand(12, Command.REGION_READ, RegionRead.encodeRequest(req)),
-    QEMU_READ,
-  );
+  assertGoldenCommand(RegionRead, QEMU_READ, { offset: 0n, region: 7, count: 256 });
 });
 
 Deno.test("REGION_READ: golden reply (ROM BAR read at 0x30)", () => {
@@ -48,12 +43,8 @@ const QEMU_WRITE = fromHex(`
   00f8ffff                              # data`);
 
 Deno.test("REGION_WRITE: QEMU's request, golden whole message; posted variant", () => {
-  const req = RegionWrite.decodeRequest(splitMessage(QEMU_WRITE).payload);
-  assert.deepEqual(req, { offset: 0x30n, region: 7, data: fromHex("00f8ffff") });
-  assert.deepEqual(
-    encodeCommand(14, Command.REGION_WRITE, RegionWrite.encodeRequest(req)),
-    QEMU_WRITE,
-  );
+  const data = fromHex("00f8ffff");
+  const req = assertGoldenCommand(RegionWrite, QEMU_WRITE, { offset: 0x30n, region: 7, data });
   const posted = encodeCommand(14, Command.REGION_WRITE, RegionWrite.encodeRequest(req), true);
   assert.equal(splitMessage(posted).header.flags, Flags.NO_REPLY);
 });

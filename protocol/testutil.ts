@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { VfioUserError } from "./errors.ts";
+import { encodeCommand, splitMessage } from "./message.ts";
 
 /** Asserts that `fn` throws a `VfioUserError` with `errno` (and a message matching `re`). */
 export function assertErrno(fn: () => unknown, errno: number, re?: RegExp): void {
@@ -14,4 +15,22 @@ export function assertErrno(fn: () => unknown, errno: number, re?: RegExp): void
     if (re !== undefined) assert.match(e.message, re);
     return true;
   });
+}
+
+/** The request half of a codec. */
+export interface RequestCodec<T> {
+  decodeRequest(payload: Uint8Array): T;
+  encodeRequest(req: T): Uint8Array;
+}
+
+/**
+ * A golden whole command message (a peer's bytes): its payload decodes to `fields`, and encoding
+ * them again gives the message back byte for byte. Returns the decoded request.
+ */
+export function assertGoldenCommand<T>(codec: RequestCodec<T>, message: Uint8Array, fields: T): T {
+  const { header, payload } = splitMessage(message);
+  const req = codec.decodeRequest(payload);
+  assert.deepEqual(req, fields);
+  assert.deepEqual(encodeCommand(header.id, header.cmd, codec.encodeRequest(req)), message);
+  return req;
 }

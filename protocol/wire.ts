@@ -257,3 +257,17 @@ export function decodeIndexQuery(payload: Uint8Array, what: string): IndexQuery 
 export function encodeIndexQuery(req: IndexQuery): Uint8Array {
   return IndexStruct.encode({ argsz: req.argsz, flags: 0, index: req.index, count: 0 });
 }
+
+/**
+ * The request half of a command whose request is an {@link IndexQuery} (`what` names it in
+ * errors): decodeRequest checks argsz >= 16 and zero flags and count.
+ */
+export function indexQueryRequest(what: string): {
+  decodeRequest(payload: Uint8Array): IndexQuery;
+  encodeRequest(req: IndexQuery): Uint8Array;
+} {
+  return {
+    decodeRequest: (payload) => decodeIndexQuery(payload, what),
+    encodeRequest: encodeIndexQuery,
+  };
+}

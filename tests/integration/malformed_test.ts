@@ -54,8 +54,13 @@ async function assertSessionWorks(c: VfioUserClient): Promise<void> {
 }
 
 /** Runs `body` on a negotiated client, then proves the daemon serves a fresh client. */
-async function withClient(v: Vfud, body: (c: VfioUserClient) => Promise<void>): Promise<void> {
-  const c = await connect(v);
+/** Runs `body` with a fresh client, closes it, then checks that vfud serves the next one. */
+async function withClient(
+  v: Vfud,
+  body: (c: VfioUserClient) => Promise<void>,
+  opts: Parameters<typeof connect>[1] = {},
+): Promise<void> {
+  const c = await connect(v, opts);
   try {
     await body(c);
   } finally {
@@ -115,17 +120,13 @@ Deno.test("malformed: size above the server's limit is refused with E2BIG, strea
 Deno.test("malformed: size below 16 ends the connection (framing lost)", async () => {
   await using vfud = await startVfud();
   for (const size of [0, 8, 15]) {
-    const c = await connect(vfud);
-    try {
+    await withClient(vfud, async (c) => {
       await c.sendRaw(raw({ id: 0x4100, cmd: Command.DEVICE_GET_INFO, size }, new Uint8Array(16)));
       // The server drops the connection; a command sent after it gets no reply.
       const after = await c.getInfo().then(() => "replied", (e) => e.name);
       assert.equal(after, "ClientClosedError", `size ${size}`);
       assert.ok(c.isClosed);
-    } finally {
-      await c.close();
-    }
-    await assertServesFreshClient(vfud);
+    });
   }
 });
 
@@ -400,8 +401,7 @@ Deno.test("malformed: fds on messages that take none get an error reply and are 
 
 Deno.test("malformed: commands before VERSION are refused; VERSION problems", async () => {
   await using vfud = await startVfud();
-  const c = await connect(vfud, { version: false });
-  try {
+  await withClient(vfud, async (c) => {
     await assertErrorReply(c.getInfo(), "GET_INFO before VERSION");
     await assertErrorReply(c.dmaMap({ iova: 0n, size: 4096n }), "DMA_MAP before VERSION");
     await assertErrorReply(c.regionRead(7, 0, 4), "REGION_READ before VERSION");
@@ -421,10 +421,7 @@ Deno.test("malformed: commands before VERSION are refused; VERSION problems", as
     assert.equal(v.major, 0);
     await assertErrorReply(c.version(), "VERSION twice");
     await assertSessionWorks(c);
-  } finally {
-    await c.close();
-  }
-  await assertServesFreshClient(vfud);
+  }, { version: false });
 });
 
 Deno.test("malformed: a failing NO_REPLY command produces no reply at all", async () => {
