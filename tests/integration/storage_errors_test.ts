@@ -96,6 +96,12 @@ async function startOnFullStorage(kind: "file" | "loop") {
   };
 }
 
+/** Waits (bounded) until vfud's log shows `re` (its log lines reach the pipe a little later). */
+async function logged(v: { log(): string }, re: RegExp): Promise<void> {
+  await pollUntil(() => re.test(v.log()) ? true : undefined, `${re} in vfud's log`, 10_000)
+    .catch(() => assert.match(v.log(), re));
+}
+
 /** Waits (bounded) until no client socket of `socket` is left on the server side. */
 async function noSession(socket: string): Promise<void> {
   await pollUntil(
@@ -139,7 +145,7 @@ Deno.test("storage: ENOSPC of the image's filesystem reaches the guest as IOERR;
       }
     }
     assert.ok(v.alive(), v.log());
-    assert.match(v.log(), /No space left on device|ENOSPC|errno 28/);
+    await logged(v, /No space left on device|ENOSPC|errno 28/);
     await noSession(v.socket); // one client at a time: the last one's teardown first
     await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
     await c2.version();
@@ -174,7 +180,7 @@ Deno.test("storage: EIO from a failing loop device reaches the guest as IOERR (F
       }
     }
     assert.ok(v.alive(), v.log());
-    assert.match(v.log(), /Input\/output error|EIO|errno 5\b/);
+    await logged(v, /Input\/output error|EIO|errno 5\b/);
     await noSession(v.socket); // one client at a time: the last one's teardown first
     await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
     await c2.version();
