@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { receiveBufferSize } from "../transport/connection.ts";
 import type { Logger } from "@logtape/logtape";
 import { closeFd } from "../sys/ffi.ts";
 import type { EventLoop } from "../sys/event_loop.ts";
@@ -37,6 +38,7 @@ export class Server {
   readonly #options: SessionOptions;
   readonly #log: Logger;
   #listenFd = -1;
+  #rxBuffer: Uint8Array | undefined;
   #session: Session | undefined;
   #sessions = 0;
   /** Called when a session on a pre-connected fd ends (there is no next client). */
@@ -73,6 +75,9 @@ export class Server {
   }
 
   #accept(): void {
+    // The client just left and its teardown has not run yet (it runs after this batch of
+    // events): the next client waits in the backlog until it has, instead of being refused.
+    if (this.#session?.ended) return this.#pauseAccepting();
     for (;;) {
       let fd: number;
       try {
@@ -98,7 +103,9 @@ export class Server {
     log.info("client connected (session {n}): {peer}", { n, peer });
     this.onClient?.(peer);
     const since = performance.now();
-    const session = new Session(this.#loop, fd, this.#host, this.#options, log);
+    // One session at a time: each gets the same receive buffer in turn.
+    this.#rxBuffer ??= new Uint8Array(receiveBufferSize(this.#options.maxMessageSize));
+    const session = new Session(this.#loop, fd, this.#host, this.#options, log, this.#rxBuffer);
     this.#session = session;
     session.closed.then(async (reason) => {
       const summary = {

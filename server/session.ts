@@ -82,6 +82,7 @@ export class Session implements SessionState {
     host: DeviceHost,
     options: SessionOptions,
     log: Logger,
+    rxBuffer?: Uint8Array,
   ) {
     this.host = host;
     this.options = options;
@@ -90,10 +91,17 @@ export class Session implements SessionState {
     this.dma = new DmaTable(options.maxDmaMaps);
     this.memory = new SessionMemory(this.dma);
     this.#closed = new Promise((r) => this.#resolveClosed = r);
-    this.#conn = new Connection(loop, fd, options.maxMessageSize, {
-      onMessage: (m) => this.#onMessage(m),
-      onClose: (e) => this.#onClose(e),
-    });
+    this.#conn = new Connection(
+      loop,
+      fd,
+      options.maxMessageSize,
+      {
+        onMessage: (m) => this.#onMessage(m),
+        onClose: (e) => this.#onClose(e),
+      },
+      undefined,
+      rxBuffer,
+    );
     this.requests = new ServerRequests(this.#conn);
     host.clientArrived(this.memory);
   }
@@ -125,6 +133,11 @@ export class Session implements SessionState {
       this.log.error("posted DMA_WRITE failed, guest data lost: {error}", { error: e.message });
     };
     this.memory.setMessageDma(new RequestDma(this.requests, this.host.bounce, chunk, onWriteError));
+  }
+
+  /** True once the connection is closed (the teardown may still be running). */
+  get ended(): boolean {
+    return this.#conn.closed;
   }
 
   /** Resolves when the connection ended, with the reason if it was an error. */

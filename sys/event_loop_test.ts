@@ -86,7 +86,7 @@ for (const mode of ["run", "runBlocking"] as const) {
       closeFd(efd);
     }
     assert.deepEqual(fired, ["a", "b", "c"]);
-    assert.ok(busy > 1, "the ready fd was served meanwhile");
+    assert.ok(busy >= 1, "the ready fd was served meanwhile");
   });
 }
 

@@ -71,6 +71,11 @@ interface Pending {
   fds: number[];
 }
 
+/** Size of a connection's receive buffer: room for two whole messages. */
+export function receiveBufferSize(maxMessageSize: number): number {
+  return Math.max(2 * maxMessageSize, 1 << 16);
+}
+
 /** A framed, full-duplex vfio-user connection. */
 export class Connection {
   /** The fd the loop watches (the socket; an eventfd for an in-memory wire). */
@@ -100,7 +105,9 @@ export class Connection {
   /**
    * Watches `fd` (a connected socket) or a {@link MessageWire}; the connection owns it.
    * `maxQueuedBytes` (default: twice the largest message) bounds the output queued before input
-   * stops (see the module documentation).
+   * stops (see the module documentation). `rxBuffer` (at least {@link receiveBufferSize} bytes)
+   * is used as the receive buffer instead of a new one: a server hands the same one to each
+   * connection in turn (it is megabytes, and a new one per client only fragments the allocator).
    */
   constructor(
     loop: EventLoop,
@@ -108,6 +115,7 @@ export class Connection {
     maxMessageSize: number,
     handler: ConnectionHandler,
     maxQueuedBytes = 2 * maxMessageSize,
+    rxBuffer?: Uint8Array,
   ) {
     this.#io = typeof fd === "number" ? socketWire(fd) : fd;
     this.fd = this.#io.pollFd;
@@ -115,7 +123,8 @@ export class Connection {
     this.#handler = handler;
     this.#maxMsg = maxMessageSize;
     this.#maxQueued = maxQueuedBytes;
-    this.#rx = new Uint8Array(Math.max(2 * maxMessageSize, 1 << 16));
+    const size = receiveBufferSize(maxMessageSize);
+    this.#rx = rxBuffer && rxBuffer.length >= size ? rxBuffer : new Uint8Array(size);
     loop.add(this.fd, C.EPOLLIN | C.EPOLLRDHUP, (ev) => this.#onReady(ev));
   }
 
