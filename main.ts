@@ -182,7 +182,7 @@ export interface MainOptions {
 /**
  * Serving runs on a Worker (util/serving.ts): device, sessions and their event loop, blocked in
  * epoll_wait between batches. This thread keeps the signals, the shutdown deadline, sd_notify and
- * the log sinks, so they work whatever the load of the device.
+ * the service status, so they work whatever the load of the device.
  */
 async function serve(cli: ServeCommand, opts: MainOptions): Promise<number> {
   const logConfig = {
@@ -223,7 +223,7 @@ async function serve(cli: ServeCommand, opts: MainOptions): Promise<number> {
       deviceSpec: cli.deviceSpec,
       maxBounce: cli.maxBounce,
       dmaChunk: cli.dmaChunk,
-      logLevel: cli.logLevel,
+      log: logConfig,
       ...(cli.trace !== undefined ? { trace: cli.trace } : {}),
     });
     if (stopping) return await serving.done; // signalled while the device was being created

@@ -70,6 +70,7 @@ export class EventLoop {
   #armedAt = Infinity;
   #stopped = false;
   #running: Promise<void> | undefined;
+  readonly #beforeWait: (() => boolean | number)[] = [];
   /** Called when an fd hung up and the loop stopped watching it (for a log line). */
   onHangup: ((fd: number, events: number) => void) | undefined;
 
@@ -83,6 +84,21 @@ export class EventLoop {
   add(fd: number, events: number, handler: ReadyHandler): void {
     this.#ctl(C.EPOLL_CTL_ADD, fd, events);
     this.#handlers.set(fd, handler);
+  }
+
+  /**
+   * Calls `fn` each time the loop is about to wait, after the promise continuations of the last
+   * batch ran. `fn` returns true when it did something that may have produced more work (the
+   * loop then polls instead of waiting), a number of milliseconds to wait at most (e.g. while an
+   * async op of this thread is outstanding: its completion is only seen when the loop goes
+   * round), or false. Returns a function that removes the hook.
+   */
+  beforeWait(fn: () => boolean | number): () => void {
+    this.#beforeWait.push(fn);
+    return () => {
+      const i = this.#beforeWait.indexOf(fn);
+      if (i >= 0) this.#beforeWait.splice(i, 1);
+    };
   }
 
   /** Changes the events watched on `fd` (ignored once the loop dropped it after a hang-up). */
@@ -190,16 +206,28 @@ export class EventLoop {
         // macrotask turn runs only after the whole microtask queue is empty.
         await macrotaskTurn();
         if (this.#stopped) break;
-        let n = libc.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, blocking ? -1 : 0);
+        let busy = false;
+        let limit = -1; // wait at most this long (-1: until an fd is ready)
+        for (const hook of this.#beforeWait) {
+          const r = hook();
+          if (r === true) busy = true;
+          else if (typeof r === "number" && (limit < 0 || r < limit)) limit = r;
+        }
+        let n = libc.epoll_wait(
+          this.#epfd,
+          this.#events,
+          MAX_EVENTS,
+          busy || !blocking ? 0 : limit,
+        );
         if (n < 0) {
           if (errno() === Errno.EINTR) continue;
           throw new SysError("epoll_wait", errno());
         }
-        if (n === 0 && !blocking) {
+        if (n === 0 && !blocking && !busy) {
           // Nothing ready: wait off-thread, so this thread's timers and signals run meanwhile
           // (on failure its errno is lost on the pool thread; the synchronous poll above
           // reports the error on the next round).
-          n = await libc.epoll_wait_async(this.#epfd, this.#events, MAX_EVENTS, -1);
+          n = await libc.epoll_wait_async(this.#epfd, this.#events, MAX_EVENTS, limit);
           if (n <= 0) continue;
         }
         this.#dispatch(n);

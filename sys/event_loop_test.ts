@@ -151,3 +151,26 @@ Deno.test("EventLoop: a stopped loop closes its fds; timers after stop never fir
   assert.equal(fired, 1);
   assert.ok(loop.stopped);
 });
+
+Deno.test("EventLoop.runBlocking: a beforeWait hook bounds the wait or makes the loop poll", async () => {
+  const loop = new EventLoop();
+  const calls: number[] = [];
+  let rounds = 0;
+  // an outstanding async op of this thread (a log write): its completion needs the loop to turn
+  let pending = true;
+  void Promise.resolve().then(() => setTimeout(() => pending = false, 30));
+  loop.beforeWait(() => {
+    rounds++;
+    calls.push(performance.now());
+    return pending ? 2 : false;
+  });
+  const stop = loop.setTimeout(() => loop.stop(), 200);
+  await loop.runBlocking();
+  stop.cancel();
+  assert.equal(
+    pending,
+    false,
+    "the Deno timer of this thread ran while nothing else woke the loop",
+  );
+  assert.ok(rounds > 2, `${rounds} rounds`);
+});

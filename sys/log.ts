@@ -299,6 +299,11 @@ export class StderrWriter {
     }
   }
 
+  /** True while a write is outstanding or lines wait for one. */
+  get pending(): boolean {
+    return this.#draining !== undefined;
+  }
+
   /** Resolves once everything queued was written (or dropped), or after `timeoutMs`. */
   async flush(timeoutMs = 1000): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -424,58 +429,16 @@ export async function closeLogging(timeoutMs = 1000): Promise<void> {
   stderr = new StderrWriter();
 }
 
+/**
+ * True while a write to stderr is outstanding. A thread that blocks in sync FFI between events
+ * (the serving Worker) must go round its event loop until it is not: the completion of the write
+ * is seen, and the next queued lines written, only when that thread's event loop runs.
+ */
+export function logWritesPending(): boolean {
+  return stderr.pending;
+}
+
 /** Lines stderr dropped so far (failed writes, full queue). */
 export function droppedLogLines(): number {
   return stderr.dropped;
-}
-
-/** A log record as it crosses threads (structured-clone safe). */
-export type ForwardedRecord = LogRecord;
-
-/**
- * Sets up logging on a Worker thread: every "vfud" record at `level` or above goes to `post`
- * (to the thread that owns the real sinks, which replays it with {@link replayLogRecord}).
- * Values that cannot cross threads are turned into strings.
- */
-export async function setupForwardedLogging(
-  level: LogLevel,
-  post: (record: ForwardedRecord) => void,
-): Promise<void> {
-  await configure({
-    reset: true,
-    sinks: { forward: (record) => post(cloneable(record)) },
-    loggers: [
-      { category: ["vfud"], lowestLevel: level, sinks: ["forward"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["forward"] },
-    ],
-  });
-}
-
-/** Emits a record forwarded by another thread through this thread's sinks. */
-export function replayLogRecord(record: ForwardedRecord): void {
-  const { category, ...rest } = record;
-  getLogger([...category]).emit(rest);
-}
-
-function cloneable(record: LogRecord): LogRecord {
-  const plain = (v: unknown): unknown =>
-    v instanceof Error
-      ? v.message
-      : typeof v === "function" || typeof v === "symbol"
-      ? String(v)
-      : v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array)
-      ? String(v)
-      : v;
-  return {
-    category: [...record.category],
-    level: record.level,
-    message: record.message.map(plain),
-    rawMessage: typeof record.rawMessage === "string"
-      ? record.rawMessage
-      : [...record.rawMessage] as unknown as TemplateStringsArray,
-    timestamp: record.timestamp,
-    properties: Object.fromEntries(
-      Object.entries(record.properties).map(([k, v]) => [k, plain(v)]),
-    ),
-  };
 }

@@ -10,8 +10,7 @@ import { DeviceHost } from "../server/host.ts";
 import { DEFAULT_SESSION_OPTIONS, Server } from "../server/server.ts";
 import { drainEventfd, EventLoop, type Timer } from "../sys/event_loop.ts";
 import { C } from "../sys/layout.ts";
-import { logger, setupForwardedLogging } from "../sys/log.ts";
-import type { LogLevel } from "@logtape/logtape";
+import { closeLogging, logger, logWritesPending, setupLogging } from "../sys/log.ts";
 import { ProtocolTrace } from "./trace.ts";
 import { Bell, type DeviceInit, type SocketInit, type WorkerMessage } from "./serving.ts";
 
@@ -19,6 +18,8 @@ import { Bell, type DeviceInit, type SocketInit, type WorkerMessage } from "./se
 export const DRAIN_MS = 1000;
 /** How often the request counter shown by the service status is refreshed. */
 const STATS_MS = 1000;
+/** Longest wait of the loop while a log write is outstanding. */
+const LOG_POLL_MS = 2;
 
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
@@ -44,7 +45,9 @@ export async function serveWorkerMain(): Promise<void> {
     else inbox.push(ev.data);
   };
   const init = await nextMessage<DeviceInit>();
-  await setupForwardedLogging(init.logLevel as LogLevel, (record) => post({ kind: "log", record }));
+  // Records are written from this thread (no hop through the main thread: a line is out as
+  // soon as the event that caused it, whatever the main thread is doing).
+  await setupLogging(init.log);
   let trace: ProtocolTrace | undefined;
   try {
     if (init.trace !== undefined) {
@@ -52,12 +55,14 @@ export async function serveWorkerMain(): Promise<void> {
       trace.install((e) => logger().error("protocol trace stopped: {error}", { error: e.message }));
     }
     const code = await serve(init);
+    trace?.[Symbol.dispose]();
+    await closeLogging(); // this thread's lines are out before the program ends
     post({ kind: "stopped", code });
     scope.close(); // ends the thread on its own (a CPU profile of it is written then)
   } catch (e) {
-    post({ kind: "failed", message: (e as Error).message });
-  } finally {
     trace?.[Symbol.dispose]();
+    await closeLogging(100);
+    post({ kind: "failed", message: (e as Error).message });
   }
 }
 
@@ -65,6 +70,9 @@ async function serve(init: DeviceInit): Promise<number> {
   const log = logger();
   const { type, options } = parseDeviceArg(init.deviceSpec);
   const loop = new EventLoop();
+  // A log write in flight completes only when this thread's event loop turns: do not block for
+  // long meanwhile (the next lines wait for it).
+  loop.beforeWait(() => logWritesPending() ? LOG_POLL_MS : false);
   loop.onHangup = (fd, events) =>
     log.warn("fd {fd} hung up (events 0x{events}): no longer watched", {
       fd,

@@ -2,8 +2,9 @@
  * Where serving runs: the device, its client sessions and their event loop live on one Worker
  * thread that blocks in a synchronous `epoll_wait` (no hand-off to another thread per wake-up,
  * docs/ffi-notes.md), while the main thread stays free for what must never wait behind device
- * work: signals, the shutdown deadline, sd_notify and the log sinks. The two talk through
- * structured messages (Worker → main: log records, state changes) and, towards the blocked
+ * work: signals, the shutdown deadline and sd_notify. Both threads write their own log records
+ * (set up the same way). They talk through structured messages (Worker → main: state changes)
+ * and, towards the blocked
  * Worker, an eventfd in its epoll set plus a shared word saying what is asked.
  *
  * The Worker runs the program's own entry module again (so a bundled or compiled vfud carries
@@ -14,7 +15,7 @@
  */
 import { closeFd } from "../sys/ffi.ts";
 import { createEventfd, signalEventfd } from "../sys/event_loop.ts";
-import { type ForwardedRecord, replayLogRecord } from "../sys/log.ts";
+import type { LogConfig } from "../sys/log.ts";
 
 /** What the Worker needs to create the device (sent before the socket exists). */
 export interface DeviceInit {
@@ -23,7 +24,8 @@ export interface DeviceInit {
   deviceSpec: string;
   maxBounce: number;
   dmaChunk: number;
-  logLevel: string;
+  /** The main thread's logging set-up: the Worker writes its records the same way itself. */
+  log: LogConfig;
   /** `--trace-protocol` target, installed on the Worker (where the connections are). */
   trace?: string;
   /** eventfd the main thread signals to wake the Worker; the shared word says why. */
@@ -43,7 +45,6 @@ export interface SocketInit {
 
 /** Messages from the Worker. */
 export type WorkerMessage =
-  | { kind: "log"; record: ForwardedRecord }
   /** The device exists; `summary` describes it (image, size, netdev...). */
   | { kind: "created"; summary?: string }
   | { kind: "serving" }
@@ -89,8 +90,6 @@ export class ServingThread {
     this.#worker.onmessage = (ev: MessageEvent<WorkerMessage>) => {
       const m = ev.data;
       switch (m.kind) {
-        case "log":
-          return replayLogRecord(m.record);
         case "stop":
           return this.onStopRequest?.(m.why);
         case "client":
