@@ -8,6 +8,7 @@
 import { Command, encodeHeader, Flags, SIZE as HDR } from "../../protocol/header.ts";
 import { RegionWrite } from "../../protocol/region_rw.ts";
 import { errno, libc } from "../../sys/ffi.ts";
+import { Errno } from "../../sys/errno.ts";
 
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
@@ -33,7 +34,7 @@ scope.onmessage = (ev: MessageEvent<{ fd: number; stop: SharedArrayBuffer }>) =>
   while (Atomics.load(stop, 0) === 0) {
     const r = Number(libc.write(fd, batch.subarray(off), BigInt(batch.length - off)));
     if (r < 0) {
-      if (errno() === 11 /* EAGAIN */) continue; // spin: the point is to keep vfud busy
+      if (errno() === Errno.EAGAIN) continue; // spin: the point is to keep vfud busy
       break;
     }
     if (sent === 0) scope.postMessage({ started: true });

@@ -9,6 +9,7 @@ import { ArrayRam, GuestArena, VirtioBlkDriver } from "../../client/mod.ts";
 import { ReqType } from "../../spec/virtio_blk.ts";
 import { check, closeFd, cstr, errno, libc } from "../../sys/ffi.ts";
 import { C } from "../../sys/layout.ts";
+import { Errno } from "../../sys/errno.ts";
 import { assertServesFreshClient, connect, startVfud } from "./helpers.ts";
 
 const RAM = 4 << 20;
@@ -39,7 +40,7 @@ Deno.test("hostile memfd: a sealable memfd gets F_SEAL_SHRINK (the client cannot
         await c.getInfo({ timeoutMs: 5_000 }).catch(() => {});
         assert.fail(`the client shrank mapped guest RAM (vfud ${v.exited ? "died" : "lived"})`);
       }
-      assert.equal(errno(), 1, "EPERM: sealed against shrinking");
+      assert.equal(errno(), Errno.EPERM, "sealed against shrinking");
       await drv.kick();
       const done = await drv.wait(head);
       assert.equal(done.status, 0);

@@ -465,7 +465,12 @@ Deno.test("malformed: replies with unknown ids and messages of unknown type", as
       raw({ id: 0x7777, cmd: Command.DMA_READ, flags: Flags.TYPE_REPLY }, new Uint8Array(20)),
     );
     await c.sendRaw(
-      raw({ id: 0x7778, cmd: Command.DMA_WRITE, flags: Flags.TYPE_REPLY | Flags.ERROR, error: 5 }),
+      raw({
+        id: 0x7778,
+        cmd: Command.DMA_WRITE,
+        flags: Flags.TYPE_REPLY | Flags.ERROR,
+        error: Errno.EIO,
+      }),
     );
     await c.sendRaw(raw({ id: 0x7779, cmd: 99, flags: Flags.TYPE_REPLY }, new Uint8Array(3)));
     await assertSessionWorks(c);
