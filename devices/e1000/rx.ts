@@ -122,9 +122,13 @@ export class RxEngine {
     return this.#runner.whenIdle();
   }
 
-  /** Delivers what waits and lets the backend read again. */
+  /**
+   * Delivers what waits and lets the backend hand over what it held (frames it read while the
+   * unit was paused, or a restored NIC's) and read again.
+   */
   resume(): void {
     this.#paused = false;
+    this.#refused = true;
     this.kick();
   }
 

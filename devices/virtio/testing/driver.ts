@@ -22,7 +22,8 @@ export interface Buf {
 
 /** Register-level access to a virtio PCI device. */
 export class TestDriver {
-  readonly dev: Device;
+  /** The device (another one after a test moved the driver, as a migration does). */
+  dev: Device;
   readonly mem: FakeGuestMemory;
 
   constructor(dev: Device, mem: FakeGuestMemory) {
