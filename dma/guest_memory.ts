@@ -32,6 +32,27 @@ export class GuestFault extends ErrnoError {
   }
 }
 
+/**
+ * A guest memory access that did not happen because the device is being paused for a migration
+ * and nothing may wait for the client meanwhile (a VMM answers DMA requests from the loop that
+ * waits for the pause's reply). The request that made it is not failed: the device captures it
+ * (its state says so) and does it again when it runs, here or on the destination.
+ */
+export class DmaPaused extends ErrnoError {
+  constructor() {
+    super(Errno.ECANCELED, "device paused: guest memory access deferred");
+    this.name = "DmaPaused";
+  }
+}
+
+/** Whether `e`, or an error it was caused by, is a {@link DmaPaused}. */
+export function isDmaPaused(e: unknown): boolean {
+  for (let x = e, depth = 0; x instanceof Error && depth < 8; x = x.cause, depth++) {
+    if (x instanceof DmaPaused) return true;
+  }
+  return false;
+}
+
 /** A guest range made accessible to the device. */
 export interface GuestMapping {
   /**

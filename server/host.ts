@@ -18,7 +18,12 @@ import {
 } from "../migration/controller.ts";
 import { type Section, SectionId } from "../migration/stream.ts";
 import type { RecordValue } from "../protocol/record.ts";
-import { absentMemory, forwardingMemory, type GuestMemory } from "../dma/guest_memory.ts";
+import {
+  absentMemory,
+  DmaPaused,
+  forwardingMemory,
+  type GuestMemory,
+} from "../dma/guest_memory.ts";
 import { BarMap, type RegionInfo, regionInfos } from "../pci/bar_map.ts";
 import { RegionIndex } from "../protocol/region_info.ts";
 import { PciConfigSpace } from "../pci/config.ts";
@@ -193,7 +198,7 @@ export class DeviceHost implements MigrationTarget {
       new VfioUserError(Errno.ECANCELED, "device reset: request abandoned"),
     );
     try {
-      await this.pause();
+      await this.#hold(false);
       try {
         await this.#resetState();
       } finally {
@@ -222,7 +227,7 @@ export class DeviceHost implements MigrationTarget {
     this.migration.clientGone();
     if (!this.#absent) {
       this.#absent = true;
-      void this.pause();
+      void this.#hold(false);
     }
     return this.#paused;
   }
@@ -230,7 +235,7 @@ export class DeviceHost implements MigrationTarget {
   /** Waits until no request touches guest memory; the device keeps running (or stays paused). */
   async quiesce(): Promise<void> {
     try {
-      await this.pause();
+      await this.#hold(false);
     } finally {
       this.resume();
     }
@@ -239,12 +244,27 @@ export class DeviceHost implements MigrationTarget {
   // --- lifecycle and migration (MigrationTarget) ---------------------------------------------
 
   /**
-   * Pauses the device; resolves once nothing touches guest memory: the device is quiet and
-   * every posted DMA write it made is acknowledged (their interrupts are raised by then).
+   * The migration's pause (MigrationTarget): resolves once nothing touches guest memory; what
+   * waited for the client is captured, not waited for (see {@link #hold}).
    */
   pause(): Promise<void> {
+    return this.#hold(true);
+  }
+
+  /**
+   * One more pause. The first one stops the device and resolves once it is quiet and its
+   * posted DMA writes are acknowledged (their interrupts raised). With `capture` (a migration's) nothing
+   * waits for the client meanwhile: requests whose guest memory access needs a DMA reply are
+   * captured by the device ({@link DmaPaused}) and run again later, so a VMM that answers DMA
+   * from the loop waiting for the reply still gets it. Without (reset, a client's absence,
+   * shutdown) requests run to their end.
+   */
+  #hold(capture: boolean): Promise<void> {
     if (this.#pauses++ === 0) {
-      this.#paused = this.device.pause().then(() => this.#memory?.settled());
+      const unfence = capture ? this.#memory?.fence(new DmaPaused()) : undefined;
+      this.#paused = this.device.pause()
+        .then(() => this.#memory?.settled())
+        .finally(() => unfence?.());
     }
     return this.#paused;
   }

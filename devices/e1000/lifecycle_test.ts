@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { decodeRecord, encodeRecord } from "../../protocol/record.ts";
 import { FakeContext } from "../virtio/testing/fake_memory.ts";
+import { DmaPaused, type GuestMemory } from "../../dma/guest_memory.ts";
 import { type MemoryBackend, memoryPair } from "../net/memory.ts";
 import { ICR, R, RCTL, TXD_CMD } from "./constants.ts";
 import { E1000 } from "./device.ts";
@@ -245,4 +246,52 @@ Deno.test("e1000 lifecycle: invalid state is refused with EINVAL and changes not
     b.dev.guestRegions().map((r) => [r.addr, r.len, r.what]),
     [[BigInt(ADDR.TX_RING), 16 * 16, "transmit ring"]],
   );
+});
+
+/** Guest memory that defers every access (as during a migration pause) while `deferred`. */
+function deferring(r: Rig) {
+  const mem = r.mem;
+  const state = { deferred: false };
+  const check = () => {
+    if (state.deferred) throw new DmaPaused();
+  };
+  const wrapped: GuestMemory = {
+    map: (a, l, w) => (check(), mem.map(a, l, w !== false)),
+    transfer: (a, l, w, fn) => (check(), mem.transfer(a, l, w !== false, fn)),
+    transferv: (rs, w, fn) => (check(), mem.transferv(rs, w !== false, fn)),
+    read: async (a, d) => (await Promise.resolve(), check(), mem.read(a, d)),
+    write: (a, s) => mem.write(a, s), // posted: goes out even while deferred
+  };
+  const dev = new E1000({ backend: r.backend, mac: RIG_MAC });
+  dev.attach(new FakeContext(wrapped));
+  return { dev, state };
+}
+
+Deno.test("e1000 lifecycle: accesses deferred by a pause are redone, never a stopped ring", async () => {
+  const r = rig();
+  const d = deferring(r);
+  const nic = { dev: d.dev, mem: r.mem };
+  linkUp(d.dev);
+  setupTx(nic, 16);
+  setupRx(nic, 8, RCTL.BAM);
+  const f = payload(r, ADDR.TX_BUF, 1, 100);
+  putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP) });
+  d.state.deferred = true;
+  wr(d.dev, R.TDT, 1);
+  const incoming = new Uint8Array(200).fill(7);
+  incoming.set([...RIG_MAC, 2, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+  r.wire.send(incoming);
+  await settle(d.dev);
+  assert.equal(d.dev.tx.stopped, undefined, "the transmit ring is not stopped");
+  assert.equal(d.dev.rx.stopped, undefined, "the receive ring is not stopped");
+  assert.equal(rd(d.dev, R.TDH), 0, "the descriptor is still to do");
+  assert.equal(r.wire.received.length, 0);
+  assert.equal(d.dev.rx.pending, 1, "the frame waits in the packet buffer");
+  d.state.deferred = false;
+  await d.dev.pause(); // as a migration's pause and resume would
+  d.dev.resume();
+  await settle(d.dev);
+  assert.deepEqual(r.wire.received, [f], "sent once");
+  assert.equal(rd(d.dev, R.RDH), 1, "received once");
+  assert.deepEqual(r.mem.ram.subarray(ADDR.RX_BUF, ADDR.RX_BUF + 200), incoming);
 });

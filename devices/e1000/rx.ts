@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { GuestFault, type GuestMemory } from "../../dma/guest_memory.ts";
+import { GuestFault, type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
 import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 import { CTRL, DESC_SIZE, ETH, ICR, R, RCTL, RXD_ERR, RXD_STA } from "./constants.ts";
 import { crc32, getU16 } from "./checksum.ts";
@@ -312,6 +312,8 @@ export class RxEngine {
         if (!(await this.#deliver(mem, ring, frame, epoch))) return;
       }
     } catch (e) {
+      // A migration pause deferred the access: the frame waits in the buffer, delivered later.
+      if (isDmaPaused(e)) return;
       if (epoch === this.#epoch) this.#stop(`descriptor access: ${describeError(e)}`);
     }
   }

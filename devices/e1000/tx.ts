@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { GuestFault, type GuestMemory } from "../../dma/guest_memory.ts";
+import { GuestFault, type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
 import { CTRL, DESC_SIZE, DTYP, ETH, ICR, POPTS, R, TCTL, TXD_CMD, TXD_STA } from "./constants.ts";
 import { descAddr, distance, type EngineHost, readRing, type RingRegs } from "./ring.ts";
 import { SerialRunner } from "./runner.ts";
@@ -281,6 +281,8 @@ export class TxEngine {
         }
       }
     } catch (e) {
+      // A migration pause deferred the access: the descriptor is fetched again later.
+      if (isDmaPaused(e)) return;
       if (epoch === this.#epoch) this.#stop(`descriptor access: ${describeError(e)}`);
     } finally {
       if (epoch === this.#epoch && causes) this.#host.raise(causes);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { GuestMemory } from "../../dma/guest_memory.ts";
+import { type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
 import {
   type DescChain,
   feature,
@@ -120,7 +120,9 @@ async function execute(t: BlkTarget, p: Parsed): Promise<Outcome> {
 /**
  * Runs the request in `chain` and writes its status byte; resolves with the used length.
  * Throws {@link VirtqueueError} when the chain has no device-writable status byte or the status
- * byte cannot be written: the request cannot be completed and the device needs a reset.
+ * byte cannot be written: the request cannot be completed and the device needs a reset. A guest
+ * memory access deferred by a migration pause ({@link DmaPaused}) is passed on, not turned into
+ * IOERR: the queue runs the request again later (reads and writes are idempotent).
  */
 export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<number> {
   const inLen = totalLength(chain.writable) - 1;
@@ -131,6 +133,7 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
     parsed = await parse(t, chain, inLen);
     outcome = parsed ? await execute(t, parsed) : IOERR;
   } catch (err) {
+    if (isDmaPaused(err)) throw err;
     // Unmapped data buffer, backend failure, client gone...: the guest sees IOERR.
     t.log?.warn("request failed with IOERR: {error}", { error: (err as Error).message });
     outcome = IOERR;
@@ -138,6 +141,7 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
   try {
     await writeBuffers(t.mem, chain.writable, inLen, new Uint8Array([outcome.status]));
   } catch (err) {
+    if (isDmaPaused(err)) throw err;
     throw new VirtqueueError("virtio-blk status byte not writable", { cause: err });
   }
   if (t.log?.isEnabledFor("trace")) traceRequest(t.log, chain, parsed, outcome);

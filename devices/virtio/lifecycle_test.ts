@@ -107,6 +107,8 @@ Deno.test("virtio lifecycle: invalid state is refused with EINVAL and changes no
     ],
     ["one queue too few", edit((s) => (s.queues as unknown[]).pop()), /1 items, not 2/],
     ["an unknown field", edit((s) => (s.extra = 1)), /unknown field/],
+    ["a captured head beyond the queue", edit((_s, q) => (q.captured = [8])), /head beyond 8/],
+    ["a captured head twice", edit((_s, q) => (q.captured = [1, 1])), /a head twice/],
     ["index beyond u16", edit((_s, q) => (q.usedIdx = 70000)), /usedIdx: 70000/],
     ["model state for a model without any", edit((s) => (s.model = 1)), /no model state/],
   ];

@@ -3,8 +3,14 @@
  * runs are remembered, never lost), runs requests concurrently, publishes completions in batches
  * and tracks everything in flight so reset and quiesce can wait for it.
  *
+ * Requests whose guest memory access was deferred by a migration pause ({@link DmaPaused}) are
+ * captured, not failed: their heads are kept (and saved with the queue) and run again when the
+ * queue runs, here or on the destination. Their used entries were never published, so the
+ * driver sees each request complete once.
+ *
  * @module
  */
+import { isDmaPaused } from "../../dma/guest_memory.ts";
 import type { DescChain } from "./descriptors.ts";
 import { IdleTracker } from "./idle.ts";
 import type { SplitQueue, UsedElem } from "./virtqueue.ts";
@@ -32,12 +38,24 @@ export class QueueRunner {
   #pauses = 0;
   #stopped = false;
   #broken = false;
+  /** Heads taken from the avail ring whose requests must run again (see the module doc). */
+  #captured: number[] = [];
 
-  /** `broken` restores a queue that had failed before it was saved. */
-  constructor(queue: SplitQueue, hooks: RunnerHooks, broken = false) {
+  /**
+   * `broken` restores a queue that had failed before it was saved; `captured` the heads of
+   * requests to run again.
+   */
+  constructor(queue: SplitQueue, hooks: RunnerHooks, broken = false, captured: number[] = []) {
     this.#q = queue;
     this.#hooks = hooks;
     this.#broken = broken;
+    this.#captured = [...captured];
+    if (captured.length) this.#kicked = true; // run them once the queue may run
+  }
+
+  /** Heads of captured requests (taken from the avail ring, to run again). */
+  get captured(): readonly number[] {
+    return this.#captured;
   }
 
   /** The ring state (for tests and diagnostics). */
@@ -99,18 +117,39 @@ export class QueueRunner {
     });
   }
 
-  /** Pops batches until no kick is pending and the avail ring is empty. */
+  /**
+   * Pops batches until no kick is pending and the avail ring is empty; captured requests run
+   * first. A deferred access (migration pause) ends the drain: heads already taken are captured.
+   */
   async #drain(): Promise<void> {
-    while (this.#kicked && this.#canRun()) {
-      if (this.#inFlight >= this.#q.size) return; // still kicked: a completion restarts us
-      this.#kicked = false;
-      const heads = await this.#q.popAvailable(this.#q.size - this.#inFlight);
-      for (const head of heads) {
-        if (this.#broken || this.#stopped) return; // a reset discards taken buffers
-        this.#start(await this.#q.readChain(head));
+    try {
+      while (this.#kicked && this.#canRun()) {
+        if (this.#inFlight >= this.#q.size) return; // still kicked: a completion restarts us
+        this.#kicked = false;
+        if (this.#captured.length) await this.#startAll(this.#captured.splice(0));
+        const heads = await this.#q.popAvailable(this.#q.size - this.#inFlight);
+        await this.#startAll(heads);
+        await this.#q.setAvailEvent();
+        if ((await this.#q.availIdx()) !== this.#q.lastAvail) this.#kicked = true;
       }
-      await this.#q.setAvailEvent();
-      if ((await this.#q.availIdx()) !== this.#q.lastAvail) this.#kicked = true;
+    } catch (err) {
+      if (!isDmaPaused(err)) throw err;
+      this.#kicked = true; // look again when resumed
+    }
+  }
+
+  /** Starts the requests of `heads`; on a deferred access the rest are captured. */
+  async #startAll(heads: number[]): Promise<void> {
+    for (let i = 0; i < heads.length; i++) {
+      if (this.#broken || this.#stopped) return; // a reset discards taken buffers
+      let chain: DescChain;
+      try {
+        chain = await this.#q.readChain(heads[i]);
+      } catch (err) {
+        if (isDmaPaused(err)) this.#captured.push(...heads.slice(i));
+        throw err;
+      }
+      this.#start(chain);
     }
   }
 
@@ -125,12 +164,19 @@ export class QueueRunner {
     }
     request.then(
       (len) => this.#complete({ id: chain.head, len }),
-      (err) => this.#fail(err),
+      (err) => isDmaPaused(err) ? this.#capture(chain.head) : this.#fail(err),
     ).finally(() => {
       this.#inFlight--;
       this.#work.end();
       if (this.#kicked && !this.#draining && this.#canRun()) this.#startDrain();
     });
+  }
+
+  /** A request's access was deferred: it runs again later (nothing of it was published). */
+  #capture(head: number): void {
+    if (this.#broken || this.#stopped) return;
+    this.#captured.push(head);
+    this.#kicked = true;
   }
 
   #complete(elem: UsedElem): void {
@@ -157,7 +203,13 @@ export class QueueRunner {
       const batch = this.#pending;
       this.#pending = [];
       await this.#q.pushUsed(batch);
-      if (await this.#q.shouldNotify()) this.#hooks.notify();
+      let notify = true; // if the driver's wish cannot be read now, an interrupt too many is safe
+      try {
+        notify = await this.#q.shouldNotify();
+      } catch (err) {
+        if (!isDmaPaused(err)) throw err;
+      }
+      if (notify) this.#hooks.notify();
     }
   }
 

@@ -29,6 +29,11 @@ export type QueueRecord = {
   signalledValid: boolean;
   /** The queue failed and stays dead until reset (DEVICE_NEEDS_RESET). */
   broken: boolean;
+  /**
+   * Heads taken from the avail ring whose requests were captured by a pause (their guest memory
+   * access had to wait for the client): they run again, nothing of them was published.
+   */
+  captured: number[];
 };
 
 /** The whole function. */
@@ -67,6 +72,7 @@ export function saveTransport(
   s: TransportState,
   indices: (i: number) => RingIndices | undefined,
   broken: (i: number) => boolean,
+  captured: (i: number) => readonly number[],
   model: RecordValue,
 ): TransportRecord {
   return {
@@ -90,6 +96,7 @@ export function saveTransport(
         device: q.device,
         ...idx,
         broken: broken(i),
+        captured: [...captured(i)],
       };
     }),
     model,
@@ -113,8 +120,19 @@ function parseQueue(r: RecordReader, max: number, vector: (key: string) => numbe
     signalled: r.uint("signalled", 16),
     signalledValid: r.bool("signalledValid"),
     broken: r.bool("broken"),
+    captured: r.list("captured", MAX_QUEUE_SIZE).map((h, i) => {
+      if (typeof h !== "number" || !Number.isInteger(h) || h < 0 || h > 0xffff) {
+        r.fail("captured", `entry ${i} is not a descriptor index`);
+      }
+      return h;
+    }),
   };
   r.done();
+  if (q.captured.some((h) => h >= q.size)) {
+    r.fail("captured", `a head beyond ${q.size} descriptors`);
+  }
+  if (new Set(q.captured).size !== q.captured.length) r.fail("captured", "a head twice");
+  if (q.captured.length && !q.enabled) r.fail("captured", "requests of a disabled queue");
   if (!isPowerOfTwo(q.size) || q.size > Math.min(max, MAX_QUEUE_SIZE)) {
     r.fail("size", `${q.size} is not a power of two up to ${Math.min(max, MAX_QUEUE_SIZE)}`);
   }

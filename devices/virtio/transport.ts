@@ -211,22 +211,32 @@ export class VirtioPciDevice implements Device {
   }
 
   /** The processing of queue `index`; continues saved `indices`; paused while the device is. */
-  #runner(index: number, indices?: RingIndices, broken = false): QueueRunner {
+  #runner(
+    index: number,
+    indices?: RingIndices,
+    broken = false,
+    captured: number[] = [],
+  ): QueueRunner {
     const q = this.#state.queues[index];
     const eventIdx = (this.#state.negotiated & feature(FeatureBit.RING_EVENT_IDX)) !== 0n;
     const ring = new SplitQueue(this.#mem, q, eventIdx, indices);
-    const runner = new QueueRunner(ring, {
-      handle: (chain) => {
-        this.requests++;
-        return this.#model.handle(index, chain, {
-          mem: this.#mem,
-          features: this.#state.negotiated,
-          log: this.#context().log,
-        });
+    const runner = new QueueRunner(
+      ring,
+      {
+        handle: (chain) => {
+          this.requests++;
+          return this.#model.handle(index, chain, {
+            mem: this.#mem,
+            features: this.#state.negotiated,
+            log: this.#context().log,
+          });
+        },
+        notify: () => this.#notifyQueue(index),
+        fail: (err) => this.#needsReset(err),
       },
-      notify: () => this.#notifyQueue(index),
-      fail: (err) => this.#needsReset(err),
-    }, broken);
+      broken,
+      captured,
+    );
     if (this.#pauses.paused) void runner.pause();
     return runner;
   }
@@ -333,6 +343,7 @@ export class VirtioPciDevice implements Device {
       this.#state,
       (i) => qs[i].runner?.queue.indices(),
       (i) => qs[i].runner?.broken ?? false,
+      (i) => qs[i].runner?.captured ?? [],
       this.#model.save?.() ?? null,
     );
   }
@@ -374,7 +385,7 @@ export class VirtioPciDevice implements Device {
       q.desc = r.desc;
       q.driver = r.driver;
       q.device = r.device;
-      q.runner = r.enabled ? this.#runner(i, r, r.broken) : undefined;
+      q.runner = r.enabled ? this.#runner(i, r, r.broken, r.captured) : undefined;
     });
   }
 
