@@ -58,6 +58,8 @@ export const FEATURES: readonly string[] = [
   "systemd-socket-activation",
   "systemd-notify",
   "reconnect",
+  "migration",
+  "dirty-page-logging",
   "trace-protocol",
   "log-format-json",
   "log-format-journal",

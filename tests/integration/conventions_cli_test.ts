@@ -50,6 +50,10 @@ Deno.test("conventions: --print-capabilities prints JSON from the device registr
     blk.options.some((o: { name: string; required: boolean }) => o.name === "file" && o.required),
   );
   assert.ok(caps.protocol.commands.includes("VERSION"));
+  for (const c of ["DEVICE_FEATURE", "MIG_DATA_READ", "MIG_DATA_WRITE"]) {
+    assert.ok(caps.protocol.commands.includes(c), `${c} served`);
+  }
+  assert.ok(caps.features.includes("migration") && caps.features.includes("dirty-page-logging"));
 });
 
 Deno.test("conventions: --version and --help", async () => {
