@@ -26,6 +26,8 @@ export const BlkFeature = {
   TOPOLOGY: 10,
   CONFIG_WCE: 11,
   MQ: 12,
+  DISCARD: 13,
+  WRITE_ZEROES: 14,
 } as const;
 
 /** Request types (§5.2.6). */
@@ -34,7 +36,14 @@ export const ReqType = {
   OUT: 1,
   FLUSH: 4,
   GET_ID: 8,
+  DISCARD: 11,
+  WRITE_ZEROES: 13,
 } as const;
+
+/** struct virtio_blk_discard_write_zeroes: sector u64, num_sectors u32, flags u32 (§5.2.6). */
+export const DWZ_SEGMENT_SIZE = 16;
+/** The unmap bit of its flags. */
+export const DWZ_FLAG_UNMAP = 1;
 
 /** Request status byte values (§5.2.6). */
 export const BlkStatus = {

@@ -69,6 +69,7 @@ export class EventLoop {
   #timers: TimerEntry[] = [];
   #armedAt = Infinity;
   #stopped = false;
+  #waiting = false;
   #running: Promise<void> | undefined;
   readonly #beforeWait: (() => boolean | number)[] = [];
   /** Called when an fd hung up and the loop stopped watching it (for a log line). */
@@ -91,7 +92,8 @@ export class EventLoop {
    * batch ran. `fn` returns true when it did something that may have produced more work (the
    * loop then polls instead of waiting), a number of milliseconds to wait at most (e.g. while an
    * async op of this thread is outstanding: its completion is only seen when the loop goes
-   * round), or false. Returns a function that removes the hook.
+   * round), or false. The place to hand work queued meanwhile to the kernel in one call (e.g. an
+   * io_uring submission). Returns a function that removes the hook.
    */
   beforeWait(fn: () => boolean | number): () => void {
     this.#beforeWait.push(fn);
@@ -227,7 +229,12 @@ export class EventLoop {
           // Nothing ready: wait off-thread, so this thread's timers and signals run meanwhile
           // (on failure its errno is lost on the pool thread; the synchronous poll above
           // reports the error on the next round).
-          n = await libc.epoll_wait_async(this.#epfd, this.#events, MAX_EVENTS, limit);
+          this.#waiting = true;
+          try {
+            n = await libc.epoll_wait_async(this.#epfd, this.#events, MAX_EVENTS, limit);
+          } finally {
+            this.#waiting = false;
+          }
           if (n <= 0) continue;
         }
         this.#dispatch(n);
@@ -255,6 +262,19 @@ export class EventLoop {
         this.onHangup?.(fd, events);
       }
     }
+  }
+
+  /**
+   * True while {@link run} waits off-thread: code running meanwhile (a Deno timer, a promise
+   * continuation) that leaves work for a beforeWait hook must {@link wake} the loop.
+   */
+  get waiting(): boolean {
+    return this.#waiting;
+  }
+
+  /** Makes the loop go round once (its beforeWait hooks run). */
+  wake(): void {
+    signalEventfd(this.#wakeFd);
   }
 
   /** Ends the run after the current batch; safe to call from any handler or callback. */

@@ -91,6 +91,33 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int ioctl(int fd, unsigned long request, ... void *argp); (argp passed as a fixed arg) */
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** int fsync(int fd); */
+  fsync: { parameters: ["i32"], result: "i32" },
+  /** int fallocate(int fd, int mode, off_t offset, off_t len); */
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  /**
+   * long syscall(SYS_io_uring_setup, u32 entries, struct io_uring_params *p);
+   * (glibc has no wrapper; syscall() is variadic, called here with fixed integer arguments)
+   */
+  io_uring_setup: { name: "syscall", parameters: ["i64", "u32", "buffer"], result: "i64" },
+  /**
+   * long syscall(SYS_io_uring_enter, unsigned int fd, u32 to_submit, u32 min_complete,
+   *              u32 flags, const sigset_t *sig, size_t sigsz);
+   */
+  io_uring_enter: {
+    name: "syscall",
+    parameters: ["i64", "u32", "u32", "u32", "u32", "pointer", "usize"],
+    result: "i64",
+  },
+  /**
+   * long syscall(SYS_io_uring_register, unsigned int fd, unsigned int opcode, void *arg,
+   *              unsigned int nr_args);
+   */
+  io_uring_register: {
+    name: "syscall",
+    parameters: ["i64", "u32", "u32", "buffer", "u32"],
+    result: "i64",
+  },
   /** pid_t getpid(void); */
   getpid: { parameters: [], result: "i32" },
   /**
@@ -133,6 +160,26 @@ const SYMBOLS = {
    *                struct passwd **result);
    */
   getpwuid_r: { parameters: ["u32", "buffer", "buffer", "usize", "buffer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * The symbols an I/O thread (sys/aio.ts) opens for itself: it runs self-contained code with no
+ * imports, so the prototypes travel with it. iovec arrays are passed by address.
+ */
+export const IO_THREAD_SYMBOLS = {
+  __errno_location: SYMBOLS.__errno_location,
+  /** ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset); */
+  preadv: { parameters: ["i32", "pointer", "i32", "i64"], result: "isize" },
+  /** ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset); */
+  pwritev: { parameters: ["i32", "pointer", "i32", "i64"], result: "isize" },
+  /** ssize_t readv(int fd, const struct iovec *iov, int iovcnt); */
+  readv: { parameters: ["i32", "pointer", "i32"], result: "isize" },
+  /** ssize_t writev(int fd, const struct iovec *iov, int iovcnt); */
+  writev: { parameters: ["i32", "pointer", "i32"], result: "isize" },
+  fdatasync: SYMBOLS.fdatasync,
+  fsync: SYMBOLS.fsync,
+  fallocate: SYMBOLS.fallocate,
+  write: SYMBOLS.write,
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened libc with every symbol above. */

@@ -18,8 +18,20 @@ export interface BlockBackend {
   readv(offset: bigint, segs: readonly Uint8Array[]): Promise<void> | void;
   /** Stores `segs`, in order, at `offset`. */
   writev(offset: bigint, segs: readonly Uint8Array[]): Promise<void> | void;
-  /** Makes completed writes durable. */
+  /**
+   * Makes durable every write that completed before the call, and every write still in flight
+   * when it was called (a FLUSH covers the writes issued before it, virtio 1.x §5.2.6.1).
+   */
   flush(): Promise<void> | void;
+  /** Logical block size to advertise (VIRTIO_BLK_F_BLK_SIZE); 512 when absent. */
+  readonly blockSize?: number;
+  /** Deallocates [offset, offset+length): later reads return zeros (DISCARD). */
+  discard?(offset: bigint, length: bigint): Promise<void> | void;
+  /**
+   * Makes [offset, offset+length) read as zeros (WRITE_ZEROES); `unmap` allows deallocating
+   * the range instead of writing it.
+   */
+  writeZeroes?(offset: bigint, length: bigint, unmap: boolean): Promise<void> | void;
   /** Frees host resources. */
   close(): void;
 }
@@ -76,6 +88,19 @@ export class MemoryBackend implements BlockBackend {
 
   flush(): void {
     this.flushes++;
+  }
+
+  discard(offset: bigint, length: bigint): void {
+    this.writeZeroes(offset, length);
+  }
+
+  writeZeroes(offset: bigint, length: bigint): void {
+    if (this.readonly) throw new Error("read-only backend");
+    if (this.closed) throw new Error("backend closed");
+    if (offset < 0n || length < 0n || offset + length > this.size) {
+      throw new RangeError("out of range");
+    }
+    this.data.fill(0, Number(offset), Number(offset + length));
   }
 
   close(): void {

@@ -18,7 +18,19 @@ export const BlkConfigOffset = {
   TOPOLOGY: 24,
   WRITEBACK: 32,
   NUM_QUEUES: 34,
+  MAX_DISCARD_SECTORS: 36,
+  MAX_DISCARD_SEG: 40,
+  DISCARD_SECTOR_ALIGNMENT: 44,
+  MAX_WRITE_ZEROES_SECTORS: 48,
+  MAX_WRITE_ZEROES_SEG: 52,
+  WRITE_ZEROES_MAY_UNMAP: 56,
 } as const;
+
+/** Limits of DISCARD / WRITE_ZEROES requests (only offered with their feature). */
+export interface DwzLimits {
+  maxSectors: number;
+  maxSegments: number;
+}
 
 /** Values of the configuration fields the device offers. */
 export interface BlkConfigValues {
@@ -26,6 +38,12 @@ export interface BlkConfigValues {
   sizeBytes: bigint;
   segMax: number;
   numQueues: number;
+  /** Logical block size (BLK_SIZE); 512 unless the backend needs more (O_DIRECT). */
+  blockSize?: number;
+  /** DISCARD limits when offered. */
+  discard?: DwzLimits;
+  /** WRITE_ZEROES limits when offered, and whether it may deallocate. */
+  writeZeroes?: DwzLimits & { mayUnmap: boolean };
 }
 
 /** Encodes the configuration structure. Fields of features not offered stay 0. */
@@ -34,7 +52,18 @@ export function encodeBlkConfig(v: BlkConfigValues): Uint8Array {
   const view = new DataView(bytes.buffer);
   view.setBigUint64(BlkConfigOffset.CAPACITY, v.sizeBytes / BigInt(SECTOR_SIZE), true);
   view.setUint32(BlkConfigOffset.SEG_MAX, v.segMax, true);
-  view.setUint32(BlkConfigOffset.BLK_SIZE, SECTOR_SIZE, true);
+  const blockSize = v.blockSize ?? SECTOR_SIZE;
+  view.setUint32(BlkConfigOffset.BLK_SIZE, blockSize, true);
   view.setUint16(BlkConfigOffset.NUM_QUEUES, v.numQueues, true);
+  if (v.discard) {
+    view.setUint32(BlkConfigOffset.MAX_DISCARD_SECTORS, v.discard.maxSectors, true);
+    view.setUint32(BlkConfigOffset.MAX_DISCARD_SEG, v.discard.maxSegments, true);
+    view.setUint32(BlkConfigOffset.DISCARD_SECTOR_ALIGNMENT, blockSize / SECTOR_SIZE, true);
+  }
+  if (v.writeZeroes) {
+    view.setUint32(BlkConfigOffset.MAX_WRITE_ZEROES_SECTORS, v.writeZeroes.maxSectors, true);
+    view.setUint32(BlkConfigOffset.MAX_WRITE_ZEROES_SEG, v.writeZeroes.maxSegments, true);
+    bytes[BlkConfigOffset.WRITE_ZEROES_MAY_UNMAP] = v.writeZeroes.mayUnmap ? 1 : 0;
+  }
   return bytes;
 }

@@ -14,7 +14,7 @@ import {
   type VirtioPciOptions,
 } from "../virtio/mod.ts";
 import type { BlockBackend } from "./backend.ts";
-import { BLK_CONFIG_LENGTH, encodeBlkConfig } from "./config.ts";
+import { BLK_CONFIG_LENGTH, type DwzLimits, encodeBlkConfig } from "./config.ts";
 import { BlkFeature, CLASS_STORAGE_SCSI, ID_BYTES, VIRTIO_ID_BLOCK } from "./constants.ts";
 import { handleBlkRequest } from "./request.ts";
 import { RecordReader, type RecordValue } from "../../protocol/record.ts";
@@ -30,9 +30,17 @@ export interface VirtioBlkOptions {
   queueSize?: number;
   /** Number of request queues; more than one offers VIRTIO_BLK_F_MQ. Default 1. */
   numQueues?: number;
+  /** Offer DISCARD (VIRTIO_BLK_F_DISCARD) when the backend can deallocate. Default true. */
+  discard?: boolean;
+  /** Offer WRITE_ZEROES (VIRTIO_BLK_F_WRITE_ZEROES) when the backend can. Default true. */
+  writeZeroes?: boolean;
   /** Transport options (EVENT_IDX, INDIRECT_DESC, error hook). */
   transport?: VirtioPciOptions;
 }
+
+/** Sectors one DISCARD / WRITE_ZEROES segment may cover (1 GiB), and segments per request. */
+const DWZ_MAX_SECTORS = (1 << 30) / 512;
+const DWZ_MAX_SEGMENTS = 32;
 
 /** GET_ID answer: the serial, NUL padded to 20 bytes (§5.2.6). */
 function encodeId(serial: string): Uint8Array {
@@ -63,6 +71,8 @@ class BlkModel implements VirtioDeviceModel {
   readonly #backend: BlockBackend;
   readonly #id: Uint8Array;
   readonly #segMax: number;
+  readonly #discard: DwzLimits | undefined;
+  readonly #writeZeroes: (DwzLimits & { mayUnmap: boolean }) | undefined;
 
   constructor(opts: VirtioBlkOptions, queueSize: number, numQueues: number) {
     this.#backend = opts.backend;
@@ -73,6 +83,18 @@ class BlkModel implements VirtioDeviceModel {
       feature(BlkFeature.FLUSH);
     if (opts.backend.readonly) f |= feature(BlkFeature.RO);
     if (numQueues > 1) f |= feature(BlkFeature.MQ);
+    const limits = { maxSectors: DWZ_MAX_SECTORS, maxSegments: DWZ_MAX_SEGMENTS };
+    const writable = !opts.backend.readonly;
+    if (writable && (opts.discard ?? true) && opts.backend.discard) {
+      this.#discard = limits;
+      f |= feature(BlkFeature.DISCARD);
+    }
+    if (writable && (opts.writeZeroes ?? true) && opts.backend.writeZeroes) {
+      // deallocating is allowed only where DISCARD is (a user who turned discard off keeps
+      // the image allocated)
+      this.#writeZeroes = { ...limits, mayUnmap: this.#discard !== undefined };
+      f |= feature(BlkFeature.WRITE_ZEROES);
+    }
     this.features = f;
   }
 
@@ -82,6 +104,9 @@ class BlkModel implements VirtioDeviceModel {
       sizeBytes: this.#backend.size,
       segMax: this.#segMax,
       numQueues: this.queueSizes.length,
+      blockSize: this.#backend.blockSize,
+      discard: this.#discard,
+      writeZeroes: this.#writeZeroes,
     });
     dst.set(cfg.subarray(offset, offset + dst.length));
   }
@@ -98,6 +123,8 @@ class BlkModel implements VirtioDeviceModel {
         mem: ctx.mem,
         features: ctx.features,
         log: ctx.log,
+        discard: this.#discard,
+        writeZeroes: this.#writeZeroes,
       },
       chain,
     );

@@ -18,7 +18,17 @@ import {
 } from "../virtio/mod.ts";
 import type { BlockBackend } from "./backend.ts";
 import type { Logger } from "@logtape/logtape";
-import { BlkFeature, BlkStatus, HEADER_SIZE, ID_BYTES, ReqType, SECTOR_SIZE } from "./constants.ts";
+import {
+  BlkFeature,
+  BlkStatus,
+  DWZ_FLAG_UNMAP,
+  DWZ_SEGMENT_SIZE,
+  HEADER_SIZE,
+  ID_BYTES,
+  ReqType,
+  SECTOR_SIZE,
+} from "./constants.ts";
+import type { DwzLimits } from "./config.ts";
 
 /** What a request needs from the device. */
 export interface BlkTarget {
@@ -30,6 +40,10 @@ export interface BlkTarget {
   readonly features: bigint;
   /** Where failed requests are reported. */
   readonly log?: Logger;
+  /** DISCARD limits, when the device offers it. */
+  readonly discard?: DwzLimits;
+  /** WRITE_ZEROES limits, when the device offers it. */
+  readonly writeZeroes?: DwzLimits & { mayUnmap: boolean };
 }
 
 /** Outcome of a request: the status byte and the data bytes written to the guest. */
@@ -49,6 +63,7 @@ interface Parsed {
 }
 
 const IOERR: Outcome = { status: BlkStatus.IOERR, written: 0 };
+const UNSUPP: Outcome = { status: BlkStatus.UNSUPP, written: 0 };
 
 async function parse(t: BlkTarget, chain: DescChain, inLen: number): Promise<Parsed | undefined> {
   const outLen = totalLength(chain.readable);
@@ -101,6 +116,41 @@ async function getId(t: BlkTarget, p: Parsed): Promise<Outcome> {
   return { status: BlkStatus.OK, written: len };
 }
 
+/**
+ * DISCARD and WRITE_ZEROES (§5.2.6): a list of {sector, num_sectors, flags} segments in the
+ * device-readable data. Unknown flags, and unmap on a DISCARD, are UNSUPP (§5.2.6.2).
+ */
+async function discardOrZero(t: BlkTarget, p: Parsed, zero: boolean): Promise<Outcome> {
+  const limits = zero ? t.writeZeroes : t.discard;
+  const bit = zero ? BlkFeature.WRITE_ZEROES : BlkFeature.DISCARD;
+  if (!limits || !(t.features & feature(bit))) return UNSUPP;
+  const len = totalLength(p.out);
+  if (len === 0 || len % DWZ_SEGMENT_SIZE !== 0 || p.in.length > 0) return IOERR;
+  const count = len / DWZ_SEGMENT_SIZE;
+  if (count > limits.maxSegments) return UNSUPP;
+  if (t.backend.readonly) return IOERR;
+  const bytes = new Uint8Array(len);
+  await readBuffers(t.mem, p.out, 0, bytes);
+  const v = new DataView(bytes.buffer);
+  const capacity = t.backend.size / BigInt(SECTOR_SIZE);
+  const ranges: { offset: bigint; length: bigint; unmap: boolean }[] = [];
+  for (let i = 0; i < count; i++) {
+    const sector = v.getBigUint64(i * DWZ_SEGMENT_SIZE, true);
+    const sectors = v.getUint32(i * DWZ_SEGMENT_SIZE + 8, true);
+    const flags = v.getUint32(i * DWZ_SEGMENT_SIZE + 12, true);
+    if ((flags & ~DWZ_FLAG_UNMAP) !== 0 || (!zero && flags & DWZ_FLAG_UNMAP)) return UNSUPP;
+    if (sectors > limits.maxSectors) return IOERR;
+    if (sector > capacity || BigInt(sectors) > capacity - sector) return IOERR;
+    const unmap = (flags & DWZ_FLAG_UNMAP) !== 0 && (t.writeZeroes?.mayUnmap ?? false);
+    ranges.push({ offset: sector * 512n, length: BigInt(sectors) * 512n, unmap });
+  }
+  for (const r of ranges) {
+    if (zero) await t.backend.writeZeroes!(r.offset, r.length, r.unmap);
+    else await t.backend.discard!(r.offset, r.length);
+  }
+  return { status: BlkStatus.OK, written: 0 };
+}
+
 async function execute(t: BlkTarget, p: Parsed): Promise<Outcome> {
   switch (p.type) {
     case ReqType.IN:
@@ -112,6 +162,10 @@ async function execute(t: BlkTarget, p: Parsed): Promise<Outcome> {
       return { status: BlkStatus.OK, written: 0 };
     case ReqType.GET_ID:
       return await getId(t, p);
+    case ReqType.DISCARD:
+      return await discardOrZero(t, p, false);
+    case ReqType.WRITE_ZEROES:
+      return await discardOrZero(t, p, true);
     default:
       return { status: BlkStatus.UNSUPP, written: 0 };
   }

@@ -14,6 +14,8 @@ import { settle } from "../virtio/testing/setup.ts";
 import type { VirtioPciDevice } from "../virtio/transport.ts";
 import { type BlockBackend, MemoryBackend } from "./backend.ts";
 import { createVirtioBlk, type VirtioBlkOptions } from "./device.ts";
+import { type Aio, type AioDone, type AioKind, openAio } from "../../sys/aio.ts";
+import { EventLoop } from "../../sys/event_loop.ts";
 
 /** Rings of queue 0. */
 export const RING = 0x1000;
@@ -107,4 +109,74 @@ export function request(
 /** `n` bytes of a recognizable pattern. */
 export function pattern(n: number, seed = 1): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+}
+
+/** An engine whose operations can be held back before they reach the real one. */
+export class GatedAio implements Aio {
+  readonly kind;
+  /** Every operation in the order it was issued: "readv@off", "writev@off", "fsync"... */
+  readonly log: string[] = [];
+  readonly #inner: Aio;
+  #hold: ((what: string) => boolean) | undefined;
+  readonly #held: (() => void)[] = [];
+
+  constructor(inner: Aio) {
+    this.#inner = inner;
+    this.kind = inner.kind;
+  }
+
+  get inFlight(): number {
+    return this.#inner.inFlight + this.#held.length;
+  }
+
+  /** Holds every operation `pred` matches until {@link release}. */
+  holdWhen(pred: ((what: string) => boolean) | undefined): void {
+    this.#hold = pred;
+  }
+
+  /** Lets the held operations go to the engine. */
+  release(): void {
+    for (const go of this.#held.splice(0)) go();
+  }
+
+  #run(what: string, go: () => void): void {
+    this.log.push(what);
+    if (this.#hold?.(what)) this.#held.push(go);
+    else go();
+  }
+
+  readv(fd: number, segs: readonly Uint8Array[], offset: bigint, done: AioDone): void {
+    this.#run(`readv@${offset}`, () => this.#inner.readv(fd, segs, offset, done));
+  }
+  writev(fd: number, segs: readonly Uint8Array[], offset: bigint, done: AioDone): void {
+    this.#run(`writev@${offset}`, () => this.#inner.writev(fd, segs, offset, done));
+  }
+  fsync(fd: number, datasync: boolean, done: AioDone): void {
+    this.#run("fsync", () => this.#inner.fsync(fd, datasync, done));
+  }
+  fallocate(fd: number, mode: number, offset: bigint, len: bigint, done: AioDone): void {
+    this.#run(`fallocate@${offset}`, () => this.#inner.fallocate(fd, mode, offset, len, done));
+  }
+  close(): void {
+    this.#inner.close();
+  }
+}
+
+/** A running loop with an engine, stopped (bounded) at the end. */
+export async function withLoop(
+  kind: AioKind,
+  body: (loop: EventLoop, aio: GatedAio) => Promise<void>,
+): Promise<void> {
+  const loop = new EventLoop();
+  const guard = loop.setTimeout(() => loop.stop(), 20_000);
+  const running = loop.run();
+  const aio = new GatedAio(openAio(loop, { kind, depth: 16 }));
+  try {
+    await body(loop, aio);
+  } finally {
+    aio.close();
+    guard.cancel();
+    loop.stop();
+    await running;
+  }
 }
