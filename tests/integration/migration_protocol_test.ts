@@ -280,3 +280,45 @@ Deno.test("migration protocol: bad streams are refused with an errno, the device
     ram.close();
   }
 });
+
+Deno.test("migration protocol: a client that leaves mid-migration; DEVICE_RESET from every state", async () => {
+  await using v = await startVfud();
+  const ram = new MemfdRam(4 << 20);
+  try {
+    // PRE_COPY: the device runs on; STOP_COPY and RESUMING: it stays stopped for the next client.
+    for (const [left, after] of [[PRE_COPY, RUNNING], [STOP_COPY, STOP], [RESUMING, STOP]]) {
+      const first = await setUp(v, ram);
+      await first.mig.setState(left);
+      if (left === STOP_COPY) assert.ok((await first.mig.read(100)).length > 0);
+      if (left === RESUMING) await first.mig.write(new Uint8Array(10));
+      first.driver.close();
+      await first.client.close();
+      const c = await connect(v);
+      const mig = new DeviceMigration(c);
+      assert.equal(await mig.state(), after, `left in ${NAMES[left]}`);
+      if (after === STOP) {
+        await assertErrno(mig.read(10), Errno.EINVAL, "the transfer was abandoned");
+        await mig.setState(RUNNING);
+      }
+      await c.close();
+      const s = await setUp(v, ram); // the device serves I/O again
+      s.driver.close();
+      await s.client.close();
+    }
+    // DEVICE_RESET from any state returns to RUNNING, and the device works.
+    for (const st of STATES) {
+      const s = await setUp(v, ram);
+      await s.mig.setState(st);
+      await s.client.reset();
+      assert.equal(await s.mig.state(), RUNNING, `reset from ${NAMES[st]}`);
+      s.driver.close();
+      await s.client.close();
+      const again = await setUp(v, ram);
+      assert.equal((await again.driver.read(10n, 8)).length, 4096);
+      again.driver.close();
+      await again.client.close();
+    }
+  } finally {
+    ram.close();
+  }
+});
