@@ -111,8 +111,17 @@ export interface GuestOptions {
   script: string;
   /** vfio-user sockets, one vfio-user-pci device each. */
   vfu?: string[];
-  /** QEMU in-process virtio-blk disks ("IMG" or "IMG,readonly=on"): harness baseline. */
+  /**
+   * QEMU in-process virtio-blk disks ("IMG" with ",readonly=on", ",direct=on", ",aio=..."):
+   * harness baseline.
+   */
   disks?: string[];
+  /** vhost-user-blk backend sockets (e.g. {@link StorageDaemon}), one vhost-user-blk-pci each. */
+  vhostUserBlk?: string[];
+  /** Guest RAM size (run-guest.sh --mem-size, default 512M). */
+  memSize?: string;
+  /** A command prefix run-guest.sh runs under (e.g. `nsenter --net=...` for a namespace). */
+  wrap?: string[];
   /** Variables exported to the guest script. */
   env?: Record<string, string | number>;
   /** Host files made available as /data/<basename> in the guest. */
@@ -167,6 +176,8 @@ export async function runGuest(o: GuestOptions): Promise<GuestRun> {
   ];
   for (const s of o.vfu ?? []) args.push("--vfu", s);
   for (const d of o.disks ?? []) args.push("--disk", d);
+  for (const s of o.vhostUserBlk ?? []) args.push("--vhost-user-blk", s);
+  if (o.memSize) args.push("--mem-size", o.memSize);
   for (const [k, v] of Object.entries(o.env ?? {})) args.push("--env", `${k}=${v}`);
   for (const f of o.files ?? []) args.push("--file", f);
   for (const t of o.trace ?? []) args.push("--trace", t);
@@ -174,8 +185,9 @@ export async function runGuest(o: GuestOptions): Promise<GuestRun> {
   args.push("--mem", o.mem ?? "shared", "--timeout", String(timeoutS));
   if (o.log) args.push("--log", o.log);
   if (o.fio) args.push("--fio");
-  const out = await new Deno.Command("bash", {
-    args,
+  const argv = [...(o.wrap ?? []), "bash", ...args];
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -353,6 +365,87 @@ export class Vfud {
     return `\n--- vfud: ${this.args.join(" ")} (cwd ${REPO_ROOT}) ---\n` +
       `--- vfud stderr (tail, ${this.logs.stderr}) ---\n${await tail(this.logs.stderr)}\n` +
       `--- vfud stdout (tail, ${this.logs.stdout}) ---\n${await tail(this.logs.stdout)}`;
+  }
+}
+
+/**
+ * qemu-storage-daemon of the trixie root exporting an image as a vhost-user-blk device: the
+ * out-of-process alternative vfud is measured against.
+ */
+export class StorageDaemon {
+  private constructor(
+    readonly child: Deno.ChildProcess,
+    readonly socket: string,
+    readonly pipes: Promise<unknown>,
+  ) {}
+
+  /** Starts it on `image` (O_DIRECT with `direct`) and waits until its socket listens. */
+  static async start(
+    o: { dir: string; image: string; direct?: boolean; aio?: string; socket?: string },
+  ): Promise<StorageDaemon> {
+    await preparePrerequisites();
+    const socket = o.socket ?? `${o.dir}/qsd.sock`;
+    const file = {
+      driver: "file",
+      "node-name": "file0",
+      filename: o.image,
+      aio: o.aio ?? "threads",
+      cache: { direct: o.direct ?? false },
+    };
+    const args = [
+      "--blockdev",
+      JSON.stringify(file),
+      "--blockdev",
+      JSON.stringify({ driver: "raw", "node-name": "disk0", file: "file0" }),
+      "--export",
+      JSON.stringify({
+        type: "vhost-user-blk",
+        id: "exp0",
+        "node-name": "disk0",
+        addr: { type: "unix", path: socket },
+        writable: true,
+        "num-queues": 1,
+      }),
+    ];
+    // exec'd in place of bash (the root's loader runs it: see lib.sh rootrun), so signals and
+    // /proc/PID are the daemon's own
+    const script = `. '${E2E_HERE}lib.sh' && exec "$E2E_ROOT/lib64/ld-linux-x86-64.so.2" ` +
+      `--library-path "$E2E_ROOT/lib/x86_64-linux-gnu:$E2E_ROOT/usr/lib/x86_64-linux-gnu" ` +
+      `"$E2E_ROOT/usr/bin/qemu-storage-daemon" "$@"`;
+    const { child, pipes } = await spawnLogged(
+      ["bash", "-c", script, "qsd", ...args],
+      logFiles(o.dir, "qsd"),
+    );
+    const d = new StorageDaemon(child, socket, pipes);
+    const deadline = Date.now() + 30_000;
+    while (!(await isListening(socket))) {
+      if (Date.now() > deadline) {
+        await d.kill();
+        throw new Error(`qemu-storage-daemon did not listen on ${socket}: see ${o.dir}/qsd.*.log`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return d;
+  }
+
+  /** The daemon's pid. */
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s. */
+  async stop(): Promise<void> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    const t = setTimeout(() => this.kill(), 10_000);
+    await this.child.status;
+    clearTimeout(t);
+    await this.pipes;
+  }
+
+  async kill(): Promise<void> {
+    await killAndReap(this.child, this.pipes);
   }
 }
 

@@ -4,8 +4,12 @@
 #
 # usage: run-guest.sh [options]
 #   --vfu SOCKET          a vfio-user-pci device on this UNIX socket (repeatable: vfu0, vfu1, ...)
-#   --disk IMG[,readonly=on]  QEMU's own in-process virtio-blk-pci (disable-legacy=on, so PCI id
-#                         0x1af4:0x1042 like vfud's): the baseline without vfio-user (repeatable)
+#   --disk IMG[,readonly=on][,direct=on][,aio=threads|io_uring|native]
+#                         QEMU's own in-process virtio-blk-pci (disable-legacy=on, so PCI id
+#                         0x1af4:0x1042 like vfud's): the baseline without vfio-user (repeatable);
+#                         direct=on is the file's cache.direct (O_DIRECT)
+#   --vhost-user-blk SOCKET  a vhost-user-blk-pci device on a vhost-user backend's socket (e.g.
+#                         qemu-storage-daemon --export type=vhost-user-blk); needs --mem shared
 #   --script FILE         guest script, run by /init as /test.sh (default guest/pci-list.sh); all
 #                         of guest/*.sh are in the guest's /guest/ too
 #   --env K=V             variable exported to the guest script (repeatable)
@@ -32,15 +36,16 @@ E2E_TAG=run-guest
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 bad() { echo "run-guest.sh: $*" >&2; exit 2; }
 
-VFUS=() DISKS=() ENVS=() FILES=() TRACES=() XARGS=()
+VFUS=() DISKS=() VHOSTS=() ENVS=() FILES=() TRACES=() XARGS=()
 SCRIPT=$E2E_HERE/guest/pci-list.sh MEM=shared MEMSZ=512M SMP=1 FIO=0 TMO=300 LOG='' VERBOSE=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --vfu | --disk | --script | --env | --file | --mem | --mem-size | --smp | --timeout | --trace | --log | --qemu-arg)
+    --vfu | --disk | --vhost-user-blk | --script | --env | --file | --mem | --mem-size | --smp | --timeout | --trace | --log | --qemu-arg)
       [ $# -ge 2 ] || bad "$1 needs a value"
       ;;&
     --vfu) VFUS+=("$2"); shift 2 ;;
     --disk) DISKS+=("$2"); shift 2 ;;
+    --vhost-user-blk) VHOSTS+=("$2"); shift 2 ;;
     --script) SCRIPT=$2; shift 2 ;;
     --env) ENVS+=("$2"); shift 2 ;;
     --file) FILES+=("$2"); shift 2 ;;
@@ -139,15 +144,27 @@ for s in "${VFUS[@]}"; do
 done
 i=0
 for d in "${DISKS[@]}"; do
-  img=${d%%,*} ro=false
-  case ,${d#"$img"}, in
-    ,,) ;;
-    ,,readonly=on,) ro=true ;;
-    *) bad "--disk $d: the only option is readonly=on" ;;
-  esac
+  img=${d%%,*} ro=false direct=false aio=threads
+  IFS=, read -ra opts <<<"${d#"$img"}"
+  for o in "${opts[@]}"; do
+    case $o in
+      '') ;;
+      readonly=on) ro=true ;;
+      direct=on) direct=true ;;
+      aio=threads | aio=io_uring | aio=native) aio=${o#aio=} ;;
+      *) bad "--disk $d: unknown option $o (readonly=on, direct=on, aio=...)" ;;
+    esac
+  done
   [ -f "$img" ] || bad "--disk $img: no such file"
-  A+=(-blockdev "{\"driver\":\"raw\",\"node-name\":\"disk$i\",\"read-only\":$ro,\"file\":{\"driver\":\"file\",\"filename\":$(json_str "$img"),\"read-only\":$ro}}"
+  A+=(-blockdev "{\"driver\":\"raw\",\"node-name\":\"disk$i\",\"read-only\":$ro,\"file\":{\"driver\":\"file\",\"filename\":$(json_str "$img"),\"read-only\":$ro,\"aio\":\"$aio\",\"cache\":{\"direct\":$direct}}}"
     -device "virtio-blk-pci,drive=disk$i,id=blk$i,disable-legacy=on")
+  i=$((i + 1))
+done
+i=0
+for s in "${VHOSTS[@]}"; do
+  [ "$MEM" = shared ] || bad "--vhost-user-blk needs --mem shared (the backend maps guest RAM)"
+  [ -S "$s" ] || bad "--vhost-user-blk $s: not a UNIX socket (is the backend running?)"
+  A+=(-chardev "socket,id=vub$i,path=$s" -device "vhost-user-blk-pci,chardev=vub$i,id=vub$i,disable-legacy=on,num-queues=1")
   i=$((i + 1))
 done
 for t in "${TRACES[@]}"; do A+=(-trace "$t"); done
