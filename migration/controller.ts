@@ -91,6 +91,8 @@ export class MigrationController {
   #busy = false;
   /** This machine's pause of the target is in force. */
   #paused = false;
+  /** The client left while a state change ran: apply {@link clientGone} when it ends. */
+  #goneDuringSet = false;
 
   constructor(
     target: MigrationTarget,
@@ -138,6 +140,10 @@ export class MigrationController {
       }
     } finally {
       this.#busy = false;
+      if (this.#goneDuringSet) {
+        this.#goneDuringSet = false;
+        this.clientGone();
+      }
     }
   }
 
@@ -197,6 +203,10 @@ export class MigrationController {
    * device state (spec, "Client Disconnection").
    */
   clientGone(): void {
+    if (this.#busy) {
+      this.#goneDuringSet = true; // the state change in progress ends first
+      return;
+    }
     if (this.#state === DeviceState.PRE_COPY) this.#state = DeviceState.RUNNING;
     if (this.#state === DeviceState.STOP_COPY || this.#state === DeviceState.RESUMING) {
       this.#state = DeviceState.STOP;

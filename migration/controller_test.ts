@@ -198,3 +198,21 @@ Deno.test("controller: a client that leaves abandons the transfer", async () => 
   await c.set(STOP_COPY);
   assert.ok(c.read(4096).length > 0, "a new stream starts from scratch");
 });
+
+Deno.test("controller: a client that leaves during a state change is handled when it ends", async () => {
+  const t = new FakeTarget();
+  let release!: () => void;
+  t.pause = () => {
+    t.pauses++;
+    return new Promise<void>((r) => (release = r));
+  };
+  const c = new MigrationController(t);
+  await c.set(PRE_COPY);
+  const pending = c.set(STOP_COPY); // PRE_COPY -> STOP_COPY: pauses, then saves
+  c.clientGone();
+  assert.equal(c.state, PRE_COPY, "nothing changes under the running transition");
+  release();
+  await pending;
+  assert.equal(c.state, STOP, "then the transfer is abandoned: STOP_COPY -> STOP");
+  assert.equal(c.holdsPause, true);
+});

@@ -29,6 +29,8 @@
  * - Decoded `data` fields are views into the input buffer, not copies.
  * - The VERSION handshake is `negotiate(requestPayload, serverCaps)` (negotiate.ts); its
  *   reply is never longer than the request.
+ * - record.ts is the encoding of the plain state records inside a migration stream's sections
+ *   (the stream's framing is migration/stream.ts), with a validating reader for decoded records.
  *
  * @module
  */
@@ -57,3 +59,4 @@ export * from "./irq.ts";
 export * from "./region_rw.ts";
 export * from "./feature.ts";
 export * from "./mig_data.ts";
+export * from "./record.ts";
