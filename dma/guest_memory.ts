@@ -123,6 +123,17 @@ export interface GuestMemory {
   read(addr: bigint, dst: Uint8Array): Promise<void>;
   /** Copies `src` into guest memory at `addr` (convenience for small structures). */
   write(addr: bigint, src: Uint8Array): Promise<void>;
+  /**
+   * {@link read} done at once when it can be: the range lies in one mmapped DMA map that
+   * allows it. Returns false (and touches nothing) otherwise: use {@link read}. The fast path of
+   * ring and descriptor accesses, with no promise and no wait.
+   */
+  readNow?(addr: bigint, dst: Uint8Array): boolean;
+  /**
+   * {@link write} done at once when it can be (mmapped, writable, and no posted message write
+   * still in flight that it would overtake); false otherwise: use {@link write}.
+   */
+  writeNow?(addr: bigint, src: Uint8Array): boolean;
 }
 
 /**
@@ -136,6 +147,8 @@ export function forwardingMemory(current: () => GuestMemory): GuestMemory {
     transferv: (ranges, writable, fn) => current().transferv(ranges, writable, fn),
     read: (addr, dst) => current().read(addr, dst),
     write: (addr, src) => current().write(addr, src),
+    readNow: (addr, dst) => current().readNow?.(addr, dst) ?? false,
+    writeNow: (addr, src) => current().writeNow?.(addr, src) ?? false,
   };
 }
 

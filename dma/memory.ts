@@ -33,6 +33,8 @@ export interface MessageDma {
   write(addr: bigint, src: Uint8Array): Promise<void>;
   /** Resolves once every write sent so far is acknowledged; undefined when none is pending. */
   settled(): Promise<void> | undefined;
+  /** True while posted writes wait for their acknowledgement (what settled() would wait for). */
+  writesPending?(): boolean;
   /** Gets a bounce buffer of `length` bytes, waiting in FIFO order for room under the limit. */
   acquire(length: number): Promise<Uint8Array>;
   /** Returns a bounce buffer. */
@@ -73,6 +75,8 @@ export class SessionMemory implements GuestMemory {
   readonly #table: DmaTable;
   #dma: MessageDma | undefined;
   #dirty: DirtyLog | undefined;
+  /** The mmapped region of the last fast access (ring and descriptor accesses hit one). */
+  #last: DmaRegion | undefined;
 
   constructor(table: DmaTable, dma?: MessageDma) {
     this.#table = table;
@@ -228,6 +232,40 @@ export class SessionMemory implements GuestMemory {
       return;
     }
     await transferEach(this, ranges, writable, fn);
+  }
+
+  /** The mmapped, live region holding all of [addr, addr+length) with `need`, if one does. */
+  #mapped(addr: bigint, length: number, need: number): DmaRegion | undefined {
+    let r = this.#last;
+    if (!r || addr < r.iova || addr >= r.end || !r.live) {
+      r = this.#table.find(addr);
+      if (!r?.view) return undefined;
+      this.#last = r;
+    }
+    if (!r.view || (r.prot & need) === 0 || addr + BigInt(length) > r.end) return undefined;
+    return r;
+  }
+
+  readNow(addr: bigint, dst: Uint8Array): boolean {
+    const r = this.#mapped(addr, dst.length, DmaMapFlags.READ);
+    if (!r) return false;
+    fullFence(); // our earlier stores to guest RAM become visible before this load (see above)
+    const o = Number(addr - r.iova);
+    if (dst.length <= 8) { for (let i = 0; i < dst.length; i++) dst[i] = r.view![o + i]; }
+    else dst.set(r.view!.subarray(o, o + dst.length));
+    return true;
+  }
+
+  writeNow(addr: bigint, src: Uint8Array): boolean {
+    const r = this.#mapped(addr, src.length, DmaMapFlags.WRITE);
+    // a store must not overtake posted message writes issued before it: the slow path waits
+    const dma = this.#dma;
+    if (!r || (dma && (dma.writesPending ? dma.writesPending() : dma.settled()))) return false;
+    const o = Number(addr - r.iova);
+    if (src.length <= 8) { for (let i = 0; i < src.length; i++) r.view![o + i] = src[i]; }
+    else r.view!.set(src, o);
+    this.#dirty?.mark(addr, src.length);
+    return true;
   }
 
   async read(addr: bigint, dst: Uint8Array): Promise<void> {

@@ -133,6 +133,10 @@ export class RequestDma implements MessageDma {
     });
   }
 
+  writesPending(): boolean {
+    return this.#writesPending > 0 && !this.#fence;
+  }
+
   settled(): Promise<void> | undefined {
     if (this.#writesPending === 0 || this.#fence) return undefined;
     return new Promise((r) => this.#settledWaiters.push(r));

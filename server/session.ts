@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { tracing } from "../sys/log.ts";
 import type { Logger } from "@logtape/logtape";
 import { ensure, VfioUserError } from "../protocol/errors.ts";
 import { Errno, ErrnoError, errnoOf } from "../sys/errno.ts";
@@ -38,6 +39,21 @@ export interface SessionOptions {
   /** Cap of the data in one DMA_READ/DMA_WRITE message we send. */
   dmaChunk: number;
 }
+
+/** Commands whose handlers never wait (server/handlers.ts): they may run on the received bytes. */
+const SYNC_COMMANDS: ReadonlySet<number> = new Set([
+  Command.VERSION,
+  Command.DMA_MAP,
+  Command.DMA_UNMAP,
+  Command.DEVICE_GET_INFO,
+  Command.DEVICE_GET_REGION_INFO,
+  Command.DEVICE_GET_REGION_IO_FDS,
+  Command.DEVICE_GET_IRQ_INFO,
+  Command.DEVICE_SET_IRQS,
+  Command.REGION_READ,
+  Command.REGION_WRITE,
+  Command.REGION_WRITE_MULTI,
+]);
 
 /** Commands waiting behind a running one before the client is considered runaway. */
 export const MAX_QUEUED_COMMANDS = 4096;
@@ -160,6 +176,28 @@ export class Session implements SessionState {
       m.fds.forEach(closeFd); // fds of a message dropped unread are ours to close
       return this.#reply(m.header, m.error);
     }
+    // The common case, nothing queued or running: a command whose handler is synchronous runs
+    // now, on the payload as received (no copy, no queue, no promise).
+    if (!this.#busy && this.#queue.length === 0 && SYNC_COMMANDS.has(m.header.cmd)) {
+      let result: HandlerResult | Promise<HandlerResult> | Error;
+      try {
+        result = this.#dispatch(m);
+      } catch (e) {
+        result = e as Error;
+      } finally {
+        m.fds.forEach(closeFd); // handlers take the fds they keep out of the array
+      }
+      if (!(result instanceof Promise)) return this.#reply(m.header, result);
+      // (a handler of the list that waited after all: its reply waits too, and so does the queue)
+      this.#busy = true;
+      const header = m.header;
+      void result.then((r) => r, (e: Error) => e).then((r) => {
+        this.#reply(header, r);
+        this.#busy = false;
+        if (this.#queue.length) this.#drain();
+      });
+      return;
+    }
     // Payload views point into the receive buffer: copy before queueing.
     if (
       this.#queue.length >= MAX_QUEUED_COMMANDS ||
@@ -221,7 +259,7 @@ export class Session implements SessionState {
   #reply(h: Header, result: HandlerResult | Error): void {
     const name = commandName(h.cmd);
     this.commands++;
-    if (this.log.isEnabledFor("trace")) {
+    if (tracing(this.log)) {
       this.log.trace("{cmd} id {id} ({size} bytes): {outcome}", {
         cmd: name,
         id: h.id,

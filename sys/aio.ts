@@ -179,6 +179,7 @@ class UringAio extends SlotEngine {
   readonly #efd: number;
   readonly #loop: EventLoop;
   readonly #unhook: () => void;
+  #pumpQueued = false;
 
   constructor(loop: EventLoop, ring: IoUring) {
     super(ring.entries);
@@ -203,15 +204,27 @@ class UringAio extends SlotEngine {
     s: { op: number; fd: number; addr: bigint; len: number; offset: bigint; flags: number },
   ): boolean {
     if (!this.#ring.prepare({ ...s, tag })) return false;
-    // prepared outside a loop round (the loop waits off-thread): have it submit
-    if (this.#loop.waiting) this.#loop.wake();
+    // A lone operation is submitted once the code running now (and what it queued) is done: if
+    // the kernel completes it at once (a page-cache read) it completes in this same turn of the
+    // loop, without another wake-up. With others in flight (a batch), the loop's beforeWait
+    // hook submits them all with one io_uring_enter.
+    if (!this.#pumpQueued && this.inFlight <= 1) {
+      this.#pumpQueued = true;
+      queueMicrotask(() => {
+        this.#pumpQueued = false;
+        this.#pump();
+      });
+    }
     return true;
   }
 
   /** Submits what was prepared, reaps what completed; true when it did either. */
   #pump(): boolean {
     const submitted = this.#ring.submit();
-    // completions of page-cache reads are often ready at once: no wait for the eventfd
+    // Completions of page-cache reads are often there at once: reaped now. Their signals are
+    // taken off the eventfd first (a completion after that signals again), so they do not
+    // wake the loop for nothing.
+    if (submitted > 0) drainEventfd(this.#efd);
     const reaped = this.#ring.reap((tag, res) => this.complete(tag, res));
     return submitted > 0 || reaped > 0;
   }

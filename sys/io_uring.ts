@@ -149,7 +149,10 @@ export class IoUring {
     return this.entries - (this.#tail - Atomics.load(this.#sqHead, 0)) | 0;
   }
 
-  /** Has completions signalled on `efd` (an eventfd in the caller's event loop). */
+  /**
+   * Has every completion signalled on `efd` (an eventfd in the caller's event loop). (Not
+   * IORING_REGISTER_EVENTFD_ASYNC: it leaves out completions run as task work, e.g. O_DIRECT.)
+   */
   registerEventfd(efd: number): void {
     const arg = new Int32Array([efd]);
     const r = libc.io_uring_register(

@@ -361,7 +361,25 @@ function makeSink(format: LogFormat, context: Record<string, string>): Sink {
 }
 
 /** Sets up the root "vfud" logger (and its children) as `config` says. */
+/** Bumped at every set-up: cached level checks ({@link tracing}) are redone after it. */
+let configGeneration = 0;
+const traceChecks = new WeakMap<Logger, { generation: number; on: boolean }>();
+
+/**
+ * Whether `log` writes trace records: `isEnabledFor("trace")` answered once per logger and
+ * set-up (the per-request and per-message paths ask it every time, and logtape's own answer
+ * walks its configuration).
+ */
+export function tracing(log: Logger): boolean {
+  const c = traceChecks.get(log);
+  if (c && c.generation === configGeneration) return c.on;
+  const on = log.isEnabledFor("trace");
+  traceChecks.set(log, { generation: configGeneration, on });
+  return on;
+}
+
 export async function setupLogging(config: LogConfig): Promise<void> {
+  configGeneration++;
   const context = config.context ?? {};
   if (config.format === "journal" && journal === undefined) {
     try {

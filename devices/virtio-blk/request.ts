@@ -11,13 +11,16 @@ import {
   feature,
   type GuestBuffer,
   readBuffers,
+  readBuffersNow,
   sliceBuffers,
   totalLength,
   VirtqueueError,
   writeBuffers,
+  writeBuffersNow,
 } from "../virtio/mod.ts";
 import type { BlockBackend } from "./backend.ts";
 import type { Logger } from "@logtape/logtape";
+import { tracing } from "../../sys/log.ts";
 import {
   BlkFeature,
   BlkStatus,
@@ -65,11 +68,21 @@ interface Parsed {
 const IOERR: Outcome = { status: BlkStatus.IOERR, written: 0 };
 const UNSUPP: Outcome = { status: BlkStatus.UNSUPP, written: 0 };
 
-async function parse(t: BlkTarget, chain: DescChain, inLen: number): Promise<Parsed | undefined> {
+/** The request header, read at once from mmapped guest RAM where it can be. */
+function parse(
+  t: BlkTarget,
+  chain: DescChain,
+  inLen: number,
+): Parsed | undefined | Promise<Parsed | undefined> {
   const outLen = totalLength(chain.readable);
   if (outLen < HEADER_SIZE) return undefined;
   const header = new Uint8Array(HEADER_SIZE);
-  await readBuffers(t.mem, chain.readable, 0, header);
+  if (readBuffersNow(t.mem, chain.readable, 0, header)) return parsed(chain, inLen, header);
+  return readBuffers(t.mem, chain.readable, 0, header).then(() => parsed(chain, inLen, header));
+}
+
+function parsed(chain: DescChain, inLen: number, header: Uint8Array): Parsed {
+  const outLen = totalLength(chain.readable);
   const view = new DataView(header.buffer);
   return {
     type: view.getUint32(0, true),
@@ -184,7 +197,8 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
   let outcome: Outcome;
   let parsed: Parsed | undefined;
   try {
-    parsed = await parse(t, chain, inLen);
+    const p = parse(t, chain, inLen);
+    parsed = p instanceof Promise ? await p : p;
     outcome = parsed ? await execute(t, parsed) : IOERR;
   } catch (err) {
     if (isDmaPaused(err)) throw err;
@@ -193,12 +207,15 @@ export async function handleBlkRequest(t: BlkTarget, chain: DescChain): Promise<
     outcome = IOERR;
   }
   try {
-    await writeBuffers(t.mem, chain.writable, inLen, new Uint8Array([outcome.status]));
+    const status = new Uint8Array([outcome.status]);
+    if (!writeBuffersNow(t.mem, chain.writable, inLen, status)) {
+      await writeBuffers(t.mem, chain.writable, inLen, status);
+    }
   } catch (err) {
     if (isDmaPaused(err)) throw err;
     throw new VirtqueueError("virtio-blk status byte not writable", { cause: err });
   }
-  if (t.log?.isEnabledFor("trace")) traceRequest(t.log, chain, parsed, outcome);
+  if (t.log && tracing(t.log)) traceRequest(t.log, chain, parsed, outcome);
   return outcome.written + 1;
 }
 

@@ -44,6 +44,43 @@ export function sliceBuffers(
   return out;
 }
 
+/**
+ * {@link readBuffers} done at once when the bytes lie in the first range that holds `offset` and
+ * that range is mmapped (GuestMemory.readNow); false otherwise (nothing copied).
+ */
+export function readBuffersNow(
+  mem: GuestMemory,
+  bufs: readonly GuestBuffer[],
+  offset: number,
+  dst: Uint8Array,
+): boolean {
+  if (!mem.readNow) return false;
+  for (const b of bufs) {
+    if (offset < b.len) {
+      return offset + dst.length <= b.len && mem.readNow(b.addr + BigInt(offset), dst);
+    }
+    offset -= b.len;
+  }
+  return false;
+}
+
+/** {@link writeBuffers} done at once when it can be (see {@link readBuffersNow}). */
+export function writeBuffersNow(
+  mem: GuestMemory,
+  bufs: readonly GuestBuffer[],
+  offset: number,
+  src: Uint8Array,
+): boolean {
+  if (!mem.writeNow) return false;
+  for (const b of bufs) {
+    if (offset < b.len) {
+      return offset + src.length <= b.len && mem.writeNow(b.addr + BigInt(offset), src);
+    }
+    offset -= b.len;
+  }
+  return false;
+}
+
 /** Copies bytes [offset, offset+dst.length) of `bufs` into `dst`. */
 export async function readBuffers(
   mem: GuestMemory,

@@ -82,9 +82,76 @@ function addBuffer(chain: DescChain, desc: Desc): void {
 
 /**
  * Reads the chain starting at `head` of the descriptor table at `descAddr`. Throws
- * {@link VirtqueueError} on malformed chains; guest-memory errors (EFAULT) propagate.
+ * {@link VirtqueueError} on malformed chains; guest-memory errors (EFAULT) propagate. When every
+ * descriptor lies in mmapped guest RAM the chain is read at once (no promise).
  */
-export async function readChain(
+export function readChain(
+  mem: GuestMemory,
+  descAddr: bigint,
+  queueSize: number,
+  head: number,
+): DescChain | Promise<DescChain> {
+  return (mem.readNow && readChainNow(mem, descAddr, queueSize, head)) ||
+    readChainSlow(mem, descAddr, queueSize, head);
+}
+
+const SCRATCH = new Uint8Array(DESC_SIZE);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
+
+/** One descriptor at `addr` read at once, or undefined when it cannot be. */
+function descNow(mem: GuestMemory, addr: bigint): Desc | undefined {
+  if (!mem.readNow!(addr, SCRATCH)) return undefined;
+  const v = SCRATCH_VIEW;
+  return {
+    addr: v.getBigUint64(0, true),
+    len: v.getUint32(8, true),
+    flags: v.getUint16(12, true),
+    next: v.getUint16(14, true),
+  };
+}
+
+/** {@link readChain} done synchronously; undefined when some descriptor is not mmapped. */
+function readChainNow(
+  mem: GuestMemory,
+  descAddr: bigint,
+  queueSize: number,
+  head: number,
+): DescChain | undefined {
+  const chain: DescChain = { head, readable: [], writable: [] };
+  let table = descAddr;
+  let size = queueSize;
+  let indirect = false;
+  let index = head;
+  let seen = 0;
+  let bytes = 0;
+  for (;;) {
+    if (index >= size) throw new VirtqueueError(`descriptor index ${index} out of range`);
+    if (++seen > size) throw new VirtqueueError("descriptor chain loops");
+    const desc = descNow(mem, table + BigInt(index * DESC_SIZE));
+    if (!desc) return undefined;
+    if (desc.flags & DescFlag.INDIRECT) {
+      if (indirect) throw new VirtqueueError("nested indirect descriptor");
+      const n = desc.len / DESC_SIZE;
+      if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
+      if (!Number.isInteger(n) || n === 0 || n > queueSize) {
+        throw new VirtqueueError(`bad indirect table length ${desc.len}`);
+      }
+      table = desc.addr;
+      size = n;
+      indirect = true;
+      index = 0;
+      seen = 0;
+      continue;
+    }
+    bytes += desc.len;
+    if (bytes > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain too long");
+    addBuffer(chain, desc);
+    if (!(desc.flags & DescFlag.NEXT)) return chain;
+    index = desc.next;
+  }
+}
+
+async function readChainSlow(
   mem: GuestMemory,
   descAddr: bigint,
   queueSize: number,

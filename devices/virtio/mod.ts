@@ -9,9 +9,11 @@ export { VirtqueueError } from "./errors.ts";
 export {
   type GuestBuffer,
   readBuffers,
+  readBuffersNow,
   sliceBuffers,
   totalLength,
   writeBuffers,
+  writeBuffersNow,
 } from "./buffers.ts";
 export { type DescChain, readChain } from "./descriptors.ts";
 export {

@@ -126,11 +126,15 @@ export class QueueRunner {
       while (this.#kicked && this.#canRun()) {
         if (this.#inFlight >= this.#q.size) return; // still kicked: a completion restarts us
         this.#kicked = false;
+        // (ring accesses are synchronous on mmapped guest RAM: awaited only when they are not)
         if (this.#captured.length) await this.#startAll(this.#captured.splice(0));
-        const heads = await this.#q.popAvailable(this.#q.size - this.#inFlight);
-        await this.#startAll(heads);
-        await this.#q.setAvailEvent();
-        if ((await this.#q.availIdx()) !== this.#q.lastAvail) this.#kicked = true;
+        const popped = this.#q.popAvailable(this.#q.size - this.#inFlight);
+        const started = this.#startAll(popped instanceof Promise ? await popped : popped);
+        if (started) await started;
+        const set = this.#q.setAvailEvent();
+        if (set) await set;
+        const idx = this.#q.availIdx();
+        if ((idx instanceof Promise ? await idx : idx) !== this.#q.lastAvail) this.#kicked = true;
       }
     } catch (err) {
       if (!isDmaPaused(err)) throw err;
@@ -138,19 +142,37 @@ export class QueueRunner {
     }
   }
 
-  /** Starts the requests of `heads`; on a deferred access the rest are captured. */
-  async #startAll(heads: number[]): Promise<void> {
-    for (let i = 0; i < heads.length; i++) {
+  /**
+   * Starts the requests of `heads`; on a deferred access the rest are captured. Synchronous
+   * while descriptor chains can be read at once; returns a promise once one cannot.
+   */
+  #startAll(heads: number[], from = 0): Promise<void> | undefined {
+    for (let i = from; i < heads.length; i++) {
       if (this.#broken || this.#stopped) return; // a reset discards taken buffers
-      let chain: DescChain;
+      let chain: DescChain | Promise<DescChain>;
       try {
-        chain = await this.#q.readChain(heads[i]);
+        chain = this.#q.readChain(heads[i]);
       } catch (err) {
         if (isDmaPaused(err)) this.#captured.push(...heads.slice(i));
         throw err;
       }
+      if (chain instanceof Promise) return this.#startRest(chain, heads, i);
       this.#start(chain);
     }
+    return undefined;
+  }
+
+  async #startRest(chain: Promise<DescChain>, heads: number[], i: number): Promise<void> {
+    let c: DescChain;
+    try {
+      c = await chain;
+    } catch (err) {
+      if (isDmaPaused(err)) this.#captured.push(...heads.slice(i));
+      throw err;
+    }
+    if (this.#broken || this.#stopped) return;
+    this.#start(c);
+    await this.#startAll(heads, i + 1);
   }
 
   #start(chain: DescChain): void {
@@ -202,10 +224,12 @@ export class QueueRunner {
     while (this.#pending.length > 0 && !this.#broken) {
       const batch = this.#pending;
       this.#pending = [];
-      await this.#q.pushUsed(batch);
+      const pushed = this.#q.pushUsed(batch);
+      if (pushed) await pushed;
       let notify = true; // if the driver's wish cannot be read now, an interrupt too many is safe
       try {
-        notify = await this.#q.shouldNotify();
+        const wish = this.#q.shouldNotify();
+        notify = wish instanceof Promise ? await wish : wish;
       } catch (err) {
         if (!isDmaPaused(err)) throw err;
       }

@@ -56,6 +56,11 @@ export class SplitQueue {
   #usedIdx = 0;
   #signalled = 0;
   #signalledValid = false;
+  /** Scratch of the fast paths (never held across a wait). */
+  readonly #b2 = new Uint8Array(2);
+  readonly #ring: Uint8Array;
+  readonly #used: Uint8Array;
+  readonly #usedView: DataView;
 
   /**
    * `eventIdx` says whether VIRTIO_F_EVENT_IDX was negotiated; `indices` continue a saved queue
@@ -65,6 +70,9 @@ export class SplitQueue {
     this.#mem = mem;
     this.#cfg = cfg;
     this.#eventIdx = eventIdx;
+    this.#ring = new Uint8Array(2 * cfg.size);
+    this.#used = new Uint8Array(USED_ELEM_SIZE * cfg.size);
+    this.#usedView = new DataView(this.#used.buffer);
     if (indices) {
       this.#lastAvail = indices.lastAvail;
       this.#usedIdx = indices.usedIdx;
@@ -98,18 +106,32 @@ export class SplitQueue {
     return this.#usedIdx;
   }
 
-  async #readU16(addr: bigint): Promise<number> {
+  // The ring accesses below are done at once through GuestMemory.readNow/writeNow when the
+  // rings are in mmapped guest RAM (no promise, no allocation: the per-request fast path), and
+  // through read/write otherwise (message-based DMA, or a map the fast path cannot take).
+
+  #readU16(addr: bigint): number | Promise<number> {
+    const b = this.#b2;
+    if (this.#mem.readNow?.(addr, b)) return b[0] | (b[1] << 8);
+    return this.#readU16Slow(addr);
+  }
+
+  async #readU16Slow(addr: bigint): Promise<number> {
     const b = new Uint8Array(2);
     await this.#mem.read(addr, b);
     return b[0] | (b[1] << 8);
   }
 
-  async #writeU16(addr: bigint, value: number): Promise<void> {
-    await this.#mem.write(addr, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
+  #writeU16(addr: bigint, value: number): void | Promise<void> {
+    const b = this.#b2;
+    b[0] = value & 0xff;
+    b[1] = (value >> 8) & 0xff;
+    if (this.#mem.writeNow?.(addr, b)) return;
+    return this.#mem.write(addr, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
   }
 
   /** The driver's avail idx (§2.7.6). */
-  availIdx(): Promise<number> {
+  availIdx(): number | Promise<number> {
     return this.#readU16(this.#cfg.driver + 2n);
   }
 
@@ -117,7 +139,33 @@ export class SplitQueue {
    * Takes up to `max` heads the driver made available since the last call (§2.7.6). Throws
    * {@link VirtqueueError} if the avail idx moved by more than the queue size.
    */
-  async popAvailable(max: number = this.#cfg.size): Promise<number[]> {
+  popAvailable(max: number = this.#cfg.size): number[] | Promise<number[]> {
+    const size = this.#cfg.size;
+    const b = this.#b2;
+    if (!this.#mem.readNow?.(this.#cfg.driver + 2n, b)) return this.#popSlow(max);
+    const idx = b[0] | (b[1] << 8);
+    const avail = (idx - this.#lastAvail) & 0xffff;
+    if (avail > size) throw new VirtqueueError(`avail idx jumped by ${avail} (size ${size})`);
+    const count = Math.min(avail, max);
+    if (count === 0) return [];
+    // the entries [lastAvail, lastAvail+count) of the ring, in at most two pieces (wrap)
+    const first = this.#lastAvail % size;
+    const n1 = Math.min(count, size - first);
+    const ring = this.#ring;
+    const ringAt = this.#cfg.driver + 4n;
+    if (
+      !this.#mem.readNow(ringAt + BigInt(2 * first), ring.subarray(0, 2 * n1)) ||
+      (count > n1 && !this.#mem.readNow(ringAt, ring.subarray(2 * n1, 2 * count)))
+    ) {
+      return this.#popSlow(max);
+    }
+    const heads = new Array<number>(count);
+    for (let i = 0; i < count; i++) heads[i] = ring[2 * i] | (ring[2 * i + 1] << 8);
+    this.#lastAvail = (this.#lastAvail + count) & 0xffff;
+    return heads;
+  }
+
+  async #popSlow(max: number): Promise<number[]> {
     const size = this.#cfg.size;
     // idx and the whole ring in one read: one DMA round trip instead of two when guest memory
     // is message-based. Ascending copy order reads idx before the entries it publishes.
@@ -137,14 +185,34 @@ export class SplitQueue {
   }
 
   /** Reads and validates the descriptor chain starting at `head`. */
-  readChain(head: number): Promise<DescChain> {
+  readChain(head: number): DescChain | Promise<DescChain> {
     return readChain(this.#mem, this.#cfg.desc, this.#cfg.size, head);
   }
 
   /** Writes `elems` to the used ring, then publishes them by updating used idx (§2.7.8). */
-  async pushUsed(elems: readonly UsedElem[]): Promise<void> {
+  pushUsed(elems: readonly UsedElem[]): void | Promise<void> {
     const size = this.#cfg.size;
     let done = 0;
+    while (done < elems.length) {
+      const pos = (this.#usedIdx + done) % size;
+      const run = Math.min(elems.length - done, size - pos);
+      const bytes = this.#used.subarray(0, run * USED_ELEM_SIZE);
+      const view = this.#usedView;
+      for (let i = 0; i < run; i++) {
+        view.setUint32(i * USED_ELEM_SIZE, elems[done + i].id, true);
+        view.setUint32(i * USED_ELEM_SIZE + 4, elems[done + i].len, true);
+      }
+      const at = this.#cfg.device + 4n + BigInt(pos * USED_ELEM_SIZE);
+      if (!this.#mem.writeNow?.(at, bytes)) return this.#pushSlow(elems, done);
+      done += run;
+    }
+    // the elements are stored before the index that publishes them (x86 keeps store order)
+    this.#usedIdx = (this.#usedIdx + elems.length) & 0xffff;
+    return this.#writeU16(this.#cfg.device + 2n, this.#usedIdx);
+  }
+
+  async #pushSlow(elems: readonly UsedElem[], done: number): Promise<void> {
+    const size = this.#cfg.size;
     while (done < elems.length) {
       const pos = (this.#usedIdx + done) % size;
       const run = Math.min(elems.length - done, size - pos);
@@ -165,12 +233,18 @@ export class SplitQueue {
    * Whether the driver wants an interrupt for the used entries published since the last call:
    * used_event with EVENT_IDX (§2.7.10), else the avail ring's NO_INTERRUPT flag (§2.7.7).
    */
-  async shouldNotify(): Promise<boolean> {
+  shouldNotify(): boolean | Promise<boolean> {
     if (!this.#eventIdx) {
-      const flags = await this.#readU16(this.#cfg.driver);
+      const flags = this.#readU16(this.#cfg.driver);
+      if (flags instanceof Promise) return flags.then((f) => (f & AVAIL_F_NO_INTERRUPT) === 0);
       return (flags & AVAIL_F_NO_INTERRUPT) === 0;
     }
-    const event = await this.#readU16(this.#cfg.driver + 4n + BigInt(this.#cfg.size * 2));
+    const event = this.#readU16(this.#cfg.driver + 4n + BigInt(this.#cfg.size * 2));
+    if (event instanceof Promise) return event.then((e) => this.#passedEvent(e));
+    return this.#passedEvent(event);
+  }
+
+  #passedEvent(event: number): boolean {
     const old = this.#signalled;
     const valid = this.#signalledValid;
     this.#signalled = this.#usedIdx;
@@ -179,9 +253,9 @@ export class SplitQueue {
   }
 
   /** With EVENT_IDX: asks for a kick once the driver passes the consumed index (§2.7.10). */
-  async setAvailEvent(): Promise<void> {
+  setAvailEvent(): void | Promise<void> {
     if (!this.#eventIdx) return;
     const at = this.#cfg.device + 4n + BigInt(this.#cfg.size * USED_ELEM_SIZE);
-    await this.#writeU16(at, this.#lastAvail);
+    return this.#writeU16(at, this.#lastAvail);
   }
 }

@@ -51,7 +51,7 @@ Deno.test("readChain: total length above 4 GiB is rejected", async () => {
   const mem = new FakeGuestMemory({ size: 0x10000 });
   desc(mem, TABLE, 0, 0x100, 0xffffffff, DescFlag.NEXT, 1);
   desc(mem, TABLE, 1, 0x100, 2, DescFlag.WRITE);
-  await assert.rejects(readChain(mem, BigInt(TABLE), 4, 0), VirtqueueError);
+  await assert.rejects(async () => await readChain(mem, BigInt(TABLE), 4, 0), VirtqueueError);
 });
 
 Deno.test("SplitQueue: avail ring wraps, used ring wraps, used idx wraps at 2^16", async () => {
@@ -72,7 +72,7 @@ Deno.test("SplitQueue: avail ring wraps, used ring wraps, used idx wraps at 2^16
   }
   assert.deepEqual(await q.popAvailable(), []);
   view.setUint16(0x2002, 5 + 9, true);
-  await assert.rejects(q.popAvailable(), VirtqueueError);
+  await assert.rejects(async () => await q.popAvailable(), VirtqueueError);
 });
 
 Deno.test("SplitQueue: popAvailable honours max", async () => {

@@ -27,6 +27,11 @@ export interface FakeMemoryOptions {
   bounce?: boolean;
   /** transfer() moves at most this many bytes per chunk (message-based memory); default all. */
   chunkSize?: number;
+  /**
+   * Offer readNow/writeNow (mmapped-like RAM: ring accesses done at once). Default true unless
+   * `bounce` (message-based memory has no fast path).
+   */
+  fastPath?: boolean;
 }
 
 /** Guest memory over an ArrayBuffer with optional holes, segmentation and bounce buffers. */
@@ -119,6 +124,37 @@ export class FakeGuestMemory implements GuestMemory {
         await m.release();
       }
     }
+  }
+
+  /** Whether [addr, +length) can be accessed at once (fast path on, mapped, one segment). */
+  #now(addr: bigint, length: number): number | undefined {
+    if (!(this.#opts.fastPath ?? !this.#opts.bounce)) return undefined;
+    const start = Number(addr);
+    const end = start + length;
+    if (addr < 0n || end > this.ram.length) return undefined;
+    if ((this.#opts.holes ?? []).some((h) => start < h.addr + h.len && end > h.addr)) {
+      return undefined;
+    }
+    const seg = this.#opts.segmentSize;
+    if (seg && length > 0 && Math.floor(start / seg) !== Math.floor((end - 1) / seg)) {
+      return undefined;
+    }
+    return start;
+  }
+
+  readNow(addr: bigint, dst: Uint8Array): boolean {
+    const start = this.#now(addr, dst.length);
+    if (start === undefined) return false;
+    dst.set(this.ram.subarray(start, start + dst.length));
+    return true;
+  }
+
+  writeNow(addr: bigint, src: Uint8Array): boolean {
+    const start = this.#now(addr, src.length);
+    if (start === undefined) return false;
+    this.ram.set(src, start);
+    this.onWrite?.(addr, src);
+    return true;
   }
 
   async read(addr: bigint, dst: Uint8Array): Promise<void> {
