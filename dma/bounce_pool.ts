@@ -8,20 +8,14 @@
  * @module
  */
 import { Errno, ErrnoError } from "../sys/errno.ts";
-
-interface Waiter {
-  size: number;
-  resolve: (buf: Uint8Array) => void;
-  reject: (e: Error) => void;
-}
+import { FifoBudget } from "../sys/waiters.ts";
 
 /** A size-limited pool of bounce buffers. */
 export class BouncePool {
   /** Total bytes that may be out at once. */
   readonly limit: number;
-  #inUse = 0;
+  readonly #budget: FifoBudget;
   #peak = 0;
-  #waiters: Waiter[] = [];
   #out = new Set<Uint8Array>();
   /** Reused buffers by size (the common sizes repeat: chunk-sized data, small headers). */
   #free = new Map<number, Uint8Array[]>();
@@ -30,11 +24,12 @@ export class BouncePool {
   constructor(limit: number) {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`bounce limit ${limit}`);
     this.limit = limit;
+    this.#budget = new FifoBudget(limit);
   }
 
-  /** Bytes currently handed out. */
+  /** Bytes currently handed out (or promised to a waiter that was just woken). */
   get inUse(): number {
-    return this.#inUse;
+    return this.limit - this.#budget.free;
   }
 
   /** Highest {@link inUse} seen. */
@@ -44,7 +39,7 @@ export class BouncePool {
 
   /** Acquires waiting for room. */
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#budget.waiting;
   }
 
   /** Gets a zeroed-or-reused buffer of exactly `size` bytes, waiting for room if needed. */
@@ -54,22 +49,19 @@ export class BouncePool {
         new ErrnoError(Errno.E2BIG, `bounce buffer of ${size} bytes (limit ${this.limit})`),
       );
     }
-    if (this.#waiters.length === 0 && this.#inUse + size <= this.limit) {
-      return Promise.resolve(this.#take(size));
-    }
-    return new Promise((resolve, reject) => this.#waiters.push({ size, resolve, reject }));
+    if (this.#budget.tryTake(size)) return Promise.resolve(this.#take(size));
+    return this.#budget.take(size).then(() => this.#take(size));
   }
 
   /** A buffer now if one fits without waiting (and nobody waits before us), else undefined. */
   tryAcquire(size: number): Uint8Array | undefined {
     if (!Number.isSafeInteger(size) || size < 1 || size > this.limit) return undefined;
-    if (this.#waiters.length || this.#inUse + size > this.limit) return undefined;
-    return this.#take(size);
+    return this.#budget.tryTake(size) ? this.#take(size) : undefined;
   }
 
+  /** A buffer of `size` bytes, already counted in the budget. */
   #take(size: number): Uint8Array {
-    this.#inUse += size;
-    if (this.#inUse > this.#peak) this.#peak = this.#inUse;
+    this.#peak = Math.max(this.#peak, this.inUse);
     const cached = this.#free.get(size)?.pop();
     if (cached) this.#freeBytes -= size;
     const buf = cached ?? new Uint8Array(size);
@@ -80,21 +72,17 @@ export class BouncePool {
   /** Returns a buffer; wakes waiters, oldest first, while they fit. */
   release(buf: Uint8Array): void {
     if (!this.#out.delete(buf)) throw new Error("bounce buffer released twice or foreign");
-    this.#inUse -= buf.length;
     if (this.#freeBytes + buf.length <= this.limit) {
       const list = this.#free.get(buf.length) ?? [];
       list.push(buf);
       this.#free.set(buf.length, list);
       this.#freeBytes += buf.length;
     }
-    while (this.#waiters.length && this.#inUse + this.#waiters[0].size <= this.limit) {
-      const w = this.#waiters.shift()!;
-      w.resolve(this.#take(w.size));
-    }
+    this.#budget.give(buf.length);
   }
 
   /** Fails every waiter (the client is gone); buffers out are returned by their holders. */
   failWaiters(e: Error): void {
-    for (const w of this.#waiters.splice(0)) w.reject(e);
+    this.#budget.failWaiters(e);
   }
 }

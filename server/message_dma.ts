@@ -12,6 +12,7 @@ import { Errno, VfioUserError } from "../protocol/errors.ts";
 import type { MessageDma } from "../dma/memory.ts";
 import type { BouncePool } from "../dma/bounce_pool.ts";
 import { GuestFault } from "../dma/guest_memory.ts";
+import { FifoBudget, WaitQueue } from "../sys/waiters.ts";
 import { ClientRefusal, type ServerRequests } from "./requests.ts";
 
 /**
@@ -35,10 +36,11 @@ export class RequestDma implements MessageDma {
   readonly #requests: ServerRequests;
   readonly #pool: BouncePool;
   readonly #chunk: number;
-  readonly #window: ByteWindow;
+  /** Bytes of DMA_READ replies that may be outstanding (see {@link DMA_READ_WINDOW}). */
+  readonly #window = new FifoBudget(DMA_READ_WINDOW);
   readonly #onWriteError: (e: Error) => void;
   #writesPending = 0;
-  #settledWaiters: (() => void)[] = [];
+  readonly #settled = new WaitQueue();
   /** While set, nothing waits for the client: waits fail with it at once (see fence()). */
   #fence: Error | undefined;
 
@@ -54,7 +56,6 @@ export class RequestDma implements MessageDma {
     this.#chunk = Math.min(chunk, DMA_READ_WINDOW - REPLY_OVERHEAD);
     // VERSION bounds the client's max_data_xfer_size: a chunk below 1 would loop forever.
     if (!(this.#chunk >= 1)) throw new RangeError(`DMA chunk of ${chunk} bytes`);
-    this.#window = new ByteWindow(DMA_READ_WINDOW);
   }
 
   get maxBuffer(): number {
@@ -79,7 +80,7 @@ export class RequestDma implements MessageDma {
     this.#requests.cancelAll(reason);
     this.#window.failWaiters(reason);
     this.#pool.failWaiters(reason);
-    for (const w of this.#settledWaiters.splice(0)) w();
+    this.#settled.wakeAll();
     return () => {
       if (this.#fence === reason) this.#fence = undefined;
     };
@@ -99,13 +100,13 @@ export class RequestDma implements MessageDma {
       const part = dst.subarray(off, Math.min(off + this.#chunk, dst.length));
       const cost = part.length + REPLY_OVERHEAD;
       try {
-        await this.#window.acquire(cost);
+        await this.#window.take(cost);
       } catch (e) {
         await settleAll(parts);
         throw e;
       }
       parts.push(
-        this.#readPart(addr + BigInt(off), part).finally(() => this.#window.release(cost)),
+        this.#readPart(addr + BigInt(off), part).finally(() => this.#window.give(cost)),
       );
     }
     await settleAll(parts);
@@ -129,7 +130,7 @@ export class RequestDma implements MessageDma {
       this.#onWriteError(e);
       throw e;
     }).finally(() => {
-      if (--this.#writesPending === 0) { for (const w of this.#settledWaiters.splice(0)) w(); }
+      if (--this.#writesPending === 0) this.#settled.wakeAll();
     });
   }
 
@@ -139,7 +140,7 @@ export class RequestDma implements MessageDma {
 
   settled(): Promise<void> | undefined {
     if (this.#writesPending === 0 || this.#fence) return undefined;
-    return new Promise((r) => this.#settledWaiters.push(r));
+    return this.#settled.wait();
   }
 
   /** Sends every chunk now (so `src` is free on return); resolves on the last acknowledgement. */
@@ -175,38 +176,6 @@ function refusalAsFault(addr: bigint, length: number): (e: unknown) => never {
 
 /** Header plus address and count of a DMA_READ reply. */
 const REPLY_OVERHEAD = 32;
-
-/** A FIFO semaphore counted in bytes. */
-class ByteWindow {
-  #free: number;
-  #waiters: { n: number; go: () => void; fail: (e: Error) => void }[] = [];
-
-  constructor(size: number) {
-    this.#free = size;
-  }
-
-  acquire(n: number): Promise<void> {
-    if (this.#waiters.length === 0 && n <= this.#free) {
-      this.#free -= n;
-      return Promise.resolve();
-    }
-    return new Promise((go, fail) => this.#waiters.push({ n, go, fail }));
-  }
-
-  /** Fails every waiter. */
-  failWaiters(e: Error): void {
-    for (const w of this.#waiters.splice(0)) w.fail(e);
-  }
-
-  release(n: number): void {
-    this.#free += n;
-    while (this.#waiters.length && this.#waiters[0].n <= this.#free) {
-      const w = this.#waiters.shift()!;
-      this.#free -= w.n;
-      w.go();
-    }
-  }
-}
 
 /** Waits for every part (so no reply lands in a released buffer), then throws the first error. */
 async function settleAll(parts: Promise<void>[]): Promise<void> {

@@ -85,23 +85,6 @@ export function newStats(): NetBackendStats {
 /** Largest frame a backend passes on (64 KiB plus headroom, like QEMU's NET_BUFSIZE). */
 export const MAX_FRAME = 65536 + 4096;
 
-/** Resolvers of callers waiting for a backend to drain. */
-export class WritableWaiters {
-  #waiters: (() => void)[] = [];
-
-  /** A promise resolved by the next {@link wake}. */
-  wait(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  /** Resolves every waiter. */
-  wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const resolve of w) resolve();
-  }
-}
-
 /**
  * The receive side every backend shares: the NIC's handlers, the pause state and the frames read
  * but not yet taken. A backend asks {@link mayRead} before each read and hands every frame to

@@ -12,7 +12,7 @@ import { errno, libc, SysError } from "../../sys/ffi.ts";
 import { Errno } from "../../sys/errno.ts";
 import type { EventLoop } from "../../sys/event_loop.ts";
 import { C } from "../../sys/layout.ts";
-import { WritableWaiters } from "./backend.ts";
+import { WaitQueue } from "../../sys/waiters.ts";
 
 /** onReadable calls after a hang-up, at most (each reads a batch; the owner sees EOF first). */
 const HANGUP_READS = 1024;
@@ -37,7 +37,7 @@ export class FdChannel {
   readonly #opts: FdChannelOptions;
   readonly #highWater: number;
   readonly #maxQueue: number;
-  readonly #waiters = new WritableWaiters();
+  readonly #waiters = new WaitQueue();
   #queue: Uint8Array[] = [];
   #queued = 0;
   /** Bytes of the first queued message already written (stream mode). */
@@ -158,7 +158,7 @@ export class FdChannel {
   #flush(): void {
     this.#drainQueue();
     if (this.#queue.length === 0) this.#watch(false);
-    if (!this.congested) this.#waiters.wake();
+    if (!this.congested) this.#waiters.wakeAll();
   }
 
   #drainQueue(): void {
@@ -207,6 +207,6 @@ export class FdChannel {
     libc.close(this.fd);
     this.#queue = [];
     this.#queued = 0;
-    this.#waiters.wake();
+    this.#waiters.wakeAll();
   }
 }

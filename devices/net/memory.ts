@@ -12,8 +12,8 @@ import {
   type NetHandlers,
   newStats,
   ReceiveGate,
-  WritableWaiters,
 } from "./backend.ts";
+import { WaitQueue } from "../../sys/waiters.ts";
 
 /** One end of an in-memory cable. */
 export class MemoryBackend implements NetBackend {
@@ -33,7 +33,7 @@ export class MemoryBackend implements NetBackend {
   #link = true;
   #congested = false;
   #closed = false;
-  readonly #waiters = new WritableWaiters();
+  readonly #waiters = new WaitQueue();
 
   get linkUp(): boolean {
     return this.#link && !this.#closed;
@@ -105,13 +105,13 @@ export class MemoryBackend implements NetBackend {
   /** Simulates a full send queue (true) or its draining (false). */
   setCongested(on: boolean): void {
     this.#congested = on;
-    if (!on) this.#waiters.wake();
+    if (!on) this.#waiters.wakeAll();
   }
 
   close(): void {
     this.#closed = true;
     this.#gate.reset();
-    this.#waiters.wake();
+    this.#waiters.wakeAll();
   }
 }
 
