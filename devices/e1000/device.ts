@@ -41,7 +41,7 @@ import { MacRegisters, STATS } from "./regs.ts";
 import { packetBuffer, RxEngine } from "./rx.ts";
 import { countTx } from "./stats.ts";
 import { TxEngine } from "./tx.ts";
-import { dwordRead, dwordWrite } from "./access.ts";
+import { dwordRead, dwordWrite } from "../common/regs.ts";
 
 /** Options of {@link E1000}. */
 export interface E1000Options {

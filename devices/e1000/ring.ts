@@ -1,12 +1,14 @@
 /**
  * Descriptor ring geometry from the base/length/head/tail registers (SDM §3.2.6 receive,
  * §3.4 transmit), validated against what the guest may have written, and the host interface the
- * ring engines share.
+ * ring engines share. Reading and writing runs of descriptors is the shared ring access of
+ * devices/common/ring.ts.
  *
  * @module
  */
 import type { Logger } from "@logtape/logtape";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
+import type { RingLayout } from "../common/ring.ts";
 import { DESC_SIZE } from "./constants.ts";
 import type { MacRegisters } from "./regs.ts";
 
@@ -19,11 +21,8 @@ export interface RingRegs {
   tail: number;
 }
 
-/** A usable ring. */
-export interface Ring {
-  base: bigint;
-  /** Number of descriptors. */
-  count: number;
+/** A usable ring: its descriptors and the hardware's head and the driver's tail. */
+export interface Ring extends RingLayout {
   head: number;
   tail: number;
 }
@@ -42,17 +41,7 @@ export function readRing(regs: MacRegisters, r: RingRegs): Ring | string {
   if (head >= count) return `head ${head} beyond ring of ${count} descriptors`;
   if (tail >= count) return `tail ${tail} beyond ring of ${count} descriptors`;
   const base = (BigInt(regs.get(r.bah)) << 32n) | BigInt(regs.get(r.bal));
-  return { base, count, head, tail };
-}
-
-/** Guest address of descriptor `i`. */
-export function descAddr(ring: Ring, i: number): bigint {
-  return ring.base + BigInt(i * DESC_SIZE);
-}
-
-/** Descriptors from `from` up to (excluding) `to`, going round the ring. */
-export function distance(ring: Ring, from: number, to: number): number {
-  return (to - from + ring.count) % ring.count;
+  return { base, count, entrySize: DESC_SIZE, head, tail };
 }
 
 /** What the ring engines need from the device. */

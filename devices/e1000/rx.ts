@@ -26,8 +26,9 @@ import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 import { CTRL, DESC_SIZE, ETH, ICR, R, RCTL, RXD_ERR, RXD_STA } from "./constants.ts";
 import { crc32, getU16 } from "./checksum.ts";
 import { describeError } from "./faults.ts";
-import { descAddr, distance, type EngineHost, readRing, type Ring, type RingRegs } from "./ring.ts";
-import { SerialRunner } from "./runner.ts";
+import { type EngineHost, readRing, type Ring, type RingRegs } from "./ring.ts";
+import { readEntries, ringDistance, writeEntries } from "../common/ring.ts";
+import { SerialRunner } from "../common/serial_runner.ts";
 import { filterFrame, isBroadcast, isMulticast } from "./rx_filter.ts";
 import { rxChecksum } from "./rx_offload.ts";
 import { STATS } from "./regs.ts";
@@ -76,7 +77,6 @@ export class RxEngine {
   /** canReceive() said no since the last resume: the backend is (probably) paused. */
   #refused = false;
   #resumeQueued = false;
-  #paused = false;
 
   constructor(host: RxHost) {
     this.#host = host;
@@ -105,7 +105,7 @@ export class RxEngine {
    * that does not receive.
    */
   canReceive(): boolean {
-    if (this.#paused) {
+    if (this.#runner.paused) {
       this.#refused = true; // the backend holds what comes meanwhile
       return false;
     }
@@ -118,8 +118,7 @@ export class RxEngine {
 
   /** Stops after the frame being written; resolves when no DMA is in flight. */
   pause(): Promise<void> {
-    this.#paused = true;
-    return this.#runner.whenIdle();
+    return this.#runner.pause();
   }
 
   /**
@@ -127,7 +126,7 @@ export class RxEngine {
    * unit was paused, or a restored NIC's) and read again.
    */
   resume(): void {
-    this.#paused = false;
+    this.#runner.resume();
     this.#refused = true;
     this.kick();
   }
@@ -319,7 +318,7 @@ export class RxEngine {
   }
 
   #canRun(): boolean {
-    if (this.#paused) return false;
+    if (this.#runner.paused) return false;
     return (this.#host.regs.get(R.RCTL) & RCTL.EN) !== 0 && this.#stopped === undefined;
   }
 
@@ -348,7 +347,7 @@ export class RxEngine {
     }
     await this.#fill(mem, descs, frame, size);
     if (epoch !== this.#epoch) return false;
-    await this.#writeBack(mem, ring, descs);
+    await writeEntries(mem, ring, ring.head, descs);
     if (epoch !== this.#epoch) return false;
     this.#dequeue(frame);
     const head = (ring.head + descs.length / DESC_SIZE) % ring.count;
@@ -384,14 +383,14 @@ export class RxEngine {
     need: number,
   ): Promise<Uint8Array | "wait" | "never"> {
     if (need > ring.count - 1) return "never";
-    const avail = distance(ring, ring.head, ring.tail);
+    const avail = ringDistance(ring, ring.head, ring.tail);
     let descs = new Uint8Array(0);
     let usable = 0;
     while (usable < need) {
       const have = descs.length / DESC_SIZE;
       const more = Math.min(need - usable, avail - have);
       if (more <= 0) return avail === ring.count - 1 ? "never" : "wait";
-      const next = await readDescs(mem, ring, (ring.head + have) % ring.count, more);
+      const next = await readEntries(mem, ring, (ring.head + have) % ring.count, more);
       const joined = new Uint8Array(descs.length + next.length);
       joined.set(descs);
       joined.set(next, descs.length);
@@ -445,18 +444,10 @@ export class RxEngine {
     }
   }
 
-  /** Writes the descriptors back in at most two pieces (the ring may wrap). */
-  async #writeBack(mem: GuestMemory, ring: Ring, descs: Uint8Array): Promise<void> {
-    const count = descs.length / DESC_SIZE;
-    const first = Math.min(count, ring.count - ring.head);
-    await mem.write(descAddr(ring, ring.head), descs.subarray(0, first * DESC_SIZE));
-    if (first < count) await mem.write(descAddr(ring, 0), descs.subarray(first * DESC_SIZE));
-  }
-
   /** RXDMT0 when free descriptors reach RCTL.RDMTS (1/2, 1/4, 1/8 of the ring). */
   #threshold(ring: Ring, head: number): number {
     const rdmts = (this.#host.regs.get(R.RCTL) >>> RCTL.RDMTS_SHIFT) & 3;
-    const free = distance(ring, head, this.#host.regs.get(R.RDT) % ring.count);
+    const free = ringDistance(ring, head, this.#host.regs.get(R.RDT) % ring.count);
     return free <= ring.count >> (rdmts + 1) ? ICR.RXDMT0 : 0;
   }
 
@@ -478,14 +469,6 @@ export function packetBuffer(pba: number): number {
 /** Bytes the largest acceptable frame takes in the packet buffer (with FCS and VLAN tag). */
 function largestFrame(rctl: number): number {
   return rctl & RCTL.LPE ? ETH.MAX_JUMBO : ETH.MAX_STD + ETH.VLAN_TAG;
-}
-
-async function readDescs(mem: GuestMemory, ring: Ring, from: number, n: number) {
-  const out = new Uint8Array(n * DESC_SIZE);
-  const first = Math.min(n, ring.count - from);
-  await mem.read(descAddr(ring, from), out.subarray(0, first * DESC_SIZE));
-  if (first < n) await mem.read(descAddr(ring, 0), out.subarray(first * DESC_SIZE));
-  return out;
 }
 
 function bufferAddr(descs: Uint8Array, i: number): bigint {

@@ -20,8 +20,9 @@
  */
 import { GuestFault, type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
 import { CTRL, DESC_SIZE, DTYP, ETH, ICR, POPTS, R, TCTL, TXD_CMD, TXD_STA } from "./constants.ts";
-import { descAddr, distance, type EngineHost, readRing, type RingRegs } from "./ring.ts";
-import { SerialRunner } from "./runner.ts";
+import { type EngineHost, readRing, type RingRegs } from "./ring.ts";
+import { entryAddr, readEntries, ringDistance } from "../common/ring.ts";
+import { SerialRunner } from "../common/serial_runner.ts";
 import { STATS } from "./regs.ts";
 import {
   insertChecksums,
@@ -105,9 +106,6 @@ export class TxEngine {
   #frame = freshAssembly();
   /** Built frames the backend has not taken yet. */
   #backlog: Uint8Array[] = [];
-  #paused = false;
-  /** A kick came while paused. */
-  #pendingKick = false;
 
   constructor(host: TxHost) {
     this.#host = host;
@@ -126,24 +124,22 @@ export class TxEngine {
 
   /** TDT was written or the unit enabled: process descriptors. */
   kick(): void {
-    if (this.#paused) this.#pendingKick = true;
-    else this.#runner.kick();
+    this.#runner.kick();
   }
 
   /** Stops at the next descriptor boundary; resolves when no descriptor is being processed. */
   pause(): Promise<void> {
-    this.#paused = true;
+    const idle = this.#runner.pause();
     this.#wake();
-    return this.#runner.whenIdle();
+    return idle;
   }
 
   /** Processes what came meanwhile: kicks, the backlog, descriptors of a restored ring. */
   resume(): void {
-    this.#paused = false;
     const ring = readRing(this.#host.regs, TX_RING);
     const work = typeof ring !== "string" && ring.head !== ring.tail;
-    if (this.#pendingKick || this.#backlog.length || work) this.#runner.kick();
-    this.#pendingKick = false;
+    if (this.#backlog.length || work) this.#runner.kick();
+    this.#runner.resume();
   }
 
   #wake(): void {
@@ -164,7 +160,6 @@ export class TxEngine {
     this.#csumCtx = this.#tsoCtx = undefined;
     this.#frame = freshAssembly();
     this.#backlog = [];
-    this.#pendingKick = false;
     return this.#runner.whenIdle();
   }
 
@@ -256,7 +251,7 @@ export class TxEngine {
     try {
       for (;;) {
         await this.#flush(epoch);
-        if (this.#paused || epoch !== this.#epoch || this.#backlog.length) return;
+        if (this.#runner.paused || epoch !== this.#epoch || this.#backlog.length) return;
         const mem = this.#enabled() ? this.#host.dma() : undefined;
         if (!mem) return;
         const ring = readRing(this.#host.regs, TX_RING);
@@ -265,19 +260,19 @@ export class TxEngine {
           causes |= ICR.TXQE;
           return;
         }
-        const n = Math.min(distance(ring, ring.head, ring.tail), ring.count - ring.head, BATCH);
-        const descs = new Uint8Array(n * DESC_SIZE);
-        await mem.read(descAddr(ring, ring.head), descs);
+        const n = Math.min(ringDistance(ring, ring.head, ring.tail), BATCH);
+        const descs = await readEntries(mem, ring, ring.head, n);
         for (let i = 0; i < n; i++) {
-          if (epoch !== this.#epoch || this.#paused) return;
+          if (epoch !== this.#epoch || this.#runner.paused) return;
           const d = descs.subarray(i * DESC_SIZE, (i + 1) * DESC_SIZE);
           await this.#descriptor(mem, d, epoch);
           if (epoch !== this.#epoch) return;
+          const at = (ring.head + i) % ring.count;
           if (d[11] & TXD_CMD.RS) {
-            await mem.write(descAddr(ring, ring.head + i) + 12n, Uint8Array.of(d[12] | TXD_STA.DD));
+            await mem.write(entryAddr(ring, at) + 12n, Uint8Array.of(d[12] | TXD_STA.DD));
             causes |= ICR.TXDW;
           }
-          this.#host.regs.set(R.TDH, (ring.head + i + 1) % ring.count);
+          this.#host.regs.set(R.TDH, (at + 1) % ring.count);
         }
       }
     } catch (e) {
@@ -370,7 +365,7 @@ export class TxEngine {
 
   /** Hands backlog frames to the backend, waiting while it is congested, until paused or reset. */
   async #flush(epoch: number): Promise<void> {
-    while (this.#backlog.length && !this.#paused && epoch === this.#epoch) {
+    while (this.#backlog.length && !this.#runner.paused && epoch === this.#epoch) {
       const wait = this.#host.congestion();
       if (wait) {
         await Promise.race([wait, this.#abort.promise]);

@@ -6,7 +6,7 @@
  * @module
  */
 import { MAX_QUEUE_SIZE, NO_VECTOR, Status } from "./constants.ts";
-import { type Register, RegisterFile } from "./regs.ts";
+import { type Register, RegisterFile } from "../common/regs.ts";
 import type { QueueState, TransportState } from "./state.ts";
 
 /** Transport actions triggered by common-configuration writes. */

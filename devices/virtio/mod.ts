@@ -27,6 +27,6 @@ export {
   virtioPciSpec,
 } from "./layout.ts";
 export type { RequestContext, VirtioDeviceModel } from "./model.ts";
-export { type Register, RegisterFile } from "./regs.ts";
+export { type Register, RegisterFile } from "../common/regs.ts";
 export { type QueueConfig, SplitQueue, type UsedElem } from "./virtqueue.ts";
 export { VirtioPciDevice, type VirtioPciOptions } from "./transport.ts";

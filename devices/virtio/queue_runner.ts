@@ -12,7 +12,7 @@
  */
 import { isDmaPaused } from "../../dma/guest_memory.ts";
 import type { DescChain } from "./descriptors.ts";
-import { IdleTracker } from "./idle.ts";
+import { IdleTracker } from "../common/idle.ts";
 import type { SplitQueue, UsedElem } from "./virtqueue.ts";
 
 /** Callbacks of a {@link QueueRunner}. */

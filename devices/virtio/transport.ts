@@ -21,7 +21,7 @@ import { feature, FeatureBit, Isr, NO_VECTOR, Status } from "./constants.ts";
 import { msixVectors, NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR, virtioPciSpec } from "./layout.ts";
 import type { VirtioDeviceModel } from "./model.ts";
 import { QueueRunner } from "./queue_runner.ts";
-import type { RegisterFile } from "./regs.ts";
+import type { RegisterFile } from "../common/regs.ts";
 import { TransportState } from "./state.ts";
 import { type RingIndices, SplitQueue } from "./virtqueue.ts";
 import {

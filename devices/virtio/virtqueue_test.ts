@@ -3,7 +3,6 @@ import { sliceBuffers, totalLength } from "./buffers.ts";
 import { DescFlag } from "./constants.ts";
 import { readChain } from "./descriptors.ts";
 import { VirtqueueError } from "./errors.ts";
-import { IdleTracker } from "./idle.ts";
 import { FakeGuestMemory } from "./testing/fake_memory.ts";
 import { needEvent, SplitQueue } from "./virtqueue.ts";
 
@@ -121,20 +120,4 @@ Deno.test("transferv: offsets across ranges and chunks, mappings released", asyn
   );
   assert.deepEqual(calls, [[0, [2, 1]], [3, [1]], [4, [2]]]);
   assert.equal(mem.live, 0);
-});
-
-Deno.test("IdleTracker", async () => {
-  const t = new IdleTracker();
-  await t.whenIdle();
-  t.begin();
-  t.begin();
-  let idle = false;
-  const p = t.whenIdle().then(() => (idle = true));
-  t.end();
-  await Promise.resolve();
-  assert.equal(idle, false);
-  t.end();
-  await p;
-  assert.equal(idle, true);
-  assert.throws(() => t.end());
 });

@@ -1,13 +1,15 @@
 /**
- * A counter of outstanding work with waiters for the moment it drops to zero.
+ * A counter of outstanding device work with waiters for the moment it drops to zero: what reset
+ * and pause wait for ("nothing touches guest memory anymore").
  *
  * @module
  */
+import { WaitQueue } from "../../sys/waiters.ts";
 
 /** Counts outstanding operations; {@link IdleTracker.whenIdle} resolves at zero. */
 export class IdleTracker {
   #count = 0;
-  #waiters: (() => void)[] = [];
+  readonly #idle = new WaitQueue();
 
   /** Outstanding operations. */
   get count(): number {
@@ -22,15 +24,11 @@ export class IdleTracker {
   /** Ends one operation; wakes the waiters at zero. */
   end(): void {
     if (this.#count === 0) throw new Error("IdleTracker.end without begin");
-    if (--this.#count > 0) return;
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
+    if (--this.#count === 0) this.#idle.wakeAll();
   }
 
   /** Resolves once no operation is outstanding (at once if none is). */
   whenIdle(): Promise<void> {
-    if (this.#count === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return this.#count === 0 ? Promise.resolve() : this.#idle.wait();
   }
 }

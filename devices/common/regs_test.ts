@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RegisterFile } from "./regs.ts";
+import { dwordRead, dwordWrite, RegisterFile } from "./regs.ts";
 
 function file() {
   const v = { a: 0x11223344, b: 0x5566, c: 0x77 };
@@ -51,4 +51,25 @@ Deno.test("register file rejects overlapping registers", () => {
       { name: "y", offset: 2, width: 2, read: () => 0 },
     ])
   );
+});
+
+Deno.test("dword space: unaligned reads span dwords, partial writes merge with peek", () => {
+  const words = new Map<number, number>([[0, 0x11223344], [4, 0x55667788]]);
+  const reads: number[] = [];
+  const read = (dw: number) => (reads.push(dw), words.get(dw) ?? 0);
+  const out = new Uint8Array(4);
+  dwordRead(2, out, read);
+  assert.deepEqual([...out], [0x22, 0x11, 0x88, 0x77]);
+  assert.deepEqual(reads, [0, 4], "each covered dword read once (side effects)");
+  const written: [number, number][] = [];
+  dwordWrite(3, Uint8Array.of(0xaa, 0xbb), (dw) => words.get(dw) ?? 0, (dw, v) => {
+    written.push([dw, v]);
+  });
+  assert.deepEqual(written, [[0, 0xaa223344], [4, 0x556677bb]]);
+  written.length = 0;
+  dwordWrite(4, Uint8Array.of(1, 2, 3, 4), () => assert.fail("a whole dword needs no peek"), (
+    dw,
+    v,
+  ) => written.push([dw, v]));
+  assert.deepEqual(written, [[4, 0x04030201]]);
 });
