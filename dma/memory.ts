@@ -10,7 +10,6 @@ import {
   type GuestMapping,
   type GuestMemory,
   type GuestRange,
-  transferEach,
   type Writable,
 } from "./guest_memory.ts";
 import type { DmaRegion, DmaTable } from "./table.ts";
@@ -132,16 +131,29 @@ export class SessionMemory implements GuestMemory {
     return pieces;
   }
 
-  async map(addr: bigint, length: number, writable: Writable): Promise<GuestMapping> {
-    const pieces = this.#resolve(addr, length, writable);
-    const bounced = pieces.reduce((n, p) => n + (p.region.view ? 0 : p.length), 0);
-    // One acquire for all message-based pieces: holding part of the pool while waiting for
-    // more could deadlock against another request doing the same.
-    const dma = bounced > 0 ? this.#message(pieces[0]) : undefined;
+  map(addr: bigint, length: number, writable: Writable): Promise<GuestMapping> {
+    return this.#mapRanges([{ addr, len: length }], writable);
+  }
+
+  /**
+   * Maps several ranges as one: their pieces' segments in order, one bounce acquire for all
+   * message-based bytes (holding part of the pool while waiting for more could deadlock against
+   * another request doing the same), their guest bytes fetched concurrently.
+   */
+  async #mapRanges(ranges: readonly GuestRange[], writable: Writable): Promise<GuestMapping> {
+    const pieces: Piece[] = [];
+    let length = 0;
+    for (const r of ranges) {
+      if (r.len > 0) pieces.push(...this.#resolve(r.addr, r.len, writable));
+      length += r.len;
+    }
+    let bounced = 0;
+    for (const p of pieces) if (!p.region.view) bounced += p.length;
+    const dma = bounced > 0 ? this.#message(pieces.find((p) => !p.region.view)!) : undefined;
     if (dma && bounced > dma.maxBuffer) {
       throw new GuestFault(
         Errno.E2BIG,
-        addr,
+        ranges[0]?.addr ?? 0n,
         length,
         `${bounced} message-based bytes in one map, over the bounce limit`,
       );
@@ -153,7 +165,7 @@ export class SessionMemory implements GuestMemory {
       bounce = dma ? await dma.acquire(bounced) : undefined;
       const { segments, copies } = await this.#segments(pieces, bounce, writable !== "overwrite");
       return new Mapping(segments, length, () => {
-        if (writable) this.#dirty?.mark(addr, length);
+        if (writable) { for (const r of ranges) this.#dirty?.mark(r.addr, r.len); }
         // Posted: the bounce buffer (and the regions) are held until the client acknowledged
         // the writes, so the bounce limit bounds the data in flight too.
         const acks = writable ? copies.map((c) => dma!.write(c.addr, c.buf)) : [];
@@ -175,11 +187,13 @@ export class SessionMemory implements GuestMemory {
    * Views for mmapped pieces; slices of `bounce` for message-based ones, filled from the guest
    * first unless the device overwrites them whole (a device that writes only part of the range
    * must not flush stale bytes over the rest). A slice that is not filled is zeroed: a reused
-   * bounce buffer must not carry another request's bytes to the guest.
+   * bounce buffer must not carry another request's bytes to the guest. The fills are in flight
+   * together (one round trip to the client, not one per piece); all are waited for before an
+   * error is passed on, so no reply lands in a buffer given back.
    */
   async #segments(pieces: Piece[], bounce: Uint8Array | undefined, fill: boolean) {
     const segments: Uint8Array[] = [];
-    const copies: { buf: Uint8Array; addr: bigint }[] = [];
+    const copies: { buf: Uint8Array; addr: bigint; region: DmaRegion }[] = [];
     let used = 0;
     for (const p of pieces) {
       if (p.region.view) {
@@ -187,11 +201,21 @@ export class SessionMemory implements GuestMemory {
       } else {
         const buf = bounce!.subarray(used, used + p.length);
         used += p.length;
-        if (fill) await this.#dma!.read(p.addr, buf);
-        else buf.fill(0);
-        copies.push({ buf, addr: p.addr });
+        if (!fill) buf.fill(0);
+        // guest-contiguous pieces (e.g. consecutive pages of one buffer) move in one message:
+        // their bounce slices are adjacent too
+        const last = copies[copies.length - 1];
+        if (last?.region === p.region && last.addr + BigInt(last.buf.length) === p.addr) {
+          last.buf = bounce!.subarray(last.buf.byteOffset - bounce!.byteOffset, used);
+        } else copies.push({ buf, addr: p.addr, region: p.region });
         segments.push(buf);
       }
+    }
+    const reads = fill ? copies.map((c) => this.#dma!.read(c.addr, c.buf)) : [];
+    if (reads.length) {
+      const results = await Promise.allSettled(reads);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
     return { segments, copies };
   }
@@ -231,7 +255,32 @@ export class SessionMemory implements GuestMemory {
       }
       return;
     }
-    await transferEach(this, ranges, writable, fn);
+    // Message-based: as many whole ranges at a time as the bounce limit allows, so a request
+    // of many small buffers moves with one backend call and one round of DMA messages, not one
+    // per buffer; a range over the limit goes alone, chunk by chunk.
+    const limit = this.#message(pieces.find((p) => !p.region.view)!).maxBuffer;
+    let base = 0;
+    for (let i = 0; i < ranges.length;) {
+      if (ranges[i].len > limit) {
+        const at = base;
+        await this.transfer(ranges[i].addr, ranges[i].len, writable, (s, off) => fn(s, at + off));
+        base += ranges[i++].len;
+        continue;
+      }
+      const group: GuestRange[] = [];
+      let bytes = 0;
+      while (i < ranges.length && bytes + ranges[i].len <= limit) {
+        bytes += ranges[i].len;
+        group.push(ranges[i++]);
+      }
+      const m = await this.#mapRanges(group, writable);
+      try {
+        await fn(m.segments, base);
+      } finally {
+        await m.release();
+      }
+      base += bytes;
+    }
   }
 
   /** The mmapped, live region holding all of [addr, addr+length) with `need`, if one does. */

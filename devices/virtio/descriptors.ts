@@ -58,6 +58,10 @@ function ringTable(mem: GuestMemory, addr: bigint, size: number): Table {
   };
 }
 
+function fetchedTable(bytes: Uint8Array, size: number): Table {
+  return { size, get: (index) => Promise.resolve(decode(bytes, index * DESC_SIZE)) };
+}
+
 async function indirectTable(mem: GuestMemory, desc: Desc, queueSize: number): Promise<Table> {
   const n = desc.len / DESC_SIZE;
   if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
@@ -90,9 +94,10 @@ export function readChain(
   descAddr: bigint,
   queueSize: number,
   head: number,
+  ringTable?: () => Promise<Uint8Array>,
 ): DescChain | Promise<DescChain> {
   return (mem.readNow && readChainNow(mem, descAddr, queueSize, head)) ||
-    readChainSlow(mem, descAddr, queueSize, head);
+    readChainSlow(mem, descAddr, queueSize, head, ringTable);
 }
 
 const SCRATCH = new Uint8Array(DESC_SIZE);
@@ -151,14 +156,20 @@ function readChainNow(
   }
 }
 
+/**
+ * {@link readChain} through GuestMemory.read. `whole`, when given, fetches the ring's whole
+ * descriptor table (once per batch of heads: one round trip to the client instead of one per
+ * descriptor when guest memory is message-based).
+ */
 async function readChainSlow(
   mem: GuestMemory,
   descAddr: bigint,
   queueSize: number,
   head: number,
+  whole?: () => Promise<Uint8Array>,
 ): Promise<DescChain> {
   const chain: DescChain = { head, readable: [], writable: [] };
-  let table = ringTable(mem, descAddr, queueSize);
+  let table = whole ? fetchedTable(await whole(), queueSize) : ringTable(mem, descAddr, queueSize);
   let indirect = false;
   let index = head;
   let seen = 0;

@@ -162,17 +162,32 @@ export class QueueRunner {
     return undefined;
   }
 
-  async #startRest(chain: Promise<DescChain>, heads: number[], i: number): Promise<void> {
-    let c: DescChain;
-    try {
-      c = await chain;
-    } catch (err) {
-      if (isDmaPaused(err)) this.#captured.push(...heads.slice(i));
-      throw err;
+  /**
+   * The chains of heads[i..] read together (message-based guest memory: their reads overlap
+   * instead of taking one round trip after another), started in order up to the first that
+   * failed; from there on they are captured (deferred access) or the error is passed on.
+   */
+  async #startRest(first: Promise<DescChain>, heads: number[], i: number): Promise<void> {
+    const reads = [first];
+    for (let k = i + 1; k < heads.length; k++) {
+      try {
+        const c = this.#q.readChain(heads[k]);
+        reads.push(c instanceof Promise ? c : Promise.resolve(c));
+      } catch (err) {
+        reads.push(Promise.reject(err));
+      }
     }
-    if (this.#broken || this.#stopped) return;
-    this.#start(c);
-    await this.#startAll(heads, i + 1);
+    const chains = await Promise.allSettled(reads);
+    for (let k = 0; k < chains.length; k++) {
+      if (this.#broken || this.#stopped) return;
+      const c = chains[k];
+      if (c.status === "fulfilled") {
+        this.#start(c.value);
+        continue;
+      }
+      if (isDmaPaused(c.reason)) this.#captured.push(...heads.slice(i + k));
+      throw c.reason;
+    }
   }
 
   #start(chain: DescChain): void {

@@ -8,7 +8,7 @@
  */
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import { AVAIL_F_NO_INTERRUPT } from "./constants.ts";
-import { type DescChain, readChain } from "./descriptors.ts";
+import { DESC_SIZE, type DescChain, readChain } from "./descriptors.ts";
 import { VirtqueueError } from "./errors.ts";
 
 /** Guest addresses and size of a split virtqueue as configured by the driver (§4.1.4.3). */
@@ -61,6 +61,11 @@ export class SplitQueue {
   readonly #ring: Uint8Array;
   readonly #used: Uint8Array;
   readonly #usedView: DataView;
+  /**
+   * Descriptor table fetched for the heads of the last pop: the driver wrote their descriptors
+   * before publishing them (read after the avail idx), so it holds for them until the next pop.
+   */
+  #table: Promise<Uint8Array> | undefined;
 
   /**
    * `eventIdx` says whether VIRTIO_F_EVENT_IDX was negotiated; `indices` continue a saved queue
@@ -140,6 +145,7 @@ export class SplitQueue {
    * {@link VirtqueueError} if the avail idx moved by more than the queue size.
    */
   popAvailable(max: number = this.#cfg.size): number[] | Promise<number[]> {
+    this.#table = undefined;
     const size = this.#cfg.size;
     const b = this.#b2;
     if (!this.#mem.readNow?.(this.#cfg.driver + 2n, b)) return this.#popSlow(max);
@@ -184,10 +190,24 @@ export class SplitQueue {
     return heads;
   }
 
-  /** Reads and validates the descriptor chain starting at `head`. */
+  /**
+   * Reads and validates the descriptor chain starting at `head`. Where descriptors cannot be
+   * read at once (message-based guest memory), the whole descriptor table is fetched once per
+   * batch of heads and shared by their chains.
+   */
   readChain(head: number): DescChain | Promise<DescChain> {
-    return readChain(this.#mem, this.#cfg.desc, this.#cfg.size, head);
+    return readChain(this.#mem, this.#cfg.desc, this.#cfg.size, head, this.#wholeTable);
   }
+
+  /** The ring's descriptor table as of the last pop (fetched on first use). */
+  readonly #wholeTable = (): Promise<Uint8Array> => {
+    if (!this.#table) {
+      const bytes = new Uint8Array(DESC_SIZE * this.#cfg.size);
+      this.#table = this.#mem.read(this.#cfg.desc, bytes).then(() => bytes);
+      this.#table.catch(() => {}); // each chain read reports it
+    }
+    return this.#table;
+  };
 
   /** Writes `elems` to the used ring, then publishes them by updating used idx (§2.7.8). */
   pushUsed(elems: readonly UsedElem[]): void | Promise<void> {

@@ -154,3 +154,28 @@ Deno.test("blk: readonly=on refuses writes with IOERR and leaves the file unchan
   );
   assert.deepEqual(s.client.violations, []);
 });
+
+Deno.test("blk: message DMA moves a many-segment request in a few messages", async () => {
+  await using vfud = await startVfud();
+  await using s = await openBlkSession(vfud, { ram: "array" });
+  const data = randomBytes(128 * 1024);
+  await s.driver.write(64n, data);
+  // 32 data descriptors of 4 KiB, guest-contiguous: the descriptors come in one DMA_READ of the
+  // table (not one each), the data in chunk-sized DMA messages (not one per descriptor)
+  const before = { ...s.client.dmaStats };
+  const c = await s.driver.submit({
+    type: ReqType.IN,
+    sector: 64n,
+    readLength: data.length,
+    maxSegment: 4096,
+  });
+  assert.equal(c.status, BlkStatus.OK);
+  assert.ok(c.data && equal(c.data, data));
+  const reads = s.client.dmaStats.reads - before.reads;
+  const writes = s.client.dmaStats.writes - before.writes;
+  // reads: avail ring, descriptor table, header, used_event, avail idx (a few at most);
+  // writes: 128 KiB in 32 KiB chunks, status, used element, used idx, avail_event
+  assert.ok(reads <= 8, `${reads} DMA_READs for one request`);
+  assert.ok(writes <= 128 / 32 + 6, `${writes} DMA_WRITEs for one request`);
+  assert.deepEqual(s.client.violations, []);
+});
