@@ -14,12 +14,11 @@ import {
   defaultMac,
   describeNetdev,
   formatMac,
-  type NetBackend,
+  type NetBackendBase,
   type NetdevSpec,
   openNetBackend,
   parseMac,
   PrivateLoop,
-  withOwnedLoop,
 } from "../net/mod.ts";
 import { E1000 } from "./device.ts";
 import type { DeviceEnv } from "../device.ts";
@@ -88,17 +87,18 @@ export function createE1000FromOptions(
   env: Partial<DeviceEnv> = {}, // tests may leave the loop out: the device then runs its own
 ): Device {
   const { spec, mac } = parseE1000Options(opts);
-  let backend: NetBackend;
+  let backend: NetBackendBase;
   if (env.loop) {
     backend = openNetBackend(env.loop, spec);
   } else {
     const own = new PrivateLoop();
     try {
-      backend = withOwnedLoop(openNetBackend(own.loop, spec), own);
+      backend = openNetBackend(own.loop, spec);
     } catch (e) {
       void own.stop();
       throw e;
     }
+    backend.onClose(() => void own.stop()); // the loop was the backend's alone
   }
   const loop = env.loop;
   const device: Device = loop

@@ -86,47 +86,97 @@ export function newStats(): NetBackendStats {
 export const MAX_FRAME = 65536 + 4096;
 
 /**
- * The receive side every backend shares: the NIC's handlers, the pause state and the frames read
- * but not yet taken. A backend asks {@link mayRead} before each read and hands every frame to
- * {@link deliver}; `onPause`/`onResume` stop and restart its reading (fd watching).
+ * What every backend shares: the counters, closing once (and what closes with it), and the
+ * receive side: the NIC's handlers, the pause state and the frames read but not yet taken. A
+ * backend asks {@link mayRead} before each read and hands every frame to {@link deliver};
+ * {@link pauseReading}/{@link resumeReading} stop and restart its reading (fd watching).
  */
-export class ReceiveGate {
-  readonly #stats: NetBackendStats;
-  readonly #onPause: () => void;
-  readonly #onResume: () => void;
+export abstract class NetBackendBase implements NetBackend {
+  abstract readonly kind: string;
+  abstract readonly linkUp: boolean;
+  abstract readonly congested: boolean;
+  readonly stats: NetBackendStats = newStats();
   #handlers: NetHandlers | undefined;
   #held: Uint8Array[] = [];
   #paused = false;
   #resuming = false;
+  #closed = false;
+  readonly #onClose: (() => void)[] = [];
 
-  constructor(stats: NetBackendStats, onPause: () => void, onResume: () => void) {
-    this.#stats = stats;
-    this.#onPause = onPause;
-    this.#onResume = onResume;
+  abstract send(frame: Uint8Array): boolean;
+  abstract writable(): Promise<void>;
+  /** Releases the backend's fds and timers (called once, by {@link close}). */
+  protected abstract shutdown(): void;
+  /** Stops reading (the NIC cannot take frames). */
+  protected pauseReading(): void {}
+  /** Reads again. */
+  protected resumeReading(): void {}
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
-  /** The NIC's handlers, if attached. */
-  get handlers(): NetHandlers | undefined {
-    return this.#handlers;
-  }
-
-  /** True while reading is paused. */
-  get paused(): boolean {
+  get receivePaused(): boolean {
     return this.#paused;
   }
 
   /** Frames read but not yet taken by the NIC. */
-  get held(): number {
+  get heldFrames(): number {
     return this.#held.length;
   }
 
   attach(handlers: NetHandlers): void {
     this.#handlers = handlers;
-    this.resume();
+    this.resumeReceive();
+  }
+
+  /** Hands over held frames while the NIC takes them; reading resumes once all are taken. */
+  resumeReceive(): void {
+    if (this.#closed || !this.#paused || this.#resuming) return;
+    this.#resuming = true;
+    try {
+      while (this.#held.length) {
+        if (!this.#accepts()) return;
+        this.handOver(this.#held.shift()!);
+      }
+      if (!this.#accepts()) return;
+      this.#paused = false;
+      this.resumeReading();
+    } finally {
+      this.#resuming = false;
+    }
+  }
+
+  heldCopies(): Uint8Array[] {
+    return this.#held.map((f) => f.slice());
+  }
+
+  holdFrames(frames: readonly Uint8Array[]): void {
+    this.#held = frames.map((f) => f.slice());
+    if (this.#held.length) this.#pause();
+  }
+
+  /** Closes the backend once; then runs what was to close with it ({@link onClose}). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.shutdown();
+    for (const fn of this.#onClose.splice(0)) fn();
+  }
+
+  /** Runs `fn` when the backend closes (e.g. stopping the loop it was opened on). */
+  onClose(fn: () => void): void {
+    this.#onClose.push(fn);
+  }
+
+  /** The NIC's handlers, if attached. */
+  protected get handlers(): NetHandlers | undefined {
+    return this.#handlers;
   }
 
   /** May the backend read a frame now? If not, pauses (once) and returns false. */
-  mayRead(): boolean {
+  protected mayRead(): boolean {
     if (this.#paused) return false;
     if (this.#held.length === 0 && this.#accepts()) return true;
     this.#pause();
@@ -134,47 +184,37 @@ export class ReceiveGate {
   }
 
   /** A frame that was read: given to the NIC, or held (pausing) while it cannot take it. */
-  deliver(frame: Uint8Array): void {
+  protected deliver(frame: Uint8Array): void {
     if (this.#paused || this.#held.length || !this.#accepts()) {
       this.#held.push(frame);
       this.#pause();
       return;
     }
-    this.#give(frame);
+    this.handOver(frame);
   }
 
-  /** Hands over held frames while the NIC takes them; reading resumes once all are taken. */
-  resume(): void {
-    if (!this.#paused || this.#resuming) return;
-    this.#resuming = true;
-    try {
-      while (this.#held.length) {
-        if (!this.#accepts()) return;
-        this.#give(this.#held.shift()!);
-      }
-      if (!this.#accepts()) return;
-      this.#paused = false;
-      this.#onResume();
-    } finally {
-      this.#resuming = false;
-    }
-  }
-
-  /** Copies of the held frames. */
-  heldCopies(): Uint8Array[] {
-    return this.#held.map((f) => f.slice());
-  }
-
-  /** Replaces the held frames; they go to the NIC when it accepts them (after {@link resume}). */
-  holdFrames(frames: readonly Uint8Array[]): void {
-    this.#held = frames.map((f) => f.slice());
-    if (this.#held.length) this.#pause();
+  /** Gives a frame to the NIC, counted, whether it can take it or not. */
+  protected handOver(frame: Uint8Array): void {
+    this.stats.rxFrames++;
+    this.stats.rxBytes += frame.length;
+    this.#handlers?.receive(frame);
   }
 
   /** Forgets held frames and the pause (the connection they came from is gone). */
-  reset(): void {
+  protected forgetHeld(): void {
     this.#held = [];
     this.#paused = false;
+  }
+
+  /** Counts a send of `length` bytes that went out (`ok`) or was dropped; returns `ok`. */
+  protected countSend(ok: boolean, length: number): boolean {
+    if (ok) {
+      this.stats.txFrames++;
+      this.stats.txBytes += length;
+    } else {
+      this.stats.txDropped++;
+    }
+    return ok;
   }
 
   #accepts(): boolean {
@@ -184,13 +224,7 @@ export class ReceiveGate {
   #pause(): void {
     if (this.#paused) return;
     this.#paused = true;
-    this.#stats.rxPauses++;
-    this.#onPause();
-  }
-
-  #give(frame: Uint8Array): void {
-    this.#stats.rxFrames++;
-    this.#stats.rxBytes += frame.length;
-    this.#handlers?.receive(frame);
+    this.stats.rxPauses++;
+    this.pauseReading();
   }
 }

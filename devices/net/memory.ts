@@ -6,19 +6,12 @@
  *
  * @module
  */
-import {
-  type NetBackend,
-  type NetBackendStats,
-  type NetHandlers,
-  newStats,
-  ReceiveGate,
-} from "./backend.ts";
+import { NetBackendBase } from "./backend.ts";
 import { WaitQueue } from "../../sys/waiters.ts";
 
 /** One end of an in-memory cable. */
-export class MemoryBackend implements NetBackend {
+export class MemoryBackend extends NetBackendBase {
   readonly kind = "memory";
-  readonly stats: NetBackendStats = newStats();
   /** Frames sent while no peer is connected (or always, when `record` is set). */
   readonly sent: Uint8Array[] = [];
   /** Keep a copy of every sent frame in {@link sent}, even with a peer. */
@@ -29,53 +22,21 @@ export class MemoryBackend implements NetBackend {
    */
   pausable = true;
   peer: MemoryBackend | undefined;
-  readonly #gate = new ReceiveGate(this.stats, () => {}, () => {});
   #link = true;
   #congested = false;
-  #closed = false;
   readonly #waiters = new WaitQueue();
 
   get linkUp(): boolean {
-    return this.#link && !this.#closed;
+    return this.#link && !this.closed;
   }
 
   get congested(): boolean {
-    return this.#congested && !this.#closed;
-  }
-
-  get receivePaused(): boolean {
-    return this.#gate.paused;
-  }
-
-  /** Frames waiting on the wire for the NIC. */
-  get heldFrames(): number {
-    return this.#gate.held;
-  }
-
-  attach(handlers: NetHandlers): void {
-    this.#gate.attach(handlers);
-  }
-
-  heldCopies(): Uint8Array[] {
-    return this.#gate.heldCopies();
-  }
-
-  holdFrames(frames: readonly Uint8Array[]): void {
-    this.#gate.holdFrames(frames);
-  }
-
-  resumeReceive(): void {
-    if (!this.#closed) this.#gate.resume();
+    return this.#congested && !this.closed;
   }
 
   send(frame: Uint8Array): boolean {
-    if (!this.linkUp) {
-      this.stats.txDropped++;
-      return false;
-    }
+    if (!this.countSend(this.linkUp, frame.length)) return false;
     const copy = frame.slice();
-    this.stats.txFrames++;
-    this.stats.txBytes += copy.length;
     const peer = this.peer;
     if (!peer || this.record) this.sent.push(copy);
     if (peer) queueMicrotask(() => peer.inject(copy));
@@ -88,18 +49,16 @@ export class MemoryBackend implements NetBackend {
 
   /** Delivers `frame` to the attached NIC as if it came from the wire. */
   inject(frame: Uint8Array): void {
-    if (this.#closed) return;
-    if (this.pausable) return this.#gate.deliver(frame.slice());
-    this.stats.rxFrames++;
-    this.stats.rxBytes += frame.length;
-    this.#gate.handlers?.receive(frame.slice());
+    if (this.closed) return;
+    if (this.pausable) this.deliver(frame.slice());
+    else this.handOver(frame.slice());
   }
 
   /** Sets the carrier and tells the NIC. */
   setLink(up: boolean): void {
     if (this.#link === up) return;
     this.#link = up;
-    this.#gate.handlers?.linkChanged(up);
+    this.handlers?.linkChanged(up);
   }
 
   /** Simulates a full send queue (true) or its draining (false). */
@@ -108,9 +67,8 @@ export class MemoryBackend implements NetBackend {
     if (!on) this.#waiters.wakeAll();
   }
 
-  close(): void {
-    this.#closed = true;
-    this.#gate.reset();
+  protected shutdown(): void {
+    this.forgetHeld();
     this.#waiters.wakeAll();
   }
 }

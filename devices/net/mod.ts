@@ -6,7 +6,7 @@
  * @module
  */
 import { EventLoop } from "../../sys/event_loop.ts";
-import type { NetBackend, NetBackendStats, NetHandlers } from "./backend.ts";
+import type { NetBackendBase } from "./backend.ts";
 import { StreamBackend } from "./stream.ts";
 import { TapBackend } from "./tap.ts";
 
@@ -23,7 +23,7 @@ export type NetdevSpec =
   | { netdev: "stream"; path: string; server: boolean };
 
 /** Opens the backend `spec` describes on `loop`. */
-export function openNetBackend(loop: EventLoop, spec: NetdevSpec): NetBackend {
+export function openNetBackend(loop: EventLoop, spec: NetdevSpec): NetBackendBase {
   switch (spec.netdev) {
     case "tap":
       return TapBackend.open(loop, { ifname: spec.ifname });
@@ -52,58 +52,5 @@ export class PrivateLoop {
   stop(): Promise<void> {
     this.loop.stop();
     return this.#done;
-  }
-}
-
-/** Wraps `backend` so that closing it also stops `owned` (the loop it runs on). */
-export function withOwnedLoop(backend: NetBackend, owned: PrivateLoop): NetBackend {
-  return new OwnedLoopBackend(backend, owned);
-}
-
-class OwnedLoopBackend implements NetBackend {
-  readonly #inner: NetBackend;
-  readonly #owned: PrivateLoop;
-
-  constructor(inner: NetBackend, owned: PrivateLoop) {
-    this.#inner = inner;
-    this.#owned = owned;
-  }
-
-  get kind(): string {
-    return this.#inner.kind;
-  }
-  get linkUp(): boolean {
-    return this.#inner.linkUp;
-  }
-  get congested(): boolean {
-    return this.#inner.congested;
-  }
-  get stats(): NetBackendStats {
-    return this.#inner.stats;
-  }
-  get receivePaused(): boolean {
-    return this.#inner.receivePaused;
-  }
-  attach(handlers: NetHandlers): void {
-    this.#inner.attach(handlers);
-  }
-  heldCopies(): Uint8Array[] {
-    return this.#inner.heldCopies();
-  }
-  holdFrames(frames: readonly Uint8Array[]): void {
-    this.#inner.holdFrames(frames);
-  }
-  resumeReceive(): void {
-    this.#inner.resumeReceive();
-  }
-  send(frame: Uint8Array): boolean {
-    return this.#inner.send(frame);
-  }
-  writable(): Promise<void> {
-    return this.#inner.writable();
-  }
-  close(): void {
-    this.#inner.close();
-    void this.#owned.stop();
   }
 }

@@ -15,13 +15,7 @@ import type { EventLoop, Timer } from "../../sys/event_loop.ts";
 import { C } from "../../sys/layout.ts";
 import { acceptUnix, claimSocketPath, connectUnix, listenUnix } from "../../sys/socket.ts";
 import { logger } from "../../sys/log.ts";
-import {
-  type NetBackend,
-  type NetBackendStats,
-  type NetHandlers,
-  newStats,
-  ReceiveGate,
-} from "./backend.ts";
+import { NetBackendBase } from "./backend.ts";
 import { FdChannel } from "./fd_channel.ts";
 import { encodeFrame, StreamDecoder } from "./stream_codec.ts";
 
@@ -41,9 +35,8 @@ const READ_CHUNK = 64 * 1024;
 const READ_BATCH = 16;
 
 /** Frames over a UNIX stream socket. */
-export class StreamBackend implements NetBackend {
+export class StreamBackend extends NetBackendBase {
   readonly kind = "stream";
-  readonly stats: NetBackendStats = newStats();
   readonly #loop: EventLoop;
   readonly #opts: StreamOptions;
   readonly #decoder = new StreamDecoder();
@@ -53,18 +46,12 @@ export class StreamBackend implements NetBackend {
   #listenFd = -1;
   #conn: FdChannel | undefined;
   #timer: Timer | undefined;
-  readonly #gate: ReceiveGate;
-  #closed = false;
   #adopted = false;
 
   private constructor(loop: EventLoop, opts: StreamOptions) {
+    super();
     this.#loop = loop;
     this.#opts = opts;
-    this.#gate = new ReceiveGate(
-      this.stats,
-      () => this.#conn?.pauseInput(),
-      () => this.#conn?.resumeInput(),
-    );
   }
 
   /** Starts listening or connecting. Throws if a server cannot bind `path`. */
@@ -94,49 +81,23 @@ export class StreamBackend implements NetBackend {
     return this.#conn?.congested ?? false;
   }
 
-  get receivePaused(): boolean {
-    return this.#gate.paused;
-  }
-
-  /** Frames read from the socket that the NIC has not taken yet. */
-  get heldFrames(): number {
-    return this.#gate.held;
-  }
-
-  attach(handlers: NetHandlers): void {
-    this.#gate.attach(handlers);
-  }
-
-  heldCopies(): Uint8Array[] {
-    return this.#gate.heldCopies();
-  }
-
-  holdFrames(frames: readonly Uint8Array[]): void {
-    this.#gate.holdFrames(frames);
-  }
-
-  resumeReceive(): void {
-    if (!this.#closed) this.#gate.resume();
-  }
-
   send(frame: Uint8Array): boolean {
-    const ok = this.#conn?.send(encodeFrame(frame)) ?? false;
-    if (ok) {
-      this.stats.txFrames++;
-      this.stats.txBytes += frame.length;
-    } else {
-      this.stats.txDropped++;
-    }
-    return ok;
+    return this.countSend(this.#conn?.send(encodeFrame(frame)) ?? false, frame.length);
   }
 
   writable(): Promise<void> {
     return this.#conn?.writable() ?? Promise.resolve();
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected override pauseReading(): void {
+    this.#conn?.pauseInput();
+  }
+
+  protected override resumeReading(): void {
+    this.#conn?.resumeInput();
+  }
+
+  protected shutdown(): void {
     this.#timer?.cancel();
     this.#conn?.close();
     this.#conn = undefined;
@@ -171,7 +132,7 @@ export class StreamBackend implements NetBackend {
 
   #connect(): void {
     this.#timer = undefined;
-    if (this.#closed) return;
+    if (this.closed) return;
     let fd: number;
     try {
       fd = connectUnix(this.#opts.path);
@@ -193,24 +154,24 @@ export class StreamBackend implements NetBackend {
   #connected(fd: number): void {
     this.#toldWaiting = false;
     this.#decoder.reset();
-    this.#gate.reset();
+    this.forgetHeld();
     this.#conn = new FdChannel(this.#loop, fd, {
       mode: "stream",
       onReadable: () => this.#readable(),
       onError: (e) => this.#disconnect(e.message),
     });
     this.#log.info("peer connected on {path}", { path: this.#opts.path || `fd ${fd}` });
-    this.#gate.handlers?.linkChanged(true);
+    this.handlers?.linkChanged(true);
   }
 
   #disconnect(reason: string): void {
     if (!this.#conn) return;
     this.#conn.close();
     this.#conn = undefined;
-    this.#gate.reset();
+    this.forgetHeld();
     this.#log.info("peer gone on {path}: {reason}", { path: this.#opts.path, reason });
-    this.#gate.handlers?.linkChanged(false);
-    if (this.#closed || this.#adopted) return;
+    this.handlers?.linkChanged(false);
+    if (this.closed || this.#adopted) return;
     if (this.#opts.server) this.#watchListener(true);
     else this.#timer = this.#loop.setTimeout(() => this.#connect(), this.#opts.reconnectMs ?? 1000);
   }
@@ -218,7 +179,7 @@ export class StreamBackend implements NetBackend {
   #readable(): void {
     for (let i = 0; i < READ_BATCH; i++) {
       const conn = this.#conn;
-      if (!conn || !this.#gate.mayRead()) return;
+      if (!conn || !this.mayRead()) return;
       const n = Number(libc.read(conn.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const err = errno();
@@ -228,7 +189,7 @@ export class StreamBackend implements NetBackend {
       }
       if (n === 0) return this.#disconnect("end of stream");
       try {
-        this.#decoder.push(this.#buf.subarray(0, n), (f) => this.#gate.deliver(f));
+        this.#decoder.push(this.#buf.subarray(0, n), (f) => this.deliver(f));
       } catch (e) {
         return this.#disconnect((e as Error).message);
       }

@@ -11,14 +11,7 @@
 import { closeFd, cstr, errno, libc, SysError } from "../../sys/ffi.ts";
 import { Errno } from "../../sys/errno.ts";
 import type { EventLoop } from "../../sys/event_loop.ts";
-import {
-  MAX_FRAME,
-  type NetBackend,
-  type NetBackendStats,
-  type NetHandlers,
-  newStats,
-  ReceiveGate,
-} from "./backend.ts";
+import { MAX_FRAME, NetBackendBase } from "./backend.ts";
 import { FdChannel } from "./fd_channel.ts";
 import { logger } from "../../sys/log.ts";
 
@@ -44,28 +37,21 @@ export interface TapOptions {
 }
 
 /** Frames through a tap interface. */
-export class TapBackend implements NetBackend {
+export class TapBackend extends NetBackendBase {
   readonly kind = "tap";
-  readonly stats: NetBackendStats = newStats();
   /** The interface name the kernel attached us to. */
   readonly ifname: string;
   readonly #chan: FdChannel;
   readonly #buf = new Uint8Array(MAX_FRAME);
-  readonly #gate: ReceiveGate;
-  #closed = false;
 
   private constructor(loop: EventLoop, fd: number, ifname: string) {
+    super();
     this.ifname = ifname;
     this.#chan = new FdChannel(loop, fd, {
       mode: "packet",
       onReadable: () => this.#readable(),
       onError: (e) => this.#fail(e),
     });
-    this.#gate = new ReceiveGate(
-      this.stats,
-      () => this.#chan.pauseInput(),
-      () => this.#chan.resumeInput(),
-    );
   }
 
   /** Opens (or creates) the tap interface; throws SysError with the reason on failure. */
@@ -92,56 +78,35 @@ export class TapBackend implements NetBackend {
 
   /** A tap has carrier while it is open. */
   get linkUp(): boolean {
-    return !this.#closed;
+    return !this.closed;
   }
 
   get congested(): boolean {
     return this.#chan.congested;
   }
 
-  get receivePaused(): boolean {
-    return this.#gate.paused;
-  }
-
-  attach(handlers: NetHandlers): void {
-    this.#gate.attach(handlers);
-  }
-
-  heldCopies(): Uint8Array[] {
-    return this.#gate.heldCopies();
-  }
-
-  holdFrames(frames: readonly Uint8Array[]): void {
-    this.#gate.holdFrames(frames);
-  }
-
-  resumeReceive(): void {
-    if (!this.#closed) this.#gate.resume();
-  }
-
   send(frame: Uint8Array): boolean {
-    const ok = !this.#closed && this.#chan.send(frame.slice());
-    if (ok) {
-      this.stats.txFrames++;
-      this.stats.txBytes += frame.length;
-    } else {
-      this.stats.txDropped++;
-    }
-    return ok;
+    return this.countSend(!this.closed && this.#chan.send(frame.slice()), frame.length);
   }
 
   writable(): Promise<void> {
     return this.#chan.writable();
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected shutdown(): void {
     this.#chan.close();
   }
 
+  protected override pauseReading(): void {
+    this.#chan.pauseInput();
+  }
+
+  protected override resumeReading(): void {
+    this.#chan.resumeInput();
+  }
+
   #readable(): void {
-    for (let i = 0; i < READ_BATCH && !this.#closed && this.#gate.mayRead(); i++) {
+    for (let i = 0; i < READ_BATCH && !this.closed && this.mayRead(); i++) {
       const n = Number(libc.read(this.#chan.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const err = errno();
@@ -150,18 +115,18 @@ export class TapBackend implements NetBackend {
         return;
       }
       if (n === 0) return;
-      this.#gate.deliver(this.#buf.slice(0, n));
+      this.deliver(this.#buf.slice(0, n));
     }
   }
 
   #fail(e: SysError): void {
     // A tap fd does not fail in normal operation; stop rather than spin on a broken fd.
-    if (this.#closed) return;
+    if (this.closed) return;
     logger("net", "tap").error("tap {ifname}: {error}; closing", {
       ifname: this.ifname,
       error: e.message,
     });
     this.close();
-    this.#gate.handlers?.linkChanged(false);
+    this.handlers?.linkChanged(false);
   }
 }
