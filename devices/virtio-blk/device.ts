@@ -8,7 +8,7 @@ import {
   type DescChain,
   feature,
   MAX_QUEUE_SIZE,
-  type RequestContext,
+  type ModelHost,
   type VirtioDeviceModel,
   VirtioPciDevice,
   type VirtioPciOptions,
@@ -16,7 +16,7 @@ import {
 import type { BlockBackend } from "./backend.ts";
 import { BLK_CONFIG_LENGTH, type DwzLimits, encodeBlkConfig } from "./config.ts";
 import { BlkFeature, CLASS_STORAGE_SCSI, ID_BYTES, VIRTIO_ID_BLOCK } from "./constants.ts";
-import { handleBlkRequest } from "./request.ts";
+import { type BlkTarget, handleBlkRequest } from "./request.ts";
 import { RecordReader, type RecordValue } from "../../protocol/record.ts";
 import { toHex } from "../../protocol/hex.ts";
 
@@ -73,6 +73,8 @@ class BlkModel implements VirtioDeviceModel {
   readonly #segMax: number;
   readonly #discard: DwzLimits | undefined;
   readonly #writeZeroes: (DwzLimits & { mayUnmap: boolean }) | undefined;
+  /** What every request needs: the disk and limits, the transport's memory and features. */
+  #target: BlkTarget | undefined;
 
   constructor(opts: VirtioBlkOptions, queueSize: number, numQueues: number) {
     this.#backend = opts.backend;
@@ -98,6 +100,24 @@ class BlkModel implements VirtioDeviceModel {
     this.features = f;
   }
 
+  attach(host: ModelHost): void {
+    this.#target = {
+      backend: this.#backend,
+      id: this.#id,
+      discard: this.#discard,
+      writeZeroes: this.#writeZeroes,
+      get mem() {
+        return host.mem;
+      },
+      get features() {
+        return host.features;
+      },
+      get log() {
+        return host.log;
+      },
+    };
+  }
+
   readConfig(offset: number, dst: Uint8Array): void {
     // Encoded on each read so that a backend that grows is seen (after configChanged()).
     const cfg = encodeBlkConfig({
@@ -115,19 +135,8 @@ class BlkModel implements VirtioDeviceModel {
     // Nothing is writable: CONFIG_WCE is not offered (§5.2.4).
   }
 
-  handle(_queue: number, chain: DescChain, ctx: RequestContext): Promise<number> {
-    return handleBlkRequest(
-      {
-        backend: this.#backend,
-        id: this.#id,
-        mem: ctx.mem,
-        features: ctx.features,
-        log: ctx.log,
-        discard: this.#discard,
-        writeZeroes: this.#writeZeroes,
-      },
-      chain,
-    );
+  handle(_queue: number, chain: DescChain): Promise<number> {
+    return handleBlkRequest(this.#target!, chain);
   }
 
   reset(): void {}

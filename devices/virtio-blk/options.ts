@@ -143,6 +143,7 @@ export function createVirtioBlkFromOptions(
     queueSize,
     discard: boolOption(opts, "discard", true),
     writeZeroes: boolOption(opts, "write-zeroes", true),
+    transport: { loop: env.loop },
   });
   // what differs from the defaults (io_uring, page cache, one queue)
   const io = [

@@ -26,7 +26,7 @@ export {
   type VirtioPciIdentity,
   virtioPciSpec,
 } from "./layout.ts";
-export type { RequestContext, VirtioDeviceModel } from "./model.ts";
+export type { ModelHost, VirtioDeviceModel } from "./model.ts";
 export { type Register, RegisterFile } from "../common/regs.ts";
 export { type QueueConfig, SplitQueue, type UsedElem } from "./virtqueue.ts";
 export { VirtioPciDevice, type VirtioPciOptions } from "./transport.ts";

@@ -19,6 +19,8 @@ import type { SplitQueue, UsedElem } from "./virtqueue.ts";
 export interface RunnerHooks {
   /** Processes a chain; resolves with the used length. */
   handle(chain: DescChain): Promise<number>;
+  /** How many chains the device can take now (default: all); it kicks when that grows. */
+  ready?(): number;
   /** The driver wants an interrupt for newly used buffers. */
   notify(): void;
   /** The queue broke (malformed ring, unreachable memory, failed request): needs reset. */
@@ -124,11 +126,18 @@ export class QueueRunner {
   async #drain(): Promise<void> {
     try {
       while (this.#kicked && this.#canRun()) {
-        if (this.#inFlight >= this.#q.size) return; // still kicked: a completion restarts us
+        const room = Math.min(this.#q.size - this.#inFlight, this.#hooks.ready?.() ?? Infinity);
+        if (room <= 0) {
+          // Queue full: still kicked, a completion restarts us. Nothing for the device to do:
+          // its own kick does.
+          if (this.#inFlight < this.#q.size) this.#kicked = false;
+          return;
+        }
         this.#kicked = false;
         // (ring accesses are synchronous on mmapped guest RAM: awaited only when they are not)
-        if (this.#captured.length) await this.#startAll(this.#captured.splice(0));
-        const popped = this.#q.popAvailable(this.#q.size - this.#inFlight);
+        const again = this.#captured.splice(0, room);
+        if (again.length) await this.#startAll(again);
+        const popped = this.#q.popAvailable(room - again.length);
         const started = this.#startAll(popped instanceof Promise ? await popped : popped);
         if (started) await started;
         const set = this.#q.setAvailEvent();

@@ -19,7 +19,8 @@ import type { PciConfigSpec } from "../../pci/spec.ts";
 import { commonConfig } from "./common_cfg.ts";
 import { feature, FeatureBit, Isr, NO_VECTOR, Status } from "./constants.ts";
 import { msixVectors, NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR, virtioPciSpec } from "./layout.ts";
-import type { VirtioDeviceModel } from "./model.ts";
+import type { ModelHost, VirtioDeviceModel } from "./model.ts";
+import { denoTimer, type EventLoop } from "../../sys/event_loop.ts";
 import { QueueRunner } from "./queue_runner.ts";
 import type { RegisterFile } from "../common/regs.ts";
 import { TransportState } from "./state.ts";
@@ -40,6 +41,8 @@ export interface VirtioPciOptions {
   indirectDesc?: boolean;
   /** Called when the device enters DEVICE_NEEDS_RESET, with the cause. */
   onError?: (err: unknown) => void;
+  /** The loop serving the device, handed to the model ({@link ModelHost.loop}). */
+  loop?: EventLoop;
 }
 
 /** Transport feature bits offered for `opts`. */
@@ -57,6 +60,7 @@ export class VirtioPciDevice implements Device {
   /** Every feature bit offered to the driver. */
   readonly offered: bigint;
   readonly #model: VirtioDeviceModel;
+  readonly #host: ModelHost;
   readonly #opts: VirtioPciOptions;
   readonly #state: TransportState;
   readonly #common: RegisterFile;
@@ -89,6 +93,28 @@ export class VirtioPciDevice implements Device {
       writeStatus: (v) => this.#writeStatus(v),
       enableQueue: (i) => this.#enableQueue(i),
     });
+    this.#host = this.#modelHost();
+    model.attach?.(this.#host);
+  }
+
+  /** What the model may use: memory, features and log of the moment, the loop, its kicks. */
+  #modelHost(): ModelHost {
+    const loop = this.#opts.loop;
+    const features = () => this.#state.negotiated;
+    const log = () => this.#context().log;
+    return {
+      mem: this.#mem,
+      get features() {
+        return features();
+      },
+      get log() {
+        return log();
+      },
+      loop,
+      setTimer: loop ? (fn, ms) => loop.setTimeout(fn, ms) : denoTimer,
+      kick: (queue) => this.#kick(queue),
+      configChanged: () => this.configChanged(),
+    };
   }
 
   /** Requests taken from the queues so far (the service status shows their rate). */
@@ -225,12 +251,9 @@ export class VirtioPciDevice implements Device {
       {
         handle: (chain) => {
           this.requests++;
-          return this.#model.handle(index, chain, {
-            mem: this.#mem,
-            features: this.#state.negotiated,
-            log: this.#context().log,
-          });
+          return this.#model.handle(index, chain, this.#host);
         },
+        ready: this.#model.ready && (() => this.#model.ready!(index)),
         notify: () => this.#notifyQueue(index),
         fail: (err) => this.#needsReset(err),
       },

@@ -7,7 +7,7 @@
  */
 import { readBuffers, totalLength, writeBuffers } from "../buffers.ts";
 import type { DescChain } from "../descriptors.ts";
-import type { RequestContext, VirtioDeviceModel } from "../model.ts";
+import type { ModelHost, VirtioDeviceModel } from "../model.ts";
 
 /** Echo device model with hooks for tests. */
 export class EchoModel implements VirtioDeviceModel {
@@ -49,7 +49,7 @@ export class EchoModel implements VirtioDeviceModel {
     this.config.set(src, offset);
   }
 
-  async handle(_queue: number, chain: DescChain, ctx: RequestContext): Promise<number> {
+  async handle(_queue: number, chain: DescChain, ctx: ModelHost): Promise<number> {
     this.seen.push(chain);
     if (this.hold) await new Promise<void>((r) => this.#held.push(r));
     if (this.failWith) throw this.failWith;

@@ -7,6 +7,7 @@ import { bounded } from "../../../tests/watchdog.ts";
 import { VirtioPciDevice, type VirtioPciOptions } from "../transport.ts";
 import { type DriverQueue, TestDriver } from "./driver.ts";
 import { EchoModel } from "./echo_model.ts";
+import type { VirtioDeviceModel } from "../model.ts";
 import { FakeContext, FakeGuestMemory, type FakeMemoryOptions } from "./fake_memory.ts";
 import { type Device, quiesce } from "../../device.ts";
 
@@ -18,20 +19,25 @@ export const RING1 = 0x3000;
 export const DATA = 0x10000;
 
 /** Everything a transport test touches. */
-export interface EchoRig {
-  model: EchoModel;
+export interface Rig<M extends VirtioDeviceModel> {
+  model: M;
   dev: VirtioPciDevice;
   mem: FakeGuestMemory;
   ctx: FakeContext;
   drv: TestDriver;
 }
 
-/** Builds an echo device, attached to fake memory and context. */
-export function echoRig(
-  opts: { queueSizes?: number[]; transport?: VirtioPciOptions; mem?: Partial<FakeMemoryOptions> } =
-    {},
-): EchoRig {
-  const model = new EchoModel(opts.queueSizes);
+/** The rig of the echo model. */
+export type EchoRig = Rig<EchoModel>;
+
+/** Options of {@link modelRig}. */
+export interface RigOptions {
+  transport?: VirtioPciOptions;
+  mem?: Partial<FakeMemoryOptions>;
+}
+
+/** Builds a device around `model`, attached to fake memory and context. */
+export function modelRig<M extends VirtioDeviceModel>(model: M, opts: RigOptions = {}): Rig<M> {
   const dev = new VirtioPciDevice(model, opts.transport);
   const mem = new FakeGuestMemory({ size: 1 << 20, ...opts.mem });
   const ctx = new FakeContext(mem);
@@ -39,8 +45,17 @@ export function echoRig(
   return { model, dev, mem, ctx, drv: new TestDriver(dev, mem) };
 }
 
+/** Builds an echo device, attached to fake memory and context. */
+export function echoRig(opts: RigOptions & { queueSizes?: number[] } = {}): EchoRig {
+  return modelRig(new EchoModel(opts.queueSizes), opts);
+}
+
 /** Negotiates `features` (default: all offered), sets up queue 0 and sets DRIVER_OK. */
-export function bringUp(rig: EchoRig, features?: bigint, vector?: number): DriverQueue {
+export function bringUp(
+  rig: Rig<VirtioDeviceModel>,
+  features?: bigint,
+  vector?: number,
+): DriverQueue {
   if (!rig.drv.negotiate(features ?? rig.dev.offered)) throw new Error("FEATURES_OK refused");
   const q = rig.drv.setupQueue(0, RING0, undefined, vector);
   rig.drv.driverOk();
