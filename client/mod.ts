@@ -27,6 +27,7 @@ export {
   WaitTimeoutError,
 } from "./errors.ts";
 export { EventFd } from "./eventfd.ts";
+export { DeviceInterrupts, type InterruptMode } from "./interrupts.ts";
 export { GuestArena } from "./guest_arena.ts";
 export { ArrayRam, type GuestRam, MemfdRam } from "./guest_ram.ts";
 export { type PciCapability, PciConfig, walkCapabilities } from "./pci.ts";
@@ -52,7 +53,6 @@ export {
   type BlkCompletion,
   type BlkRequest,
   BlkStatusError,
-  type InterruptMode,
   VirtioBlkDriver,
   type VirtioBlkDriverOptions,
 } from "./virtio_driver.ts";

@@ -9,9 +9,8 @@
  *
  * @module
  */
-import { IrqIndex, IrqSetFlags } from "../protocol/irq.ts";
 import type { VfioUserClient } from "./client.ts";
-import { EventFd } from "./eventfd.ts";
+import { DeviceInterrupts, type InterruptMode } from "./interrupts.ts";
 import type { GuestArena } from "./guest_arena.ts";
 import { PciCommand } from "../spec/pci.ts";
 import {
@@ -28,8 +27,7 @@ import { le, pollUntil, sleep } from "./util.ts";
 import { ClientClosedError, WaitTimeoutError } from "./errors.ts";
 import { probeVirtioPci, type VirtioPciLayout } from "./virtio_pci.ts";
 
-/** How the driver learns about completions. */
-export type InterruptMode = "msix" | "intx" | "poll";
+export type { InterruptMode };
 
 /** Options of {@link VirtioBlkDriver.create}. */
 export interface VirtioBlkDriverOptions {
@@ -111,10 +109,8 @@ export class VirtioBlkDriver {
   readonly mode: InterruptMode;
   readonly timeoutMs: number;
   readonly maxSegment: number;
-  /** MSI-X eventfds by vector (msix mode): [queue 0, config]. */
-  readonly msixEventfds: EventFd[] = [];
-  /** The INTx eventfd (intx mode). */
-  intxEventfd: EventFd | undefined;
+  /** Its interrupts: MSI-X vectors [queue 0, config] or the INTx line. */
+  irqs: DeviceInterrupts | undefined;
   /** Features in force. */
   negotiated = 0n;
   /** Device features offered. */
@@ -278,14 +274,7 @@ export class VirtioBlkDriver {
   async moveTo(client: VfioUserClient): Promise<void> {
     this.client = client;
     this.pci = new PciConfig(client);
-    const flags = IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER;
-    if (this.mode === "msix") {
-      const fds = this.msixEventfds.map((e) => e.fd);
-      await client.setIrqs({ index: IrqIndex.MSIX, flags, start: 0, count: fds.length, fds });
-    } else if (this.mode === "intx") {
-      const fds = [this.intxEventfd!.fd];
-      await client.setIrqs({ index: IrqIndex.INTX, flags, start: 0, count: 1, fds });
-    }
+    await this.irqs?.moveTo(client);
   }
 
   /** Guest addresses of queue 0's descriptor table, avail ring and used ring. */
@@ -306,32 +295,9 @@ export class VirtioBlkDriver {
   }
 
   async #setupInterrupts(): Promise<void> {
-    const c = this.client;
-    if (this.mode === "msix") {
-      if (!this.layout.msix) throw new Error("device has no MSI-X capability");
-      const n = Math.min(this.layout.msix.vectors, 2);
-      for (let i = 0; i < n; i++) this.msixEventfds.push(new EventFd());
-      await c.setIrqs({
-        index: IrqIndex.MSIX,
-        flags: IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER,
-        start: 0,
-        count: n,
-        fds: this.msixEventfds.map((e) => e.fd),
-      });
-      await this.pci.setMsixEnabled(true);
-    } else {
-      if (this.layout.msix) await this.pci.setMsixEnabled(false);
-      if (this.mode === "intx") {
-        this.intxEventfd = new EventFd();
-        await c.setIrqs({
-          index: IrqIndex.INTX,
-          flags: IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER,
-          start: 0,
-          count: 1,
-          fds: [this.intxEventfd.fd],
-        });
-      }
-    }
+    const vectors = Math.min(this.layout.msix?.vectors ?? 0, 2);
+    if (this.mode === "msix" && !vectors) throw new Error("device has no MSI-X capability");
+    this.irqs = await DeviceInterrupts.setup(this.client, this.mode, vectors);
   }
 
   async #setupQueue(size: number): Promise<void> {
@@ -526,20 +492,9 @@ export class VirtioBlkDriver {
       const left = deadline - Date.now();
       if (left <= 0) throw new WaitTimeoutError(this.#describe(head), timeoutMs);
       if (this.client.isClosed) throw new ClientClosedError(`virtio-blk request (head ${head})`);
-      const closed = this.client.closedSignal;
-      const ignoreTimeout = (e: unknown) => {
-        if (!(e instanceof WaitTimeoutError)) throw e;
-        return 0n;
-      };
-      if (this.mode === "msix") {
-        await this.msixEventfds[0].wait(this.client.loop, left, "MSI-X vector 0", closed).catch(
-          ignoreTimeout,
-        );
-      } else if (this.mode === "intx") {
-        const fired = await this.intxEventfd!.wait(this.client.loop, left, "INTx", closed).catch(
-          ignoreTimeout,
-        );
-        if (fired > 0n) await this.ackIntx();
+      if (this.mode !== "poll") {
+        const fired = await this.irqs!.wait(0, left);
+        if (fired > 0n && this.mode === "intx") await this.ackIntx();
       } else {
         await sleep(delay);
         delay = Math.min(delay * 2, 20);
@@ -558,8 +513,7 @@ export class VirtioBlkDriver {
   /** INTx end of interrupt, as a VMM's resample does: ISR read (lowers the line), then unmask. */
   async ackIntx(): Promise<void> {
     await this.readIsr();
-    const flags = IrqSetFlags.DATA_NONE | IrqSetFlags.ACTION_UNMASK;
-    await this.client.setIrqs({ index: IrqIndex.INTX, flags, start: 0, count: 1 });
+    await this.irqs!.unmaskIntx();
   }
 
   /** Submits and throws {@link BlkStatusError} unless the status is OK. */
@@ -597,7 +551,6 @@ export class VirtioBlkDriver {
 
   /** Closes the driver's eventfds (the server keeps its copies until SET_IRQS or disconnect). */
   close(): void {
-    for (const e of this.msixEventfds) e.close();
-    this.intxEventfd?.close();
+    this.irqs?.close();
   }
 }

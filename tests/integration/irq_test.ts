@@ -27,7 +27,7 @@ Deno.test("irq: MSI-X eventfd fires on completion; a masked vector fires on unma
   await using vfud = await startVfud();
   await using s = await openBlkSession(vfud, { interrupts: "msix" });
   const { driver, client } = s;
-  const [vec0] = driver.msixEventfds;
+  const [vec0] = driver.irqs!.msix;
   assert.equal(vec0.take(), 0n);
 
   const head = await startRead(driver);
@@ -56,7 +56,7 @@ Deno.test("irq: INTx fires once, then only after SET_IRQS UNMASK", async () => {
   await using vfud = await startVfud();
   await using s = await openBlkSession(vfud, { interrupts: "intx" });
   const { driver, client } = s;
-  const intx = driver.intxEventfd!;
+  const intx = driver.irqs!.intx!;
   const status = async () =>
     (await driver.pci.read16(ConfigReg.STATUS)) & PciStatus.INTERRUPT_STATUS;
 
