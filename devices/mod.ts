@@ -1,13 +1,15 @@
 /**
  * Device types vfud can serve, by name, and the parsing of `--device TYPE,key=value,...`.
- * Adding a device type is one entry in {@link DEVICE_TYPES}; its option table (devices/options.ts)
- * drives the checks, `--help`, the man page, shell completion and `--print-capabilities`.
+ * Adding a device type is its folder plus one line in {@link DEVICE_TABLE}; its option table
+ * (devices/options.ts) drives the checks, `--help`, the man page, shell completion and
+ * `--print-capabilities`, and the shared lifecycle suite runs it.
  *
  * @module
  */
 import type { Device, DeviceEnv } from "./device.ts";
 import { virtioBlkDeviceType } from "./virtio-blk/options.ts";
 import { e1000DeviceType } from "./e1000/mod.ts";
+import { doorbellDeviceType } from "./doorbell/mod.ts";
 import {
   type DeviceOptions,
   type DeviceOptionSpec,
@@ -42,11 +44,32 @@ export interface DeviceType {
   validate?(opts: DeviceOptions): void;
   /** Builds the device from options that passed {@link parseDeviceArg}. */
   create(opts: DeviceOptions, env: DeviceEnv): Device;
+  /**
+   * Served only to tests: listed and accepted only when the environment has
+   * `VFUD_TEST_DEVICES=1` (see {@link DEVICE_TYPES}).
+   */
+  testOnly?: boolean;
 }
 
-/** Every device type, by name. */
+/** The device table: every device type, test-only ones included. */
+export const DEVICE_TABLE: readonly DeviceType[] = [
+  virtioBlkDeviceType,
+  e1000DeviceType,
+  doorbellDeviceType, // test-only: the example device of README "Adding a device"
+];
+
+/** Whether this process serves test-only device types (VFUD_TEST_DEVICES=1). */
+function testDevices(): boolean {
+  try {
+    return Deno.env.get("VFUD_TEST_DEVICES") === "1";
+  } catch {
+    return false; // no permission to read the environment: a user's run
+  }
+}
+
+/** The device types this process offers, by name: the table, less test-only ones for users. */
 export const DEVICE_TYPES: ReadonlyMap<string, DeviceType> = new Map(
-  [virtioBlkDeviceType as DeviceType, e1000DeviceType].map((t) => [t.name, t]),
+  DEVICE_TABLE.filter((t) => !t.testOnly || testDevices()).map((t) => [t.name, t]),
 );
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The shared device lifecycle suite: every device type of DEVICE_TYPES, served by real vfud
- * processes and driven by the in-repo client, must
+ * The shared device lifecycle suite: every device type of the device table (DEVICE_TABLE, the
+ * test-only example device included), served by real vfud processes and driven by the in-repo
+ * client, must
  *
  * - save, be modified, restore, and save again to identical bytes;
  * - pause with work in flight (nothing touches guest memory while paused) and resume without
@@ -8,11 +9,11 @@
  * - restore on a fresh process and carry on there (live migration with pre-copy);
  * - refuse fuzzed streams with an errno, left in its reset state, never crashing.
  *
- * A device type gets all of it by its DEVICE_TYPES entry; the suite fails until its kit
+ * A device type gets all of it by its DEVICE_TABLE entry; the suite fails until its kit
  * (tests/integration/kits/) says how to start it and keep it busy.
  */
 import assert from "node:assert/strict";
-import { DEVICE_TYPES } from "../../devices/mod.ts";
+import { DEVICE_TABLE } from "../../devices/mod.ts";
 import {
   DeviceMigration,
   DeviceState,
@@ -98,7 +99,7 @@ async function withWorkload<T>(w: Workload, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-for (const type of DEVICE_TYPES.values()) {
+for (const type of DEVICE_TABLE) {
   const kit = KITS[type.name];
   const name = `device lifecycle (${type.name})`;
 

@@ -28,6 +28,7 @@ import {
 import { isBoundNameOf } from "../../sys/socket.ts";
 
 import { REPO_ROOT, VFUD } from "../vfud.ts";
+import { DEVICE_TABLE } from "../../devices/mod.ts";
 
 export { MAIN_TS, REPO_ROOT } from "../vfud.ts";
 
@@ -118,7 +119,10 @@ export async function startVfud(opts: VfudOptions = {}): Promise<Vfud> {
     if (opts.readonly) device += ",readonly=on";
     if (opts.serial !== undefined) device += `,serial=${opts.serial}`;
     if (opts.device !== undefined) device = opts.device.replaceAll("{dir}", dir.path);
+    // a test-only device type (devices/mod.ts) is served where the environment asks for them
+    const testOnly = DEVICE_TABLE.find((t) => t.name === device.split(",")[0])?.testOnly;
     const child = new Deno.Command(VFUD[0], {
+      env: testOnly ? { VFUD_TEST_DEVICES: "1" } : {},
       args: [
         ...VFUD.slice(1),
         `--socket-path=${socketPath}`,

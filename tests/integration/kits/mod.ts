@@ -1,8 +1,9 @@
 /**
- * The lifecycle kits by device type name: one entry per entry of DEVICE_TYPES.
+ * The lifecycle kits by device type name: one entry per entry of the device table (DEVICE_TABLE).
  *
  * @module
  */
+import { doorbellKit } from "./doorbell.ts";
 import { e1000Kit } from "./e1000.ts";
 import type { LifecycleKit } from "./kit.ts";
 import { virtioBlkKit } from "./virtio_blk.ts";
@@ -13,4 +14,5 @@ export type { LifecycleKit, Workload } from "./kit.ts";
 export const KITS: Readonly<Record<string, LifecycleKit>> = {
   "virtio-blk": virtioBlkKit,
   "e1000": e1000Kit,
+  "doorbell": doorbellKit,
 };
