@@ -112,11 +112,14 @@ interface Target {
   serve(dir: string, image: string, readonly: boolean): Promise<Served>;
 }
 
-/** vfud as a separate process; the guest sees it through QEMU's vfio-user-pci client. */
-function vfud(...extraArgs: string[]): Target {
+/**
+ * vfud as a separate process; the guest sees it through QEMU's vfio-user-pci client. Arguments
+ * starting with "--" are vfud options, the others device options (e.g. "direct=on").
+ */
+function vfud(...args: string[]): Target {
   return {
-    name: `vfud virtio-blk over vfio-user${extraArgs.length ? ` [${extraArgs.join(" ")}]` : ""}`,
-    serve: (dir, image, readonly) => serveVfud(dir, image, readonly, extraArgs),
+    name: `vfud virtio-blk over vfio-user${args.length ? ` [${args.join(" ")}]` : ""}`,
+    serve: (dir, image, readonly) => serveVfud(dir, image, readonly, args),
   };
 }
 
@@ -124,9 +127,15 @@ async function serveVfud(
   dir: string,
   image: string,
   readonly: boolean,
-  extraArgs: string[],
+  args: string[],
 ): Promise<Served> {
-  const v = await Vfud.start({ dir, image, readonly, extraArgs });
+  const v = await Vfud.start({
+    dir,
+    image,
+    readonly,
+    extraArgs: args.filter((a) => a.startsWith("--")),
+    deviceOptions: args.filter((a) => !a.startsWith("--")),
+  });
   return {
     guest: { vfu: [v.socket] },
     assertAlive: () => v.assertAlive(),
@@ -350,3 +359,6 @@ blkSuite(vfud(), "shared");
 blkSuite(vfud(), "private");
 blkSuite(vfud("--max-bounce-buffer-size=4096"), "private");
 blkSuite(vfud("--max-bounce-buffer-size=64M"), "private");
+// O_DIRECT backing, two request queues, the I/O-thread engine
+blkSuite(vfud("direct=on", "num-queues=2", "aio=threads"), "shared");
+blkSuite(vfud("direct=on"), "private");

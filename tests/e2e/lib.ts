@@ -231,6 +231,8 @@ export interface VfudOptions {
    * `["nsenter", "--net=/proc/PID/ns/net", "--"]` to run it inside a network namespace.
    */
   wrap?: string[];
+  /** Extra virtio-blk device options with `image` (e.g. "direct=on"). */
+  deviceOptions?: string[];
   /** Extra vfud options (e.g. --max-bounce-buffer-size=4096). */
   extraArgs?: string[];
   /** Socket path (default <dir>/vfud.sock). */
@@ -265,7 +267,10 @@ export class Vfud {
       throw new Error("Vfud.start: give exactly one of image and device");
     }
     if (o.image?.includes(",")) throw new Error(`image path must not contain ',': ${o.image}`);
-    const device = o.device ?? `virtio-blk,file=${o.image}${o.readonly ? ",readonly=on" : ""}`;
+    const device = o.device ??
+      `virtio-blk,file=${o.image}${o.readonly ? ",readonly=on" : ""}${
+        (o.deviceOptions ?? []).map((x) => `,${x}`).join("")
+      }`;
     const args = [
       ...(o.wrap ?? []),
       ...VFUD,
