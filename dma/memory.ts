@@ -243,6 +243,20 @@ export class SessionMemory implements GuestMemory {
     writable: Writable,
     fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
   ): Promise<void> {
+    const fast = this.#viewsNow(ranges, writable);
+    if (fast) {
+      // Every range in one mmapped map each (the usual case): one call with every segment, zero
+      // copy, the maps held meanwhile.
+      const [views, regions] = fast;
+      for (const r of regions) r.ref();
+      try {
+        await fn(views, 0);
+      } finally {
+        if (writable) { for (const r of ranges) this.#dirty?.mark(r.addr, r.len); }
+        for (const r of regions) r.unref();
+      }
+      return;
+    }
     const pieces = ranges.flatMap((r) => r.len > 0 ? this.#resolve(r.addr, r.len, writable) : []);
     if (pieces.every((p) => p.region.view)) {
       // All mmapped: one call with every segment (zero copy), regions pinned meanwhile.
@@ -293,6 +307,25 @@ export class SessionMemory implements GuestMemory {
     }
     if (!r.view || (r.prot & need) === 0 || addr + BigInt(length) > r.end) return undefined;
     return r;
+  }
+
+  /** Views of `ranges` when each lies in one mmapped map that allows the access, else undefined. */
+  #viewsNow(
+    ranges: readonly GuestRange[],
+    writable: Writable,
+  ): [Uint8Array[], DmaRegion[]] | undefined {
+    const need = writable ? DmaMapFlags.WRITE : DmaMapFlags.READ;
+    const views: Uint8Array[] = [];
+    const regions: DmaRegion[] = [];
+    for (const r of ranges) {
+      if (r.len === 0) continue;
+      const region = this.#mapped(r.addr, r.len, need);
+      if (!region) return undefined;
+      const o = Number(r.addr - region.iova);
+      views.push(region.view!.subarray(o, o + r.len));
+      if (regions[regions.length - 1] !== region) regions.push(region);
+    }
+    return [views, regions];
   }
 
   readNow(addr: bigint, dst: Uint8Array): boolean {

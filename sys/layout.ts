@@ -79,9 +79,24 @@ export function cmsgSpace(n: number): number {
   return CMSG_HDR + ((n + 7) & ~7);
 }
 
-/** Address of the first byte of a typed array view (works for mmapped external buffers). */
+/** Base addresses of large buffers (see {@link addressOf}). */
+const bases = new WeakMap<ArrayBufferLike, bigint>();
+
+/**
+ * Address of the first byte of a typed array view (works for mmapped external buffers). For
+ * buffers of a page or more (never kept inside V8's heap, so they do not move: guest RAM views,
+ * bounce buffers) the buffer's base address is looked up once and views add their offset: a
+ * request of many segments costs no FFI call per segment.
+ */
 export function addressOf(u8: Uint8Array): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(u8)));
+  const buf = u8.buffer;
+  if (buf.byteLength < 4096) return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(u8)));
+  let base = bases.get(buf);
+  if (base === undefined) {
+    base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+    bases.set(buf, base);
+  }
+  return base + BigInt(u8.byteOffset);
 }
 
 /** Fills `iov` (16 bytes per entry) with the addresses and lengths of `bufs`. */

@@ -5,7 +5,7 @@
  * µs of CPU per request, for an in-memory backend (the virtio and DMA path alone) and for an
  * image file through io_uring.
  *
- * Usage: deno run -A tools/blk_path_bench.ts [--n=20000] [--depth=1]
+ * Usage: deno run -A tools/blk_path_bench.ts [--n=20000] [--depth=1] [--size=4096]
  *
  * @module
  */
@@ -31,7 +31,13 @@ function cpuSeconds(): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-async function run(name: string, backend: BlockBackend, n: number, depth: number) {
+async function run(
+  name: string,
+  backend: BlockBackend,
+  n: number,
+  depth: number,
+  size: number,
+) {
   const fd = check(
     "memfd_create",
     libc.memfd_create(cstr("bench-ram"), C.MFD_CLOEXEC | 2 /* MFD_ALLOW_SEALING */),
@@ -55,20 +61,24 @@ async function run(name: string, backend: BlockBackend, n: number, depth: number
   const q = drv.setupQueue(0, 0x1000, 256);
   drv.driverOk();
   const ram = region.view!;
-  const hdrs = Array.from({ length: depth }, (_, i) => 0x100000 + i * 0x2000);
+  // each request: header, `size` bytes in 4 KiB data buffers, status (an indirect table of
+  // descriptors, as Linux's virtio-blk driver sends them)
+  const stride = 0x1000 + size + 0x1000;
+  const hdrs = Array.from({ length: depth }, (_, i) => 0x100000 + i * stride);
   for (const h of hdrs) {
     const v = new DataView(ram.buffer, ram.byteOffset + h, 16);
     v.setUint32(0, ReqType.IN, true);
-    v.setBigUint64(8, BigInt((h >> 13) * 8), true);
+    v.setBigUint64(8, BigInt(((h - 0x100000) / stride) * (size / 512)), true);
   }
   const once = async () => {
     const done = new Promise<void>((r) => wake = r);
-    for (const h of hdrs) {
-      const head = q.addChain([
-        { addr: h, len: 16 },
-        { addr: h + 0x1000, len: 4096, write: true },
-        { addr: h + 16, len: 1, write: true },
-      ]);
+    for (const [i, h] of hdrs.entries()) {
+      const bufs = [{ addr: h, len: 16 }];
+      for (let off = 0; off < size; off += 4096) {
+        bufs.push({ addr: h + 0x1000 + off, len: 4096, write: true } as (typeof bufs)[0]);
+      }
+      bufs.push({ addr: h + 16, len: 1, write: true } as (typeof bufs)[0]);
+      const head = q.addChain(bufs, 0x80000 + i * 0x1000);
       q.submit(head);
     }
     q.kick();
@@ -86,7 +96,8 @@ async function run(name: string, backend: BlockBackend, n: number, depth: number
   const s = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - c0;
   console.log(
-    `${name}, QD${depth}: ${Math.round(n / s)} requests/s, ${(cpu / n * 1e6).toFixed(1)} µs CPU ` +
+    `${name}, ${size >> 10} KiB, QD${depth}: ${Math.round(n / s)} requests/s, ` +
+      `${(cpu / n * 1e6).toFixed(1)} µs CPU ` +
       `per request (${(s / n * 1e6).toFixed(1)} µs wall)`,
   );
   dev.close();
@@ -95,16 +106,20 @@ async function run(name: string, backend: BlockBackend, n: number, depth: number
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { n: { type: "string", default: "20000" }, depth: { type: "string", default: "1" } },
+    options: {
+      n: { type: "string", default: "20000" },
+      depth: { type: "string", default: "1" },
+      size: { type: "string", default: "4096" },
+    },
   });
-  const n = Number(values.n), depth = Number(values.depth);
-  await run("memory backend", new MemoryBackend(64 << 20), n, depth);
+  const n = Number(values.n), depth = Number(values.depth), size = Number(values.size);
+  await run("memory backend", new MemoryBackend(64 << 20), n, depth, size);
   const loop = new EventLoop();
   const running = loop.run();
   const path = await Deno.makeTempFile({ suffix: ".img" });
   await Deno.writeFile(path, new Uint8Array(64 << 20).fill(1));
   const aio = openAio(loop, { kind: "io_uring", depth: 256 });
-  await run("file, io_uring", FileBackend.open({ path, readonly: false, aio }), n, depth);
+  await run("file, io_uring", FileBackend.open({ path, readonly: false, aio }), n, depth, size);
   loop.stop();
   await running;
   await Deno.remove(path);

@@ -36,7 +36,7 @@ export function sliceBuffers(
       continue;
     }
     const len = Math.min(b.len - skip, left);
-    out.push({ addr: b.addr + BigInt(skip), len });
+    out.push(skip === 0 && len === b.len ? b : { addr: b.addr + BigInt(skip), len });
     left -= len;
     skip = 0;
   }

@@ -103,6 +103,15 @@ export function readChain(
 const SCRATCH = new Uint8Array(DESC_SIZE);
 const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
 
+function decodeView(v: DataView, at: number): Desc {
+  return {
+    addr: v.getBigUint64(at, true),
+    len: v.getUint32(at + 8, true),
+    flags: v.getUint16(at + 12, true),
+    next: v.getUint16(at + 14, true),
+  };
+}
+
 /** One descriptor at `addr` read at once, or undefined when it cannot be. */
 function descNow(mem: GuestMemory, addr: bigint): Desc | undefined {
   if (!mem.readNow!(addr, SCRATCH)) return undefined;
@@ -115,6 +124,9 @@ function descNow(mem: GuestMemory, addr: bigint): Desc | undefined {
   };
 }
 
+/** Scratch for an indirect table read at once (a chain is parsed without a wait in between). */
+let tableScratch = new Uint8Array(DESC_SIZE * 64);
+
 /** {@link readChain} done synchronously; undefined when some descriptor is not mmapped. */
 function readChainNow(
   mem: GuestMemory,
@@ -125,14 +137,17 @@ function readChainNow(
   const chain: DescChain = { head, readable: [], writable: [] };
   let table = descAddr;
   let size = queueSize;
-  let indirect = false;
+  /** The indirect table, once read whole. */
+  let indirect: DataView | undefined;
   let index = head;
   let seen = 0;
   let bytes = 0;
   for (;;) {
     if (index >= size) throw new VirtqueueError(`descriptor index ${index} out of range`);
     if (++seen > size) throw new VirtqueueError("descriptor chain loops");
-    const desc = descNow(mem, table + BigInt(index * DESC_SIZE));
+    const desc = indirect
+      ? decodeView(indirect, index * DESC_SIZE)
+      : descNow(mem, table + BigInt(index * DESC_SIZE));
     if (!desc) return undefined;
     if (desc.flags & DescFlag.INDIRECT) {
       if (indirect) throw new VirtqueueError("nested indirect descriptor");
@@ -141,9 +156,12 @@ function readChainNow(
       if (!Number.isInteger(n) || n === 0 || n > queueSize) {
         throw new VirtqueueError(`bad indirect table length ${desc.len}`);
       }
+      if (tableScratch.length < desc.len) tableScratch = new Uint8Array(desc.len);
+      const t = tableScratch.subarray(0, desc.len);
+      if (!mem.readNow!(desc.addr, t)) return undefined; // the whole table in one access
+      indirect = new DataView(t.buffer, 0, desc.len);
       table = desc.addr;
       size = n;
-      indirect = true;
       index = 0;
       seen = 0;
       continue;
