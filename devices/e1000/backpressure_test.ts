@@ -1,16 +1,13 @@
 import assert from "node:assert/strict";
 import { CTRL, ICR, R, RCTL, RXD_STA } from "./constants.ts";
 import { STATS } from "./regs.ts";
-import { ADDR, descView, linkUp, rd, rig, RIG_MAC, settle, setupRx, wr } from "./testing.ts";
+import { ADDR, descView, linkUp, rd, ready, rig, RIG_MAC, settle, setupRx, wr } from "./testing.ts";
 
 type Rig = ReturnType<typeof rig>;
 
-function ready(count = 8, rctl: number = RCTL.BAM, bufSize = 2048): Rig {
-  const r = rig();
-  linkUp(r.dev);
-  setupRx(r, count, rctl, bufSize);
-  rd(r.dev, R.ICR);
-  return r;
+/** A NIC receiving into `count` buffers of `bufSize` with RCTL `rctl`. */
+function receiving(count = 8, rctl: number = RCTL.BAM, bufSize = 2048): Rig {
+  return ready({ rx: { count, rctl, bufSize } });
 }
 
 /** A frame to the rig's MAC carrying sequence number `seq` (bytes 14-17), `len` bytes long. */
@@ -47,7 +44,7 @@ function harvest(r: Rig, count: number, state: { next: number; seq: number }, le
 
 Deno.test("RX backpressure: a burst beyond ring + packet buffer waits in the backend, none lost, in order", async () => {
   const count = 8;
-  const r = ready(count);
+  const r = receiving(count);
   // 48 KiB packet buffer (PBA) + 7 free descriptors hold about 55 frames of 1000 bytes.
   const N = 300;
   for (let i = 0; i < N; i++) r.wire.send(numbered(i));
@@ -111,7 +108,7 @@ Deno.test("RX backpressure: with descriptors but a slow DMA, the packet buffer l
 Deno.test("RX backpressure: a reset while paused drops what waited and resumes cleanly", async () => {
   for (const how of ["DEVICE_RESET", "CTRL.RST", "RCTL.EN cleared"]) {
     const count = 8;
-    const r = ready(count);
+    const r = receiving(count);
     for (let i = 0; i < 100; i++) r.wire.send(numbered(i));
     await settle(r.dev);
     assert.ok(r.backend.receivePaused, how);
@@ -136,7 +133,7 @@ Deno.test("RX backpressure: a reset while paused drops what waited and resumes c
 });
 
 Deno.test("RX backpressure: link loss while paused lets the backend drain (frames are dropped)", async () => {
-  const r = ready();
+  const r = receiving();
   for (let i = 0; i < 100; i++) r.wire.send(numbered(i));
   await settle(r.dev);
   assert.ok(r.backend.receivePaused);
@@ -150,7 +147,7 @@ Deno.test("RX backpressure: link loss while paused lets the backend drain (frame
 Deno.test("RX backpressure: a frame that can never fit the ring is dropped (MPC), reception goes on", async () => {
   // 8 descriptors of 256 bytes: at most 7 x 256 = 1792 bytes per frame.
   const count = 8;
-  const r = ready(count, RCTL.BAM | RCTL.LPE | (3 << RCTL.BSIZE_SHIFT), 256);
+  const r = receiving(count, RCTL.BAM | RCTL.LPE | (3 << RCTL.BSIZE_SHIFT), 256);
   wr(r.dev, R.IMS, ICR.RXO);
   r.wire.send(numbered(0, 4000));
   r.wire.send(numbered(1, 200));
@@ -160,7 +157,7 @@ Deno.test("RX backpressure: a frame that can never fit the ring is dropped (MPC)
   assert.equal(rd(r.dev, R.RDH), 1, "the small frame took one descriptor");
   assert.ok(!r.backend.receivePaused);
   // Null buffers fill the whole ring: nothing the guest gives later can help either.
-  const s = ready(count);
+  const s = receiving(count);
   for (let i = 0; i < count; i++) descView(s, ADDR.RX_RING, i).setBigUint64(0, 0n, true);
   s.wire.send(numbered(0));
   s.wire.send(numbered(1));
@@ -170,7 +167,7 @@ Deno.test("RX backpressure: a frame that can never fit the ring is dropped (MPC)
 });
 
 Deno.test("RX backpressure: a stopped ring (bogus RDT) does not hold the backend; frames count as missed", async () => {
-  const r = ready();
+  const r = receiving();
   for (let i = 0; i < 100; i++) r.wire.send(numbered(i));
   await settle(r.dev);
   assert.ok(r.backend.receivePaused);
@@ -189,7 +186,7 @@ Deno.test("RX backpressure: a stopped ring (bogus RDT) does not hold the backend
 });
 
 Deno.test("RX backpressure: MAC loopback cannot be paused: a full buffer drops with MPC", async () => {
-  const r = ready(8, RCTL.BAM | (1 << 6));
+  const r = receiving(8, RCTL.BAM | (1 << 6));
   wr(r.dev, R.RDT, 0); // no descriptors
   for (let i = 0; i < 80; i++) r.dev.rx.receive(numbered(i));
   await settle(r.dev);

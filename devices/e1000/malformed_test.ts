@@ -8,14 +8,11 @@ import {
   descView,
   frame,
   legacy,
-  linkUp,
   putTx,
   rd,
-  rig,
+  ready,
   RIG_MAC,
   settle,
-  setupRx,
-  setupTx,
   tsoContext,
   wr,
 } from "./testing.ts";
@@ -25,25 +22,10 @@ const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 const { EOP, RS } = TXD_CMD;
 
 function txReady(mem = {}) {
-  const r = rig(mem);
-  linkUp(r.dev);
-  setupTx(r);
+  const r = ready({ tx: {}, mem });
   const f = frame(BCAST, 60);
   r.mem.ram.set(f, ADDR.TX_BUF);
   return { ...r, f };
-}
-
-/** settle() with a deadline: a hang fails the test instead of blocking it. */
-async function settleWithin(dev: Parameters<typeof settle>[0], ms = 2000): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, rej) => {
-    timer = setTimeout(() => rej(new Error("device did not settle")), ms);
-  });
-  try {
-    await Promise.race([settle(dev), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 Deno.test("malformed TX ring: zero or unaligned length, head/tail out of range", async () => {
@@ -52,21 +34,21 @@ Deno.test("malformed TX ring: zero or unaligned length, head/tail out of range",
   wr(r.dev, R.TDLEN, 100); // not a multiple of 128: reads as 0
   assert.equal(rd(r.dev, R.TDLEN), 0);
   wr(r.dev, R.TDT, 1);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.tx.stopped ?? "", /length is 0/);
   assert.equal(r.wire.received.length, 0);
   wr(r.dev, R.TDLEN, 256);
   assert.equal(r.dev.tx.stopped, undefined, "reprogramming clears the stop");
   wr(r.dev, R.TDT, 40);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.tx.stopped ?? "", /tail 40 beyond/);
   wr(r.dev, R.TDH, 0);
   wr(r.dev, R.TDT, 1);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.equal(r.wire.received.length, 1);
   wr(r.dev, R.TDH, 0x9999);
   wr(r.dev, R.TDT, 2);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.tx.stopped ?? "", /head .* beyond/);
 });
 
@@ -75,12 +57,12 @@ Deno.test("malformed TX ring: descriptors in unmapped memory stop the ring, neve
   r.mem.addHole(ADDR.TX_RING, 0x100);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(r.f.length, EOP | RS) });
   wr(r.dev, R.TDT, 1);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.tx.stopped ?? "", /descriptor access/);
   assert.equal(rd(r.dev, R.TDH), 0);
   wr(r.dev, R.TDBAL, 0x8000); // a mapped ring
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(r.f.length, EOP | RS) });
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.equal(r.dev.tx.stopped, undefined);
 });
 
@@ -99,7 +81,7 @@ Deno.test("malformed TX: unmapped buffers, huge lengths and bogus TSO contexts d
   putTx(r, 5, { addr: 0xfffffffffff0n, lower: legacy(64, EOP | RS) });
   putTx(r, 6, { addr: ADDR.TX_BUF, lower: legacy(r.f.length, EOP | RS) });
   wr(r.dev, R.TDT, 7);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.equal(r.wire.received.length, 2, "only the two good frames");
   assert.equal(rd(r.dev, R.TDH), 7);
   for (const i of [0, 1, 3, 4, 5, 6]) {
@@ -121,7 +103,7 @@ Deno.test("malformed TX: checksum offsets outside the frame leave it unchanged",
     upper: (POPTS.TXSM | POPTS.IXSM) << 8,
   });
   wr(r.dev, R.TDT, 2);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.deepEqual(r.wire.received[0], p.frame);
 });
 
@@ -130,52 +112,44 @@ Deno.test("malformed TX: descriptors without EOP are bounded by the frame size l
   for (let i = 0; i < 16; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(4096, RS) });
   for (let round = 0; round < 4; round++) {
     wr(r.dev, R.TDT, 15);
-    await settleWithin(r.dev);
+    await settle(r.dev);
     wr(r.dev, R.TDT, 0);
-    await settleWithin(r.dev);
+    await settle(r.dev);
   }
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(64, EOP | RS) });
   putTx(r, 1, { addr: ADDR.TX_BUF, lower: legacy(r.f.length, EOP | RS) });
   wr(r.dev, R.TDT, 2);
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.equal(r.wire.received.length, 1, "the overlong frame was dropped, the next one sent");
 });
 
-function rxReady(count = 8) {
-  const r = rig();
-  linkUp(r.dev);
-  setupRx(r, count);
-  rd(r.dev, R.ICR);
-  return r;
-}
-
 Deno.test("malformed RX ring: zero length, tail out of range, unmapped ring", async () => {
-  const r = rxReady();
+  const r = ready({ rx: { count: 8 } });
   wr(r.dev, R.RDLEN, 0);
   r.wire.send(frame(RIG_MAC, 100));
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.rx.stopped ?? "", /length is 0/);
   assert.ok(rd(r.dev, R.ICR) & ICR.RXO);
   wr(r.dev, R.RDLEN, 128);
   wr(r.dev, R.RDT, 500);
   r.wire.send(frame(RIG_MAC, 100));
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.rx.stopped ?? "", /tail 500/);
   r.mem.addHole(ADDR.RX_RING, 0x80);
   wr(r.dev, R.RDT, 7);
   wr(r.dev, R.RDLEN, 128);
   r.wire.send(frame(RIG_MAC, 100));
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.match(r.dev.rx.stopped ?? "", /descriptor access/);
   assert.equal(r.dev.rx.pending, 0, "frames are dropped, not kept");
 });
 
 Deno.test("malformed RX: unmapped buffers complete with RXE; the ring goes on", async () => {
-  const r = rxReady();
+  const r = ready({ rx: { count: 8 } });
   descView(r, ADDR.RX_RING, 0).setBigUint64(0, 0xfff00000n, true);
   r.wire.send(frame(RIG_MAC, 100));
   r.wire.send(frame(RIG_MAC, 100));
-  await settleWithin(r.dev);
+  await settle(r.dev);
   assert.equal(descView(r, ADDR.RX_RING, 0).getUint8(13) & RXD_ERR.RXE, RXD_ERR.RXE);
   assert.equal(descView(r, ADDR.RX_RING, 1).getUint8(13), 0);
   assert.equal(rd(r.dev, R.RDH), 2);
@@ -186,10 +160,9 @@ Deno.test("malformed: random register and descriptor garbage never throws or han
   let seed = 12345;
   const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
   for (const mem of [{}, { bounce: true, chunkSize: 512 }, { segmentSize: 4096 }]) {
-    const r = rig({ ...mem, holes: [{ addr: 0x80000, len: 0x10000 }] });
-    linkUp(r.dev);
-    setupTx(r);
-    setupRx(r, 8, RCTL.BAM | RCTL.UPE | RCTL.LPE);
+    const holes = [{ addr: 0x80000, len: 0x10000 }];
+    const rctl = RCTL.BAM | RCTL.UPE | RCTL.LPE;
+    const r = ready({ mem: { ...mem, holes }, tx: {}, rx: { count: 8, rctl } });
     const regs = [R.TDT, R.TDH, R.TDLEN, R.TDBAL, R.RDT, R.RDH, R.RDLEN, R.RDBAL, R.RCTL, R.TCTL];
     for (let i = 0; i < 300; i++) {
       const a = rand() % 0x100000;
@@ -201,9 +174,9 @@ Deno.test("malformed: random register and descriptor garbage never throws or han
       if (i % 7 === 0) r.wire.send(frame(RIG_MAC, rand() % 3000));
       if (i % 11 === 0) wr(r.dev, R.TCTL, 2);
       if (i % 13 === 0) wr(r.dev, R.RCTL, RCTL.EN | RCTL.UPE);
-      if (i % 17 === 0) await settleWithin(r.dev);
+      if (i % 17 === 0) await settle(r.dev);
     }
-    await settleWithin(r.dev);
+    await settle(r.dev);
     await r.dev.reset();
     r.dev.close();
   }
@@ -211,10 +184,7 @@ Deno.test("malformed: random register and descriptor garbage never throws or han
 
 Deno.test("message-based (bounce) and segmented guest memory behave the same", async () => {
   for (const mem of [{ bounce: true, chunkSize: 700 }, { segmentSize: 1024 }]) {
-    const r = rig(mem);
-    linkUp(r.dev);
-    setupTx(r);
-    setupRx(r, 8);
+    const r = ready({ mem, tx: {}, rx: { count: 8 } });
     const p = ipv4Packet({ payload: 3000, l4: "partial" });
     r.mem.ram.set(p.frame, ADDR.TX_BUF);
     putTx(r, 0, tsoContext(p, 3000, 1448));
@@ -224,10 +194,10 @@ Deno.test("message-based (bounce) and segmented guest memory behave the same", a
       upper: (POPTS.TXSM | POPTS.IXSM) << 8,
     });
     wr(r.dev, R.TDT, 2);
-    await settleWithin(r.dev);
+    await settle(r.dev);
     assert.equal(r.wire.received.length, 3);
     r.wire.send(frame(RIG_MAC, 1400));
-    await settleWithin(r.dev);
+    await settle(r.dev);
     assert.equal(descView(r, ADDR.RX_RING, 0).getUint16(8, true), 1418);
     assert.equal(r.mem.live, 0, "no mapping left behind");
   }

@@ -9,14 +9,12 @@ import {
   descView,
   frame,
   legacy,
-  linkUp,
   putTx,
   rd,
+  ready,
   rig,
   RIG_MAC,
   settle,
-  setupRx,
-  setupTx,
   wr,
 } from "./testing.ts";
 import { ipv4Packet } from "./testing_packets.ts";
@@ -25,12 +23,9 @@ const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 const OTHER = Uint8Array.of(0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc);
 const MCAST = Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb);
 
-function ready(rctl: number = RCTL.BAM, count = 16, bufSize = 2048) {
-  const r = rig();
-  linkUp(r.dev);
-  setupRx(r, count, rctl, bufSize);
-  rd(r.dev, R.ICR);
-  return r;
+/** A NIC receiving into `count` buffers of `bufSize` with RCTL `rctl`. */
+function receiving(rctl: number = RCTL.BAM, count = 16, bufSize = 2048) {
+  return ready({ rx: { rctl, count, bufSize } });
 }
 
 /** Length, status, errors and special of RX descriptor i. */
@@ -53,7 +48,7 @@ function withFcs(f: Uint8Array): Uint8Array {
 }
 
 Deno.test("RX: a unicast frame lands in one buffer with FCS, DD|EOP, RXT0, counters", async () => {
-  const r = ready();
+  const r = receiving();
   wr(r.dev, R.IMS, ICR.RXT0);
   const f = frame(RIG_MAC, 200);
   r.wire.send(f);
@@ -71,7 +66,7 @@ Deno.test("RX: a unicast frame lands in one buffer with FCS, DD|EOP, RXT0, count
 });
 
 Deno.test("RX: short frames are padded to 60 bytes before the FCS", async () => {
-  const r = ready();
+  const r = receiving();
   r.wire.send(frame(RIG_MAC, 10));
   await settle(r.dev);
   assert.equal(rxDesc(r, 0).len, 64);
@@ -86,7 +81,7 @@ Deno.test("RX: buffer sizes from BSIZE/BSEX; large frames split with EOP on the 
     [1, 2, 3].map((b) => bufferSize((b << RCTL.BSIZE_SHIFT) | RCTL.BSEX)),
     [16384, 8192, 4096],
   );
-  const r = ready(RCTL.BAM | (3 << RCTL.BSIZE_SHIFT) | RCTL.LPE, 16, 256);
+  const r = receiving(RCTL.BAM | (3 << RCTL.BSIZE_SHIFT) | RCTL.LPE, 16, 256);
   const f = frame(RIG_MAC, 700);
   r.wire.send(f);
   await settle(r.dev);
@@ -105,7 +100,7 @@ Deno.test("RX: buffer sizes from BSIZE/BSEX; large frames split with EOP on the 
 });
 
 Deno.test("RX: long frames need LPE (ROC counts the rest); SECRC strips the FCS", async () => {
-  const r = ready();
+  const r = receiving();
   r.wire.send(frame(RIG_MAC, 1600));
   r.wire.send(frame(RIG_MAC, 1500));
   await settle(r.dev);
@@ -119,7 +114,7 @@ Deno.test("RX: long frames need LPE (ROC counts the rest); SECRC strips the FCS"
 });
 
 Deno.test("RX filters: unicast exact match, broadcast (BAM), multicast hash (MTA), promiscuous", async () => {
-  const r = ready(0);
+  const r = receiving(0);
   const send = async (dst: Uint8Array) => {
     const before = rd(r.dev, R.RDH);
     r.wire.send(frame(dst, 50));
@@ -158,7 +153,7 @@ Deno.test("RX filters: unicast exact match, broadcast (BAM), multicast hash (MTA
 });
 
 Deno.test("RX: a full ring holds frames (RNBC), RDT delivers them; overflow drops with MPC+RXO", async () => {
-  const r = ready(RCTL.BAM, 8);
+  const r = receiving(RCTL.BAM, 8);
   r.backend.pausable = false; // a source that cannot be held back (see backpressure_test.ts)
   wr(r.dev, R.IMS, ICR.RXO | ICR.RXDMT0);
   for (let i = 0; i < 10; i++) r.wire.send(frame(RIG_MAC, 1000));
@@ -180,7 +175,7 @@ Deno.test("RX: a full ring holds frames (RNBC), RDT delivers them; overflow drop
 });
 
 Deno.test("RX: disabling the receiver drops waiting frames; no reception without link", async () => {
-  const r = ready(RCTL.BAM, 8);
+  const r = receiving(RCTL.BAM, 8);
   wr(r.dev, R.RDT, 0);
   r.wire.send(frame(RIG_MAC, 100));
   await settle(r.dev);
@@ -196,7 +191,7 @@ Deno.test("RX: disabling the receiver drops waiting frames; no reception without
 });
 
 Deno.test("RX checksum offload: IPCS/TCPCS on good packets, IPE/TCPE on bad ones", async () => {
-  const r = ready();
+  const r = receiving();
   wr(r.dev, R.RXCSUM, RXCSUM.IPOFLD | RXCSUM.TUOFLD);
   const good = ipv4Packet({ ipChecksum: true, l4: "full", payload: 300 });
   const badTcp = ipv4Packet({ ipChecksum: true, l4: "full", payload: 300 });
@@ -223,7 +218,7 @@ Deno.test("RX checksum offload: IPCS/TCPCS on good packets, IPE/TCPE on bad ones
 });
 
 Deno.test("RX: VLAN tags are stripped into the descriptor with CTRL.VME; VFTA filters", async () => {
-  const r = ready();
+  const r = receiving();
   wr(r.dev, R.CTRL, rd(r.dev, R.CTRL) | CTRL.VME);
   const p = ipv4Packet({ vlan: 0x0123, l4: "full", ipChecksum: true });
   r.wire.send(p.frame);
@@ -244,7 +239,7 @@ Deno.test("RX: VLAN tags are stripped into the descriptor with CTRL.VME; VFTA fi
 });
 
 Deno.test("RX: descriptors with a null buffer address are skipped", async () => {
-  const r = ready();
+  const r = receiving();
   descView(r, ADDR.RX_RING, 0).setBigUint64(0, 0n, true);
   const f = frame(RIG_MAC, 100);
   r.wire.send(f);
@@ -258,8 +253,7 @@ Deno.test("RX: descriptors with a null buffer address are skipped", async () => 
 });
 
 Deno.test("RX: MAC loopback (RCTL.LBM) returns transmitted frames", async () => {
-  const r = ready(RCTL.BAM | (1 << 6));
-  setupTx(r);
+  const r = ready({ rx: { rctl: RCTL.BAM | (1 << 6) }, tx: {} });
   const f = frame(RIG_MAC, 100);
   r.mem.ram.set(f, ADDR.TX_BUF);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, TXD_CMD.EOP | TXD_CMD.RS) });

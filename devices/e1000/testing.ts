@@ -41,17 +41,45 @@ export interface Rig {
 /** The parts of a rig the driver helpers use. */
 export type Nic = Pick<Rig, "dev" | "mem">;
 
-/** Builds an attached device on 1 MiB of fake memory (options override). */
-export function rig(mem: Partial<FakeMemoryOptions> = {}): Rig {
+/**
+ * Builds an attached device with station address `mac` on 1 MiB of fake memory (options
+ * override), or on the given memory (another NIC's: a migration destination).
+ */
+export function rig(
+  mem: Partial<FakeMemoryOptions> | FakeGuestMemory = {},
+  mac: Uint8Array = RIG_MAC,
+): Rig {
   const [backend, far] = memoryPair();
   const received: Uint8Array[] = [];
   far.attach({ receive: (f) => received.push(f), linkChanged: () => {} });
   const wire = Object.assign(far, { received });
-  const m = new FakeGuestMemory({ size: 1 << 20, ...mem });
+  const m = mem instanceof FakeGuestMemory ? mem : new FakeGuestMemory({ size: 1 << 20, ...mem });
   const ctx = new FakeContext(m);
-  const dev = new E1000({ backend, mac: RIG_MAC });
+  const dev = new E1000({ backend, mac });
   dev.attach(ctx);
   return { dev, mem: m, ctx, backend, wire };
+}
+
+/** What {@link ready} sets up besides the link. */
+export interface ReadyOptions {
+  /** Receive ring: descriptors, RCTL bits, buffer size (defaults of {@link setupRx}). */
+  rx?: { count?: number; rctl?: number; bufSize?: number };
+  /** Transmit ring of `count` descriptors (default 16). */
+  tx?: { count?: number };
+  /** Fake memory options. */
+  mem?: Partial<FakeMemoryOptions>;
+  /** Station address (default {@link RIG_MAC}). */
+  mac?: Uint8Array;
+}
+
+/** A rig with link up, the rings asked for, and the interrupt causes of that cleared. */
+export function ready(opts: ReadyOptions = {}): Rig {
+  const r = rig(opts.mem, opts.mac);
+  linkUp(r.dev);
+  if (opts.rx) setupRx(r, opts.rx.count, opts.rx.rctl, opts.rx.bufSize);
+  if (opts.tx) setupTx(r, opts.tx.count);
+  rd(r.dev, R.ICR);
+  return r;
 }
 
 /** 32-bit register write through BAR0. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CTRL, ICR, POPTS, R, TUCMD, TXD_CMD } from "./constants.ts";
 import { STATS } from "./regs.ts";
 import { quiesce } from "../device.ts";
+import { bounded } from "../../tests/watchdog.ts";
 import {
   ADDR,
   contextDesc,
@@ -9,13 +10,11 @@ import {
   descView,
   frame,
   legacy,
-  linkUp,
   putTx,
   queueFrames,
   rd,
-  rig,
+  ready,
   settle,
-  setupTx,
   tsoContext,
   wr,
 } from "./testing.ts";
@@ -24,16 +23,8 @@ import { ipHeaderOk, ipv4Packet, l4ChecksumOk } from "./testing_packets.ts";
 const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 const { EOP, RS, IFCS, TSE, VLE } = TXD_CMD;
 
-function ready() {
-  const r = rig();
-  linkUp(r.dev);
-  setupTx(r);
-  rd(r.dev, R.ICR);
-  return r;
-}
-
 Deno.test("TX legacy: one descriptor, RS → DD written back, TXDW and TXQE, counters", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const f = frame(BCAST, 100);
   r.mem.ram.set(f, ADDR.TX_BUF);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | IFCS | RS) });
@@ -52,7 +43,7 @@ Deno.test("TX legacy: one descriptor, RS → DD written back, TXDW and TXQE, cou
 });
 
 Deno.test("TX legacy: a frame over three descriptors; only RS descriptors get DD", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const f = frame(BCAST, 3000);
   r.mem.ram.set(f, ADDR.TX_BUF);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(1000, IFCS) });
@@ -70,7 +61,7 @@ Deno.test("TX legacy: a frame over three descriptors; only RS descriptors get DD
 });
 
 Deno.test("TX: short frames are padded to 60 bytes with PSP; IC inserts a legacy checksum", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const p = ipv4Packet({ proto: "udp", payload: 4, l4: "offload" });
   r.mem.ram.set(p.frame, ADDR.TX_BUF);
   const lower = legacy(p.frame.length, EOP | RS | TXD_CMD.IC) | (p.csumAt << 16);
@@ -84,7 +75,7 @@ Deno.test("TX: short frames are padded to 60 bytes with PSP; IC inserts a legacy
 
 Deno.test("TX context + data: TCP and UDP checksum offload as Linux sets it up", async () => {
   for (const proto of ["tcp", "udp"] as const) {
-    const r = ready();
+    const r = ready({ tx: {} });
     const p = ipv4Packet({ proto, payload: 1200, ipChecksum: true });
     r.mem.ram.set(p.frame, ADDR.TX_BUF);
     const tucmd = proto === "tcp" ? TUCMD.TCP : 0;
@@ -106,7 +97,7 @@ Deno.test("TX context + data: TCP and UDP checksum offload as Linux sets it up",
 });
 
 Deno.test("TX context + data: IXSM computes the IPv4 header checksum", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const p = ipv4Packet({ proto: "udp", payload: 50, l4: "full" });
   r.mem.ram.set(p.frame, ADDR.TX_BUF);
   putTx(r, 0, contextDesc({ ipcss: p.l3, ipcso: p.ipCsumAt, ipcse: p.l4 - 1, tucmd: TUCMD.IP }));
@@ -122,7 +113,7 @@ Deno.test("TX context + data: IXSM computes the IPv4 header checksum", async () 
 });
 
 Deno.test("TX TSO: segments with fixed lengths, IDs, sequence numbers, flags and checksums", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const mss = 1000;
   const p = ipv4Packet({ payload: 2500, l4: "partial", tcpFlags: 0x19 }); // FIN|PSH|ACK
   const hdr = p.l4 + 20;
@@ -157,7 +148,7 @@ Deno.test("TX TSO: segments with fixed lengths, IDs, sequence numbers, flags and
 });
 
 Deno.test("TX: VLE inserts an 802.1Q tag when CTRL.VME is set", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   wr(r.dev, R.CTRL, rd(r.dev, R.CTRL) | CTRL.VME);
   const f = frame(BCAST, 80);
   r.mem.ram.set(f, ADDR.TX_BUF);
@@ -171,7 +162,7 @@ Deno.test("TX: VLE inserts an 802.1Q tag when CTRL.VME is set", async () => {
 });
 
 Deno.test("TX: kicks during processing are not lost; the ring wraps", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const f = frame(BCAST, 60);
   r.mem.ram.set(f, ADDR.TX_BUF);
   let sent = 0;
@@ -190,7 +181,7 @@ Deno.test("TX: kicks during processing are not lost; the ring wraps", async () =
 });
 
 Deno.test("TX: a congested backend holds transmission until it drains", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   r.backend.setCongested(true);
   queueFrames(r, frame(BCAST, 60));
   await new Promise((res) => setTimeout(res, 5));
@@ -202,23 +193,14 @@ Deno.test("TX: a congested backend holds transmission until it drains", async ()
   assert.equal(rd(r.dev, R.TDH), 1);
 });
 
-/** Settles like `p` or fails after `ms` (the deadline of a wait that must not hang). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer that stopped reading)", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   r.backend.setCongested(true);
   queueFrames(r, frame(BCAST, 60), 3);
   await new Promise((res) => setTimeout(res, 5));
   // The client left: the server quiesces the device before taking the next one. Nothing is
   // touching guest memory while frames wait for the backend, so this must not wait for it.
-  await within(quiesce(r.dev), 2_000, "quiesce with a congested backend");
+  await bounded("quiesce with a congested backend", () => quiesce(r.dev), 2_000);
   assert.equal(r.wire.received.length, 0);
   // The peer reads again: the waiting frames go out in order, none lost.
   r.backend.setCongested(false);
@@ -228,7 +210,7 @@ Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer
 });
 
 Deno.test("TX: device reset while waiting on a congested backend does not hang", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   r.backend.setCongested(true);
   queueFrames(r, frame(BCAST, 60));
   await new Promise((res) => setTimeout(res, 2));
@@ -238,7 +220,7 @@ Deno.test("TX: device reset while waiting on a congested backend does not hang",
 });
 
 Deno.test("TX: nothing is sent with TCTL.EN clear, without bus mastering or without link", async () => {
-  const r = ready();
+  const r = ready({ tx: {} });
   const f = frame(BCAST, 60);
   r.mem.ram.set(f, ADDR.TX_BUF);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS) });
@@ -260,7 +242,7 @@ Deno.test("TX: nothing is sent with TCTL.EN clear, without bus mastering or with
 
 Deno.test("TX: TDT at exactly the ring size stops the ring (one less is a valid tail)", async () => {
   // count - 1 is the last valid tail: the ring transmits up to it.
-  const r = ready();
+  const r = ready({ tx: {} });
   const f = frame(BCAST, 60);
   r.mem.ram.set(f, ADDR.TX_BUF);
   for (let i = 0; i < 15; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP) });
@@ -270,7 +252,7 @@ Deno.test("TX: TDT at exactly the ring size stops the ring (one less is a valid 
   assert.equal(rd(r.dev, R.TDH), 15);
   assert.equal(r.wire.received.length, 15);
   // TDT = 16 on a 16-descriptor ring: the head could never meet it (the device would spin).
-  const s = ready();
+  const s = ready({ tx: {} });
   wr(s.dev, R.TDT, 16);
   await settle(s.dev);
   assert.match(s.dev.tx.stopped ?? "", /tail 16 beyond ring of 16/);
