@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { createVirtioBlk } from "../devices/virtio-blk/device.ts";
 import { type BlockBackend, MemoryBackend } from "../devices/virtio-blk/backend.ts";
 import { FileBackend } from "../devices/virtio-blk/file_backend.ts";
-import { ReqType } from "../devices/virtio-blk/constants.ts";
+import { ReqType } from "../spec/virtio_blk.ts";
 import { TestDriver } from "../devices/virtio/testing/driver.ts";
 import { FakeContext, type FakeGuestMemory } from "../devices/virtio/testing/fake_memory.ts";
 import { DmaTable } from "../dma/table.ts";

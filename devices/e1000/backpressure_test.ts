@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CTRL, ICR, R, RCTL, RXD_STA } from "./constants.ts";
+import { CTRL, ICR, R, RCTL, RXD_STA } from "../../spec/e1000.ts";
 import { STATS } from "./regs.ts";
 import { ADDR, descView, linkUp, rd, ready, rig, RIG_MAC, settle, setupRx, wr } from "./testing.ts";
 

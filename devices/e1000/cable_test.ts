@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ICR, R, TXD_CMD } from "./constants.ts";
+import { ICR, R, TXD_CMD } from "../../spec/e1000.ts";
 import { ADDR, descView, frame, legacy, putTx, rd, ready, settle, wr } from "./testing.ts";
 
 Deno.test("two NICs on one cable: a frame sent by one is received by the other", async () => {

@@ -33,7 +33,7 @@ import {
   RCTL,
   STATUS,
   TCTL,
-} from "./constants.ts";
+} from "../../spec/e1000.ts";
 import { buildEepromImage, Eeprom } from "./eeprom.ts";
 import { Interrupts } from "./interrupts.ts";
 import { Phy } from "./phy.ts";

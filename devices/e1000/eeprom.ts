@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { EECD, EERD, PCI_ID } from "./constants.ts";
+import { EECD, EERD, PCI_ID } from "../../spec/e1000.ts";
 import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 
 /** EEPROM word count (EECD.SIZE clear: 64 words, 6 address bits). */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { EECD, EERD, PCI_ID, R } from "./constants.ts";
+import { EECD, EERD, PCI_ID, R } from "../../spec/e1000.ts";
 import { EEPROM_SUM, EEPROM_WORD, EEPROM_WORDS } from "./eeprom.ts";
 import type { E1000 } from "./device.ts";
 import { rd, rig, RIG_MAC, wr } from "./testing.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ICR_VALID } from "./constants.ts";
+import { ICR_VALID } from "../../spec/e1000.ts";
 import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 import { denoTimer, type SetTimer, type Timer } from "../../sys/event_loop.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ICR, R } from "./constants.ts";
+import { ICR, R } from "../../spec/e1000.ts";
 import { Interrupts } from "./interrupts.ts";
 import { rd, rig, wr } from "./testing.ts";
 

@@ -9,7 +9,7 @@ import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { decodeRecord, encodeRecord } from "../../protocol/record.ts";
 import { FakeContext } from "../virtio/testing/fake_memory.ts";
 import { DmaPaused, type GuestMemory } from "../../dma/guest_memory.ts";
-import { ICR, R, RCTL, TXD_CMD } from "./constants.ts";
+import { ICR, R, RCTL, TXD_CMD } from "../../spec/e1000.ts";
 import { E1000 } from "./device.ts";
 import {
   ADDR,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ICR, POPTS, R, RCTL, RXD_ERR, TUCMD, TXD_CMD } from "./constants.ts";
+import { ICR, POPTS, R, RCTL, RXD_ERR, TUCMD, TXD_CMD } from "../../spec/e1000.ts";
 import { STATS } from "./regs.ts";
 import {
   ADDR,

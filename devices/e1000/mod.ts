@@ -3,7 +3,6 @@
  *
  * @module
  */
-export * from "./constants.ts";
 export { E1000, type E1000Options, e1000PciSpec } from "./device.ts";
 export { buildEepromImage, checksumWord, Eeprom, EEPROM_SUM, EEPROM_WORDS } from "./eeprom.ts";
 export {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { MDIC } from "./constants.ts";
+import { MDIC } from "../../spec/e1000.ts";
 import type { RecordReader, RecordValue } from "../../protocol/record.ts";
 
 /** PHY register numbers (IEEE 802.3 clause 22 and Marvell specific, SDM table 13-63). */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { MMIO_SIZE, R, RA_ENTRIES, STATS, TABLE_WORDS } from "./constants.ts";
+import { MMIO_SIZE, R, RA_ENTRIES, STATS, TABLE_WORDS } from "../../spec/e1000.ts";
 
 export { STATS };
 import type { RecordReader } from "../../protocol/record.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CTRL, EECD, ICR, MDIC, R, RAH_AV, STATUS } from "./constants.ts";
+import { CTRL, EECD, ICR, MDIC, R, RAH_AV, STATUS } from "../../spec/e1000.ts";
 import { PHY, PHY_ID1, PHY_ID2 } from "./phy.ts";
 import { STATS } from "./regs.ts";
 import { rd, rig, RIG_MAC, settle, wr } from "./testing.ts";

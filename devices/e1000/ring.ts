@@ -9,7 +9,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { RingLayout } from "../common/ring.ts";
-import { DESC_SIZE } from "./constants.ts";
+import { DESC_SIZE } from "../../spec/e1000.ts";
 import type { MacRegisters } from "./regs.ts";
 
 /** Register offsets of one ring. */

@@ -23,7 +23,7 @@
  */
 import { GuestFault, type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
 import type { RecordReader, RecordValue } from "../../protocol/record.ts";
-import { CTRL, DESC_SIZE, ETH, ICR, R, RCTL, RXD_ERR, RXD_STA } from "./constants.ts";
+import { CTRL, DESC_SIZE, ETH, ICR, R, RCTL, RXD_ERR, RXD_STA } from "../../spec/e1000.ts";
 import { crc32, getU16 } from "./checksum.ts";
 import { describeError } from "./faults.ts";
 import { type EngineHost, readRing, type Ring, type RingRegs } from "./ring.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { R, RA_ENTRIES, RAH_AV, RCTL } from "./constants.ts";
+import { R, RA_ENTRIES, RAH_AV, RCTL } from "../../spec/e1000.ts";
 import { getU16 } from "./checksum.ts";
 import type { MacRegisters } from "./regs.ts";
 

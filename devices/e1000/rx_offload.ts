@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { RXCSUM, RXD_ERR, RXD_STA } from "./constants.ts";
+import { RXCSUM, RXD_ERR, RXD_STA } from "../../spec/e1000.ts";
 import { checksumOk } from "./tx_offload.ts";
 import { fold, getU16, sumWords } from "./checksum.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CTRL, ICR, R, RCTL, RXCSUM, RXD_ERR, RXD_STA, TXD_CMD } from "./constants.ts";
+import { CTRL, ICR, R, RCTL, RXCSUM, RXD_ERR, RXD_STA, TXD_CMD } from "../../spec/e1000.ts";
 import { crc32 } from "./checksum.ts";
 import { STATS } from "./regs.ts";
 import { bufferSize } from "./rx.ts";

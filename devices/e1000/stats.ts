@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ETH } from "./constants.ts";
+import { ETH } from "../../spec/e1000.ts";
 import { type MacRegisters, STATS } from "./regs.ts";
 import { isBroadcast, isMulticast } from "./rx_filter.ts";
 

@@ -11,7 +11,7 @@ import {
   type FakeMemoryOptions,
 } from "../virtio/testing/fake_memory.ts";
 import { type MemoryBackend, memoryPair } from "../net/memory.ts";
-import { CTRL, DESC_SIZE, R, RCTL, TCTL, TUCMD, TXD_CMD } from "./constants.ts";
+import { CTRL, DESC_SIZE, R, RCTL, TCTL, TUCMD, TXD_CMD } from "../../spec/e1000.ts";
 import type { Packet } from "./testing_packets.ts";
 import { E1000 } from "./device.ts";
 import { quiesce } from "../device.ts";

@@ -19,7 +19,18 @@
  * @module
  */
 import { GuestFault, type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
-import { CTRL, DESC_SIZE, DTYP, ETH, ICR, POPTS, R, TCTL, TXD_CMD, TXD_STA } from "./constants.ts";
+import {
+  CTRL,
+  DESC_SIZE,
+  DTYP,
+  ETH,
+  ICR,
+  POPTS,
+  R,
+  TCTL,
+  TXD_CMD,
+  TXD_STA,
+} from "../../spec/e1000.ts";
 import { type EngineHost, readRing, type RingRegs } from "./ring.ts";
 import { entryAddr, readEntries, ringDistance } from "../common/ring.ts";
 import { SerialRunner } from "../common/serial_runner.ts";

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { TUCMD } from "./constants.ts";
+import { TUCMD } from "../../spec/e1000.ts";
 import {
   finish,
   finishNonZero,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CTRL, ICR, POPTS, R, TUCMD, TXD_CMD } from "./constants.ts";
+import { CTRL, ICR, POPTS, R, TUCMD, TXD_CMD } from "../../spec/e1000.ts";
 import { STATS } from "./regs.ts";
 import { quiesce } from "../device.ts";
 import { bounded } from "../../tests/watchdog.ts";

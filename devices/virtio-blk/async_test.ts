@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { CC } from "../virtio/testing/driver.ts";
-import { BlkStatus, ReqType } from "./constants.ts";
+import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { FileBackend } from "./file_backend.ts";
 import { blkRig, blkUp, BUF, type GatedAio, withLoop, writeHeader } from "./testing.ts";
 

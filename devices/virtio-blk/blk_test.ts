@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { feature, FeatureBit, Status } from "../virtio/constants.ts";
+import { feature, FeatureBit, Status } from "../../spec/virtio.ts";
 import { CC } from "../virtio/testing/driver.ts";
 import { settle } from "../virtio/testing/setup.ts";
 import { MemoryBackend } from "./backend.ts";
 import { BlkConfigOffset } from "./config.ts";
-import { BlkFeature, BlkStatus, ReqType } from "./constants.ts";
+import { BlkFeature, BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { createVirtioBlk } from "./device.ts";
 import {
   blkRig,

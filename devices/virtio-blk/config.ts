@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { SECTOR_SIZE } from "./constants.ts";
+import { SECTOR_SIZE } from "../../spec/virtio_blk.ts";
 
 /** Length of struct virtio_blk_config up to write_zeroes_may_unmap and padding (§5.2.4). */
 export const BLK_CONFIG_LENGTH = 60;

@@ -6,16 +6,18 @@
 import type { Device } from "../device.ts";
 import {
   type DescChain,
-  feature,
-  MAX_QUEUE_SIZE,
   type ModelHost,
   type VirtioDeviceModel,
   VirtioPciDevice,
   type VirtioPciOptions,
 } from "../virtio/mod.ts";
+import { feature, MAX_QUEUE_SIZE } from "../../spec/virtio.ts";
 import type { BlockBackend } from "./backend.ts";
 import { BLK_CONFIG_LENGTH, type DwzLimits, encodeBlkConfig } from "./config.ts";
-import { BlkFeature, CLASS_STORAGE_SCSI, ID_BYTES, VIRTIO_ID_BLOCK } from "./constants.ts";
+import { BlkFeature, ID_BYTES, VIRTIO_ID_BLOCK } from "../../spec/virtio_blk.ts";
+
+/** PCI class code: mass storage, SCSI (what QEMU uses for virtio-blk). */
+const CLASS_STORAGE_SCSI = 0x010000;
 import { type BlkTarget, handleBlkRequest } from "./request.ts";
 import { RecordReader, type RecordValue } from "../../protocol/record.ts";
 import { toHex } from "../../protocol/hex.ts";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { feature, FeatureBit } from "../virtio/constants.ts";
+import { feature, FeatureBit } from "../../spec/virtio.ts";
 import { MemoryBackend } from "./backend.ts";
 import { BlkConfigOffset } from "./config.ts";
-import { BlkFeature, BlkStatus, DWZ_FLAG_UNMAP, ReqType } from "./constants.ts";
+import { BlkFeature, BlkStatus, DWZ_FLAG_UNMAP, ReqType } from "../../spec/virtio_blk.ts";
 import { blkRig, blkUp, BUF, request } from "./testing.ts";
 
 /** Writes DISCARD/WRITE_ZEROES segments {sector, sectors, flags} at BUF. */

@@ -5,6 +5,5 @@
  */
 export { type BlockBackend, MemoryBackend, type MemoryBackendOptions } from "./backend.ts";
 export { BLK_CONFIG_LENGTH, BlkConfigOffset, encodeBlkConfig } from "./config.ts";
-export * from "./constants.ts";
 export { createVirtioBlk, type VirtioBlkOptions } from "./device.ts";
 export { type BlkTarget, handleBlkRequest } from "./request.ts";

@@ -9,10 +9,10 @@
  */
 import type { Device, DeviceEnv } from "../device.ts";
 import { boolOption, type DeviceOptions, type DeviceOptionSpec, uintOption } from "../options.ts";
-import { MAX_QUEUE_SIZE } from "../virtio/mod.ts";
+import { MAX_QUEUE_SIZE } from "../../spec/virtio.ts";
 import { openAio } from "../../sys/aio.ts";
 import { logger } from "../../sys/log.ts";
-import { ID_BYTES } from "./constants.ts";
+import { ID_BYTES } from "../../spec/virtio_blk.ts";
 import { createVirtioBlk } from "./device.ts";
 import { FileBackend } from "./file_backend.ts";
 

@@ -8,7 +8,6 @@
 import { type GuestMemory, isDmaPaused } from "../../dma/guest_memory.ts";
 import {
   type DescChain,
-  feature,
   type GuestBuffer,
   readBuffers,
   readBuffersNow,
@@ -18,6 +17,7 @@ import {
   writeBuffers,
   writeBuffersNow,
 } from "../virtio/mod.ts";
+import { feature } from "../../spec/virtio.ts";
 import type { BlockBackend } from "./backend.ts";
 import type { Logger } from "@logtape/logtape";
 import { tracing } from "../../sys/log.ts";
@@ -30,7 +30,7 @@ import {
   ID_BYTES,
   ReqType,
   SECTOR_SIZE,
-} from "./constants.ts";
+} from "../../spec/virtio_blk.ts";
 import type { DwzLimits } from "./config.ts";
 
 /** What a request needs from the device. */

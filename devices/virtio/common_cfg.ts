@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { MAX_QUEUE_SIZE, NO_VECTOR, Status } from "./constants.ts";
+import { CommonCfg as CC, MAX_QUEUE_SIZE, NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { type Register, RegisterFile } from "../common/regs.ts";
 import type { QueueState, TransportState } from "./state.ts";
 
@@ -62,36 +62,43 @@ export function commonConfig(s: TransportState, h: CommonCfgHooks): RegisterFile
     read: () => (s.selected ? get(s.selected) : 0),
     write: set && ((v) => s.selected && set(s.selected, v)),
   });
-  /** Queue layout registers are frozen once the queue is enabled (§4.1.4.3.2). */
-  const addrHalf = (name: string, offset: number, key: AddrKey, high: boolean) =>
-    queueReg(name, offset, 4, (q) => window(q[key], high ? 1 : 0), (q, v) => {
-      if (!q.enabled) q[key] = setHalf(q[key], high, v);
+  /**
+   * A 64-bit queue address as its low and high halves; frozen once the queue is enabled
+   * (§4.1.4.3.2).
+   */
+  const addr = (name: string, offset: number, key: AddrKey) =>
+    [false, true].map((high) => {
+      const get = (q: QueueState) => window(q[key], high ? 1 : 0);
+      const set = (q: QueueState, v: number) => {
+        if (!q.enabled) q[key] = setHalf(q[key], high, v);
+      };
+      return queueReg(`${name}_${high ? "hi" : "lo"}`, offset + (high ? 4 : 0), 4, get, set);
     });
   const featuresLocked = () => (s.status & Status.FEATURES_OK) !== 0;
   const regs: Register[] = [
     {
       name: "device_feature_select",
-      offset: 0x00,
+      offset: CC.DEVICE_FEATURE_SELECT,
       width: 4,
       read: () => s.deviceFeatureSelect,
       write: (v) => (s.deviceFeatureSelect = v),
     },
     {
       name: "device_feature",
-      offset: 0x04,
+      offset: CC.DEVICE_FEATURE,
       width: 4,
       read: () => window(h.offered, s.deviceFeatureSelect),
     },
     {
       name: "driver_feature_select",
-      offset: 0x08,
+      offset: CC.DRIVER_FEATURE_SELECT,
       width: 4,
       read: () => s.driverFeatureSelect,
       write: (v) => (s.driverFeatureSelect = v),
     },
     {
       name: "driver_feature",
-      offset: 0x0c,
+      offset: CC.DRIVER_FEATURE,
       width: 4,
       read: () => window(s.driverFeatures, s.driverFeatureSelect),
       write: (v) => {
@@ -102,43 +109,45 @@ export function commonConfig(s: TransportState, h: CommonCfgHooks): RegisterFile
     },
     {
       name: "config_msix_vector",
-      offset: 0x10,
+      offset: CC.CONFIG_MSIX_VECTOR,
       width: 2,
       read: () => s.configMsixVector,
       write: (v) => (s.configMsixVector = vector(v)),
     },
-    { name: "num_queues", offset: 0x12, width: 2, read: () => s.queues.length },
+    { name: "num_queues", offset: CC.NUM_QUEUES, width: 2, read: () => s.queues.length },
     {
       name: "device_status",
-      offset: 0x14,
+      offset: CC.DEVICE_STATUS,
       width: 1,
       read: () => s.status,
       write: (v) => h.writeStatus(v),
     },
-    { name: "config_generation", offset: 0x15, width: 1, read: () => s.configGeneration & 0xff },
+    {
+      name: "config_generation",
+      offset: CC.CONFIG_GENERATION,
+      width: 1,
+      read: () => s.configGeneration & 0xff,
+    },
     {
       name: "queue_select",
-      offset: 0x16,
+      offset: CC.QUEUE_SELECT,
       width: 2,
       read: () => s.queueSelect,
       write: (v) => (s.queueSelect = v),
     },
-    queueReg("queue_size", 0x18, 2, (q) => q.size, (q, v) => {
+    queueReg("queue_size", CC.QUEUE_SIZE, 2, (q) => q.size, (q, v) => {
       if (!q.enabled && isPowerOfTwo(v) && v <= Math.min(q.maxSize, MAX_QUEUE_SIZE)) q.size = v;
     }),
-    queueReg("queue_msix_vector", 0x1a, 2, (q) => q.msixVector, (q, v) => {
+    queueReg("queue_msix_vector", CC.QUEUE_MSIX_VECTOR, 2, (q) => q.msixVector, (q, v) => {
       q.msixVector = vector(v);
     }),
-    queueReg("queue_enable", 0x1c, 2, (q) => (q.enabled ? 1 : 0), (_q, v) => {
+    queueReg("queue_enable", CC.QUEUE_ENABLE, 2, (q) => (q.enabled ? 1 : 0), (_q, v) => {
       if (v === 1) h.enableQueue(s.queueSelect);
     }),
-    queueReg("queue_notify_off", 0x1e, 2, () => s.queueSelect),
-    addrHalf("queue_desc_lo", 0x20, "desc", false),
-    addrHalf("queue_desc_hi", 0x24, "desc", true),
-    addrHalf("queue_driver_lo", 0x28, "driver", false),
-    addrHalf("queue_driver_hi", 0x2c, "driver", true),
-    addrHalf("queue_device_lo", 0x30, "device", false),
-    addrHalf("queue_device_hi", 0x34, "device", true),
+    queueReg("queue_notify_off", CC.QUEUE_NOTIFY_OFF, 2, () => s.queueSelect),
+    ...addr("queue_desc", CC.QUEUE_DESC, "desc"),
+    ...addr("queue_driver", CC.QUEUE_DRIVER, "driver"),
+    ...addr("queue_device", CC.QUEUE_DEVICE, "device"),
     // 0x38 queue_notif_config_data, 0x3a queue_reset, 0x3c admin_queue_index and 0x3e
     // admin_queue_num read as 0: NOTIF_CONFIG_DATA, RING_RESET and ADMIN_VQ are not offered.
   ];

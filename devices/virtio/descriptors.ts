@@ -6,7 +6,7 @@
  */
 import type { GuestMemory } from "../../dma/guest_memory.ts";
 import type { GuestBuffer } from "./buffers.ts";
-import { DescFlag } from "./constants.ts";
+import { DescFlag } from "../../spec/virtio.ts";
 import { VirtqueueError } from "./errors.ts";
 
 /** Size of one descriptor: addr u64, len u32, flags u16, next u16. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DescFlag, Isr, Status } from "./constants.ts";
+import { DescFlag, Isr, Status } from "../../spec/virtio.ts";
 import { CC, type DriverQueue } from "./testing/driver.ts";
 import { bringUp, DATA, type EchoRig, echoRig, RING0, settle } from "./testing/setup.ts";
 

@@ -10,7 +10,8 @@
  * @module
  */
 import type { CapabilitySpec, PciConfigSpec } from "../../pci/spec.ts";
-import { CapType, VIRTIO_PCI_DEVICE_BASE, VIRTIO_PCI_VENDOR } from "./constants.ts";
+import { CapId } from "../../spec/pci.ts";
+import { CapType, VIRTIO_PCI_DEVICE_BASE, VIRTIO_PCI_VENDOR } from "../../spec/virtio.ts";
 
 /** BAR index of the virtio structures. */
 export const VIRTIO_BAR = 4;
@@ -37,8 +38,6 @@ export const NOTIFY_OFF_MULTIPLIER = 4;
 
 /** PCI class code of a virtio function when the device model gives none. */
 const CLASS_OTHER = 0xff0000;
-/** PCI capability id of vendor-specific capabilities. */
-const CAP_ID_VENDOR = 0x09;
 
 /** What the transport needs to describe a virtio function. */
 export interface VirtioPciIdentity {
@@ -68,7 +67,7 @@ function virtioCap(
   view.setUint32(6, offset, true);
   view.setUint32(10, length, true);
   if (extra !== undefined) view.setUint32(14, extra, true); // notify_off_multiplier
-  return { id: CAP_ID_VENDOR, body };
+  return { id: CapId.VENDOR, body };
 }
 
 /** MSI-X placement for `vectors` vectors: table at 0, PBA at 0x800 or after the table. */

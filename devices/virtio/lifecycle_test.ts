@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { decodeRecord, encodeRecord } from "../../protocol/record.ts";
-import { NO_VECTOR, Status } from "./constants.ts";
+import { NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { bringUp, DATA, echoRig, settle } from "./testing/setup.ts";
 import { FakeContext } from "./testing/fake_memory.ts";
 import { EchoModel } from "./testing/echo_model.ts";

@@ -4,7 +4,6 @@
  *
  * @module
  */
-export * from "./constants.ts";
 export { VirtqueueError } from "./errors.ts";
 export {
   type GuestBuffer,

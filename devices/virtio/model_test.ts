@@ -4,7 +4,7 @@
  * restore guarantees as driver-started requests.
  */
 import assert from "node:assert/strict";
-import { Isr, NO_VECTOR } from "./constants.ts";
+import { Isr, NO_VECTOR } from "../../spec/virtio.ts";
 import { CC } from "./testing/driver.ts";
 import { bringUp, DATA, modelRig, type Rig, RING0, settle } from "./testing/setup.ts";
 import { SourceModel } from "./testing/source_model.ts";

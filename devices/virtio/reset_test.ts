@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NO_VECTOR, Status } from "./constants.ts";
+import { NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { CC } from "./testing/driver.ts";
 import { bringUp, DATA, echoRig, settle } from "./testing/setup.ts";
 import { FakeContext, FakeGuestMemory } from "./testing/fake_memory.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { RecordReader, type RecordValue } from "../../protocol/record.ts";
-import { feature, FeatureBit, MAX_QUEUE_SIZE, NO_VECTOR, Status } from "./constants.ts";
+import { feature, FeatureBit, MAX_QUEUE_SIZE, NO_VECTOR, Status } from "../../spec/virtio.ts";
 import type { TransportState } from "./state.ts";
 import type { RingIndices } from "./virtqueue.ts";
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { NO_VECTOR } from "./constants.ts";
+import { NO_VECTOR } from "../../spec/virtio.ts";
 import type { QueueRunner } from "./queue_runner.ts";
 
 /** Configuration of one virtqueue as written by the driver. */

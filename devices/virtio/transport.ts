@@ -17,7 +17,7 @@ import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { forwardingMemory, type GuestMemory } from "../../dma/guest_memory.ts";
 import type { PciConfigSpec } from "../../pci/spec.ts";
 import { commonConfig } from "./common_cfg.ts";
-import { feature, FeatureBit, Isr, NO_VECTOR, Status } from "./constants.ts";
+import { feature, FeatureBit, Isr, NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { msixVectors, NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR, virtioPciSpec } from "./layout.ts";
 import type { ModelHost, VirtioDeviceModel } from "./model.ts";
 import { denoTimer, type EventLoop } from "../../sys/event_loop.ts";

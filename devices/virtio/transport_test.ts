@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CapType, feature, FeatureBit, Isr, NO_VECTOR, Status } from "./constants.ts";
+import { CapType, feature, FeatureBit, Isr, NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { MSIX_BAR, NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR } from "./layout.ts";
 import { CC } from "./testing/driver.ts";
 import { bringUp, DATA, echoRig, RING1, settle } from "./testing/setup.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import type { GuestMemory } from "../../dma/guest_memory.ts";
-import { AVAIL_F_NO_INTERRUPT } from "./constants.ts";
+import { AVAIL_F_NO_INTERRUPT } from "../../spec/virtio.ts";
 import { DESC_SIZE, type DescChain, readChain } from "./descriptors.ts";
 import { VirtqueueError } from "./errors.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { sliceBuffers, totalLength } from "./buffers.ts";
-import { DescFlag } from "./constants.ts";
+import { DescFlag } from "../../spec/virtio.ts";
 import { readChain } from "./descriptors.ts";
 import { VirtqueueError } from "./errors.ts";
 import { FakeGuestMemory } from "./testing/fake_memory.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { DescFlag, Status } from "../../devices/virtio/constants.ts";
+import { DescFlag, Status } from "../../spec/virtio.ts";
 import { type DriverQueue } from "../../devices/virtio/testing/driver.ts";
 import type { FakeMemoryOptions } from "../../devices/virtio/testing/fake_memory.ts";
 import { type BlkRig, blkRig, BUF, HDR, RING, STATUS } from "../../devices/virtio-blk/testing.ts";
@@ -23,7 +23,7 @@ import {
   setupTx,
   wr,
 } from "../../devices/e1000/testing.ts";
-import { R, RCTL, TCTL } from "../../devices/e1000/constants.ts";
+import { R, RCTL, TCTL } from "../../spec/e1000.ts";
 import type { E1000 } from "../../devices/e1000/device.ts";
 import { type Device, quiesce } from "../../devices/device.ts";
 import { Rng } from "./rng.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Device } from "../../device.ts";
-import { CommonCfg as CC, DescFlag, Status } from "../constants.ts";
+import { CommonCfg as CC, DescFlag, Status } from "../../../spec/virtio.ts";
 import { NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR } from "../layout.ts";
 import type { FakeGuestMemory } from "./fake_memory.ts";
 
