@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DescFlag, Isr, Status } from "../../spec/virtio.ts";
 import { CC, type DriverQueue } from "./testing/driver.ts";
-import { bringUp, DATA, type EchoRig, echoRig, RING0, settle } from "./testing/setup.ts";
+import { bringUp, DATA, type EchoRig, echoRig, oneByte, RING0, settle } from "./testing/setup.ts";
 
 /** Brings up an echo device with MSI-X on (config vector 0, queue vector 1). */
 function rigWithMsix(): { rig: EchoRig; q: DriverQueue; errors: unknown[] } {
@@ -31,7 +31,7 @@ async function assertNeedsReset(rig: EchoRig, q: DriverQueue, errors: unknown[])
   rig.mem.ram.fill(0, RING0, RING0 + 0x1000);
   const q2 = bringUp(rig, undefined, 1);
   assert.equal(rig.drv.status() & Status.DEVICE_NEEDS_RESET, 0);
-  q2.send([{ addr: DATA, len: 1, write: true }]);
+  q2.send(oneByte());
   await settle(rig);
   assert.equal(q2.usedIdx(), 1);
 }
@@ -103,7 +103,7 @@ Deno.test("avail idx jumping more than the queue size sets DEVICE_NEEDS_RESET", 
 
 Deno.test("rings in unmapped memory set DEVICE_NEEDS_RESET", async () => {
   const { rig, q, errors } = rigWithMsix();
-  q.addChain([{ addr: DATA, len: 1, write: true }]);
+  q.addChain(oneByte());
   q.submit(0);
   rig.mem.addHole(q.desc, 16);
   q.kick();
@@ -115,7 +115,7 @@ Deno.test("rings in unmapped memory set DEVICE_NEEDS_RESET", async () => {
 Deno.test("used ring in unmapped memory sets DEVICE_NEEDS_RESET", async () => {
   const { rig, q, errors } = rigWithMsix();
   rig.mem.addHole(q.used + 4, 8);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.ok(rig.drv.status() & Status.DEVICE_NEEDS_RESET);
   assert.equal(errors.length, 1);
@@ -124,7 +124,7 @@ Deno.test("used ring in unmapped memory sets DEVICE_NEEDS_RESET", async () => {
 Deno.test("a request the model cannot complete sets DEVICE_NEEDS_RESET", async () => {
   const { rig, q, errors } = rigWithMsix();
   rig.model.failWith = new Error("boom");
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.ok(rig.drv.status() & Status.DEVICE_NEEDS_RESET);
   assert.equal((errors[0] as Error).message, "boom");
@@ -153,7 +153,7 @@ Deno.test("a model that throws synchronously does not wedge reset", async () => 
   rig.model.handle = () => {
     throw new Error("sync boom");
   };
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.ok(rig.drv.status() & Status.DEVICE_NEEDS_RESET);
   assert.equal(errors.length, 1);

@@ -7,14 +7,10 @@ import assert from "node:assert/strict";
 import { Errno, ErrnoError } from "../../sys/errno.ts";
 import { decodeRecord, encodeRecord } from "../../protocol/record.ts";
 import { NO_VECTOR, Status } from "../../spec/virtio.ts";
-import { bringUp, DATA, echoRig, settle } from "./testing/setup.ts";
+import { bringUp, echoRig, heldRequest, oneByte, settle, tick } from "./testing/setup.ts";
 import { FakeContext } from "./testing/fake_memory.ts";
 import { EchoModel } from "./testing/echo_model.ts";
 import { VirtioPciDevice } from "./transport.ts";
-
-function tick(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 0));
-}
 
 /** A copy of a record as it would come out of a stream (decoded, plain). */
 function roundTrip(state: unknown): Record<string, unknown> {
@@ -22,14 +18,11 @@ function roundTrip(state: unknown): Record<string, unknown> {
 }
 
 Deno.test("virtio lifecycle: pause lets requests in flight finish, holds new ones until resume", async () => {
-  const rig = echoRig();
-  const q = bringUp(rig);
-  rig.model.hold = true;
-  q.send([{ addr: DATA, len: 1, write: true }]);
-  await tick();
+  const rig = await heldRequest();
+  const q = rig.q;
   let paused = false;
   const p = rig.dev.pause().then(() => (paused = true));
-  q.send([{ addr: DATA + 8, len: 1, write: true }]); // kicked while pausing
+  q.send(oneByte(8)); // kicked while pausing
   await tick();
   assert.equal(paused, false, "waits for the request in flight");
   rig.model.release();
@@ -47,10 +40,10 @@ Deno.test("virtio lifecycle: pause lets requests in flight finish, holds new one
 Deno.test("virtio lifecycle: save and restore into another device continues the queues", async () => {
   const a = echoRig();
   const q = bringUp(a, undefined, 1);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(a);
   // Buffers the source never took: made available, not kicked.
-  q.submit(q.addChain([{ addr: DATA + 16, len: 1, write: true }]));
+  q.submit(q.addChain(oneByte(16)));
   await a.dev.pause();
   const saved = roundTrip(a.dev.save());
   // The destination: the same model type, the same guest memory.
@@ -68,7 +61,7 @@ Deno.test("virtio lifecycle: save and restore into another device continues the 
   await settle({ dev: b });
   assert.equal(q.usedIdx(), 2, "the buffer left in the avail ring ran on the destination");
   assert.equal(model.seen.length, 1);
-  q.send([{ addr: DATA + 32, len: 1, write: true }]);
+  q.send(oneByte(32));
   await settle({ dev: b });
   assert.equal(q.usedIdx(), 3);
   assert.equal(a.model.seen.length, 1, "the source did nothing after its pause");

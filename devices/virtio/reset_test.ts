@@ -1,20 +1,16 @@
 import assert from "node:assert/strict";
 import { NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { CC } from "./testing/driver.ts";
-import { bringUp, DATA, echoRig, settle } from "./testing/setup.ts";
+import { bringUp, DATA, echoRig, heldRequest, oneByte, settle, tick } from "./testing/setup.ts";
 import { FakeContext, FakeGuestMemory } from "./testing/fake_memory.ts";
 import { quiesce } from "../device.ts";
-
-function tick(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 0));
-}
 
 Deno.test("writing 0 to device_status resets every register", async () => {
   const rig = echoRig();
   const { drv } = rig;
   const q = bringUp(rig, undefined, 1);
   drv.write(CC.CONFIG_MSIX_VECTOR, 2, 2);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   drv.write(CC.QUEUE_SELECT, 2, 1);
   const lowered = rig.ctx.lowered;
@@ -34,17 +30,14 @@ Deno.test("writing 0 to device_status resets every register", async () => {
   assert.equal(drv.read(CC.DRIVER_FEATURE, 4), 0);
   assert.equal(rig.dev.negotiated, 0n);
   // Kicks after reset do nothing.
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.equal(q.usedIdx(), 1);
 });
 
 Deno.test("reset waits for in-flight requests; status reads non-zero until then", async () => {
-  const rig = echoRig();
-  const q = bringUp(rig);
-  rig.model.hold = true;
-  q.send([{ addr: DATA, len: 1, write: true }]);
-  await tick();
+  const rig = await heldRequest();
+  const q = rig.q;
   assert.equal(rig.model.held, 1);
   const resets = rig.model.resets;
   rig.drv.setStatus(0);
@@ -61,17 +54,13 @@ Deno.test("reset waits for in-flight requests; status reads non-zero until then"
   rig.model.hold = false;
   rig.mem.ram.fill(0, q.desc, q.desc + 0x1000);
   const q2 = bringUp(rig);
-  q2.send([{ addr: DATA, len: 1, write: true }]);
+  q2.send(oneByte());
   await settle(rig);
   assert.equal(q2.usedIdx(), 1);
 });
 
 Deno.test("Device.reset() resolves after in-flight requests finished", async () => {
-  const rig = echoRig();
-  const q = bringUp(rig);
-  rig.model.hold = true;
-  q.send([{ addr: DATA, len: 1, write: true }]);
-  await tick();
+  const rig = await heldRequest();
   const resets = rig.model.resets;
   let done = false;
   const reset = rig.dev.reset().then(() => (done = true));
@@ -84,14 +73,11 @@ Deno.test("Device.reset() resolves after in-flight requests finished", async () 
 });
 
 Deno.test("quiesce waits for in-flight requests; later kicks still work", async () => {
-  const rig = echoRig();
-  const q = bringUp(rig);
-  rig.model.hold = true;
-  q.send([{ addr: DATA, len: 1, write: true }]);
-  await tick();
+  const rig = await heldRequest();
+  const q = rig.q;
   let quiet = false;
   const quieted = quiesce(rig.dev).then(() => (quiet = true));
-  q.send([{ addr: DATA, len: 1, write: true }]); // arrives while paused
+  q.send(oneByte()); // arrives while paused
   await tick();
   assert.equal(quiet, false);
   assert.equal(rig.model.held, 1);
@@ -117,14 +103,14 @@ Deno.test("nested quiesce calls resume only when the last one ends", async () =>
   const q = bringUp(rig);
   await settle(rig);
   rig.model.hold = true;
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await tick();
   const a = quiesce(rig.dev);
   const b = quiesce(rig.dev);
   rig.model.hold = false;
   rig.model.release();
   await Promise.all([a, b]);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.equal(q.usedIdx(), 2);
 });

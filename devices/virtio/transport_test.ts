@@ -2,14 +2,10 @@ import assert from "node:assert/strict";
 import { CapType, feature, FeatureBit, Isr, NO_VECTOR, Status } from "../../spec/virtio.ts";
 import { MSIX_BAR, NOTIFY_OFF_MULTIPLIER, Region, VIRTIO_BAR } from "./layout.ts";
 import { CC } from "./testing/driver.ts";
-import { bringUp, DATA, echoRig, RING1, settle } from "./testing/setup.ts";
+import { bringUp, DATA, echoRig, oneByte, RING1, settle, tick } from "./testing/setup.ts";
 
 const ALL_TRANSPORT = feature(FeatureBit.VERSION_1) | feature(FeatureBit.RING_INDIRECT_DESC) |
   feature(FeatureBit.RING_EVENT_IDX);
-
-function tick(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 0));
-}
 
 Deno.test("pci identity, BARs and the four virtio capabilities", () => {
   const { dev } = echoRig();
@@ -150,12 +146,12 @@ Deno.test("VIRTQ_AVAIL_F_NO_INTERRUPT suppresses interrupts without EVENT_IDX", 
   const rig = echoRig();
   const q = bringUp(rig, feature(FeatureBit.VERSION_1));
   q.setAvailFlags(1);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.equal(q.takeUsed().length, 1);
   assert.deepEqual(rig.ctx.triggers, []);
   q.setAvailFlags(0);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.deepEqual(rig.ctx.triggers, [0]);
 });
@@ -165,19 +161,19 @@ Deno.test("EVENT_IDX: used_event decides interrupts, avail_event is published", 
   const q = bringUp(rig); // all features, incl. EVENT_IDX
   q.setAvailFlags(1); // ignored with EVENT_IDX
   q.setUsedEvent(0);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.deepEqual(rig.ctx.triggers, [0]); // first completion always notifies
   assert.equal(q.availEvent(), 1);
   q.setUsedEvent(5); // interrupt only after used idx passes 5
   for (let i = 0; i < 3; i++) {
-    q.send([{ addr: DATA, len: 1, write: true }]);
+    q.send(oneByte());
     await settle(rig);
   }
   assert.deepEqual(rig.ctx.triggers, [0]);
   assert.equal(q.availEvent(), 4);
   for (let i = 0; i < 3; i++) {
-    q.send([{ addr: DATA, len: 1, write: true }]);
+    q.send(oneByte());
     await settle(rig);
   }
   assert.equal(q.usedIdx(), 7);
@@ -194,10 +190,10 @@ Deno.test("EVENT_IDX: a buffer added while avail_event is stale is found without
     // avail_event (0, already passed), so it does not kick. The device must re-check avail idx.
     if (addr === BigInt(q.used + 4 + 8 * q.size) && !raced) {
       raced = true;
-      q.submit(q.addChain([{ addr: DATA, len: 1, write: true }]));
+      q.submit(q.addChain(oneByte()));
     }
   };
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.equal(raced, true);
   assert.equal(q.takeUsed().length, 2);
@@ -208,9 +204,9 @@ Deno.test("kicks during processing are not lost; requests run concurrently", asy
   const rig = echoRig();
   const q = bringUp(rig, feature(FeatureBit.VERSION_1));
   rig.model.hold = true;
-  const a = q.send([{ addr: DATA, len: 1, write: true }]);
+  const a = q.send(oneByte());
   await tick();
-  const b = q.send([{ addr: DATA + 1, len: 1, write: true }]);
+  const b = q.send(oneByte(1));
   await tick();
   assert.equal(rig.model.held, 2);
   rig.model.release(); // complete both, second before first would also be fine
@@ -223,7 +219,7 @@ Deno.test("out-of-order completion: used ring reports each head once", async () 
   const rig = echoRig();
   const q = bringUp(rig, feature(FeatureBit.VERSION_1));
   rig.model.hold = true;
-  const heads = [0, 1, 2].map((i) => q.addChain([{ addr: DATA + i, len: 1, write: true }]));
+  const heads = [0, 1, 2].map((i) => q.addChain(oneByte(i)));
   heads.forEach((h) => q.submit(h));
   q.kick();
   await tick();
@@ -241,7 +237,7 @@ Deno.test("kicks before DRIVER_OK are processed when DRIVER_OK is set", async ()
   const rig = echoRig();
   rig.drv.negotiate(rig.dev.offered);
   const q = rig.drv.setupQueue(0, 0x1000);
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.equal(q.usedIdx(), 0);
   rig.drv.driverOk();
@@ -254,7 +250,7 @@ Deno.test("no DMA while bus mastering is off", async () => {
   const q = bringUp(rig);
   await settle(rig);
   rig.ctx.master = false;
-  q.send([{ addr: DATA, len: 1, write: true }]);
+  q.send(oneByte());
   await settle(rig);
   assert.equal(q.usedIdx(), 0);
   rig.ctx.master = true;
@@ -270,7 +266,7 @@ Deno.test("a second queue uses its own notify address and vector", async () => {
   rig.drv.setupQueue(0, 0x1000, undefined, 1);
   const q1 = rig.drv.setupQueue(1, RING1, undefined, 2);
   rig.drv.driverOk();
-  q1.send([{ addr: DATA, len: 1, write: true }]);
+  q1.send(oneByte());
   await settle(rig);
   assert.equal(q1.usedIdx(), 1);
   assert.deepEqual(rig.ctx.triggers, [2]);

@@ -5,7 +5,7 @@
  */
 import { bounded } from "../../../tests/watchdog.ts";
 import { VirtioPciDevice, type VirtioPciOptions } from "../transport.ts";
-import { type DriverQueue, TestDriver } from "./driver.ts";
+import { type Buf, type DriverQueue, TestDriver } from "./driver.ts";
 import { EchoModel } from "./echo_model.ts";
 import type { VirtioDeviceModel } from "../model.ts";
 import { FakeContext, FakeGuestMemory, type FakeMemoryOptions } from "./fake_memory.ts";
@@ -60,6 +60,26 @@ export function bringUp(
   const q = rig.drv.setupQueue(0, RING0, undefined, vector);
   rig.drv.driverOk();
   return q;
+}
+
+/** One turn of the event loop. */
+export function tick(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+/** The smallest request: one device-writable byte at DATA + `at`. */
+export function oneByte(at = 0): Buf[] {
+  return [{ addr: DATA + at, len: 1, write: true }];
+}
+
+/** An echo device with queue 0 up and one request in flight, held until `model.release()`. */
+export async function heldRequest(): Promise<EchoRig & { q: DriverQueue }> {
+  const rig = echoRig();
+  const q = bringUp(rig);
+  rig.model.hold = true;
+  q.send(oneByte());
+  await tick();
+  return { ...rig, q };
 }
 
 /** Waits until the device finished everything in flight. */
