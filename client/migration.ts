@@ -21,6 +21,7 @@ import {
   MigrationFeature,
 } from "../protocol/feature.ts";
 import { MigDataRead, MigDataWrite } from "../protocol/mig_data.ts";
+import { concatBytes } from "../protocol/wire.ts";
 import type { RequestOptions, VfioUserClient } from "./client.ts";
 
 export { DeviceState };
@@ -92,7 +93,7 @@ export class DeviceMigration {
     for (;;) {
       const b = await this.read(chunk);
       parts.push(b);
-      if (b.length < chunk) return concat(parts);
+      if (b.length < chunk) return concatBytes(parts);
     }
   }
 
@@ -130,16 +131,6 @@ export class DeviceMigration {
 export function dirtyPages(bitmap: Uint8Array): number[] {
   const out: number[] = [];
   for (let i = 0; i < bitmap.length * 8; i++) if (bitmap[i >> 3] & (1 << (i & 7))) out.push(i);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 
@@ -205,5 +196,5 @@ export async function migrate(
   await opts.beforeResume?.();
   await dst.setState(DeviceState.RUNNING);
   await src.setState(DeviceState.STOP);
-  return { preCopyBytes, stopCopyBytes: rest.length, stream: concat(sent) };
+  return { preCopyBytes, stopCopyBytes: rest.length, stream: concatBytes(sent) };
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import type { RecordValue } from "../protocol/record.ts";
+import { concatBytes } from "../protocol/wire.ts";
 import { MigrationController, type MigrationTarget } from "./controller.ts";
 import { DeviceState } from "./states.ts";
 import { decodeStream, SectionId } from "./stream.ts";
@@ -49,13 +50,7 @@ function readAll(c: MigrationController, chunk = 7): Uint8Array {
     parts.push(b);
     if (b.length < chunk) break;
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 async function refusedWith(p: Promise<unknown> | (() => unknown), errno: number): Promise<void> {

@@ -15,6 +15,7 @@
  * @module
  */
 import { decodeHeader, encodeHeader, type Header, SIZE as HDR } from "../protocol/header.ts";
+import { concatBytes } from "../protocol/wire.ts";
 import { Errno, VfioUserError } from "../protocol/errors.ts";
 import { closeFd } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
@@ -180,7 +181,7 @@ export class Connection {
   /** Sends; returns bytes sent, 0 when the socket was full, -1 when the connection broke. */
   #trySend(bufs: Uint8Array[], fds: number[]): number {
     try {
-      const n = this.#io.send(bufs.length > 8 ? [concat(bufs)] : bufs, fds);
+      const n = this.#io.send(bufs.length > 8 ? [concatBytes(bufs)] : bufs, fds);
       return n < 0 ? 0 : n;
     } catch (e) {
       this.close(e as Error);
@@ -190,7 +191,7 @@ export class Connection {
 
   #queue(bufs: Uint8Array[], fds: number[], skip: number): void {
     // Copy the unsent remainder: callers may reuse or release their buffers after send().
-    const rest = concat(bufs).subarray(skip);
+    const rest = concatBytes(bufs).subarray(skip);
     this.#txQueue.push({ bufs: [rest.slice()], fds });
     this.#txBytes += rest.length;
   }
@@ -359,17 +360,4 @@ export class Connection {
     this.#txBytes = 0;
     this.#handler.onClose(reason);
   }
-}
-
-function concat(bufs: readonly Uint8Array[]): Uint8Array {
-  if (bufs.length === 1) return bufs[0];
-  let n = 0;
-  for (const b of bufs) n += b.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const b of bufs) {
-    out.set(b, off);
-    off += b.length;
-  }
-  return out;
 }

@@ -5,10 +5,14 @@
  * answered, the server has already signalled whatever it was going to signal.
  */
 import assert from "node:assert/strict";
+import { IrqIndex, IrqSetFlags } from "../../protocol/irq.ts";
 import { pollUntil, VirtioBlkDriver } from "../../client/mod.ts";
 import { ConfigReg, PciStatus } from "../../spec/pci.ts";
 import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { openBlkSession, startVfud } from "./helpers.ts";
+
+const { DATA_NONE, ACTION_MASK, ACTION_UNMASK } = IrqSetFlags;
+const { INTX, MSIX } = IrqIndex;
 
 /** Enqueues a 4 KiB read and kicks; returns its head. */
 async function startRead(driver: VirtioBlkDriver, sector = 0n): Promise<number> {
@@ -36,13 +40,13 @@ Deno.test("irq: MSI-X eventfd fires on completion; a masked vector fires on unma
   assert.equal((await driver.wait(head)).status, BlkStatus.OK);
 
   // Mask vector 0 from the client side (SET_IRQS DATA_NONE|ACTION_MASK).
-  await client.setIrqs({ index: 2, flags: 0x09, start: 0, count: 1 });
+  await client.setIrqs({ index: MSIX, flags: DATA_NONE | ACTION_MASK, start: 0, count: 1 });
   const h2 = await startRead(driver, 8n);
   await usedAdvanced(driver);
   await client.getInfo(); // a round trip after the completion
   assert.equal(vec0.take(), 0n, "a masked vector does not fire");
   // Unmasking delivers the pending interrupt before the reply.
-  await client.setIrqs({ index: 2, flags: 0x11, start: 0, count: 1 });
+  await client.setIrqs({ index: MSIX, flags: DATA_NONE | ACTION_UNMASK, start: 0, count: 1 });
   assert.equal(vec0.take(), 1n, "pending vector delivered on unmask");
   assert.equal((await driver.wait(h2)).status, BlkStatus.OK);
 
@@ -78,12 +82,12 @@ Deno.test("irq: INTx fires once, then only after SET_IRQS UNMASK", async () => {
   assert.ok(await status(), "but the line is asserted");
 
   // UNMASK with the line still up: fires at once (before the reply).
-  await client.setIrqs({ index: 0, flags: 0x11, start: 0, count: 1 });
+  await client.setIrqs({ index: INTX, flags: DATA_NONE | ACTION_UNMASK, start: 0, count: 1 });
   assert.equal(intx.take(), 1n, "fires on unmask");
 
   // Lower the line, unmask: nothing; the next completion fires again.
   await driver.readIsr();
-  await client.setIrqs({ index: 0, flags: 0x11, start: 0, count: 1 });
+  await client.setIrqs({ index: INTX, flags: DATA_NONE | ACTION_UNMASK, start: 0, count: 1 });
   assert.equal(intx.take(), 0n);
   const h3 = await startRead(driver, 16n);
   assert.ok((await intx.wait(client.loop)) >= 1n, "fires again after unmask");

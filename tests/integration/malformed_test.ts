@@ -7,7 +7,7 @@ import { Command, Flags } from "../../protocol/header.ts";
 import { DmaMap } from "../../protocol/dma.ts";
 import { DeviceGetInfo } from "../../protocol/device_info.ts";
 import { DeviceGetRegionInfo } from "../../protocol/region_info.ts";
-import { DeviceGetIrqInfo, DeviceSetIrqs } from "../../protocol/irq.ts";
+import { DeviceGetIrqInfo, DeviceSetIrqs, IrqIndex, IrqSetFlags } from "../../protocol/irq.ts";
 import { RegionRead, RegionWrite } from "../../protocol/region_rw.ts";
 import { DEFAULT_SESSION_OPTIONS } from "../../server/server.ts";
 import { type ClientMessage, Errno, EventFd, MemfdRam, VfioUserClient } from "../../client/mod.ts";
@@ -22,6 +22,17 @@ import {
   startVfud,
   type Vfud,
 } from "./helpers.ts";
+
+const { DATA_NONE, DATA_BOOL, DATA_EVENTFD, ACTION_MASK, ACTION_TRIGGER } = IrqSetFlags;
+const { INTX, MSIX } = IrqIndex;
+/** SET_IRQS that disables INTx triggering: a valid request to damage. */
+const TRIGGER_NONE = DeviceSetIrqs.encodeRequest({
+  flags: DATA_NONE | ACTION_TRIGGER,
+  index: INTX,
+  start: 0,
+  count: 0,
+  data: new Uint8Array(0),
+});
 
 /** A message with any header fields; `size` defaults to the true size. */
 function raw(
@@ -183,13 +194,7 @@ Deno.test("malformed: bad argsz and payload sizes get error replies; the session
         "SET_IRQS argsz > payload",
         Command.DEVICE_SET_IRQS,
         withArgsz(
-          DeviceSetIrqs.encodeRequest({
-            flags: 0x21,
-            index: 0,
-            start: 0,
-            count: 0,
-            data: new Uint8Array(0),
-          }),
+          TRIGGER_NONE,
           24,
         ),
       ],
@@ -197,13 +202,7 @@ Deno.test("malformed: bad argsz and payload sizes get error replies; the session
         "SET_IRQS argsz < 20",
         Command.DEVICE_SET_IRQS,
         withArgsz(
-          DeviceSetIrqs.encodeRequest({
-            flags: 0x21,
-            index: 0,
-            start: 0,
-            count: 0,
-            data: new Uint8Array(0),
-          }),
+          TRIGGER_NONE,
           12,
         ),
       ],
@@ -211,8 +210,8 @@ Deno.test("malformed: bad argsz and payload sizes get error replies; the session
         "SET_IRQS DATA_BOOL without the bools",
         Command.DEVICE_SET_IRQS,
         DeviceSetIrqs.encodeRequest({
-          flags: 0x0a,
-          index: 2,
+          flags: DATA_BOOL | ACTION_MASK,
+          index: MSIX,
           start: 0,
           count: 2,
           data: new Uint8Array(0),
@@ -305,19 +304,19 @@ Deno.test("malformed: region and IRQ indexes or offsets out of range get error r
     }
     await assertErrorReply(c.getIrqInfo(5), "GET_IRQ_INFO 5");
     await assertErrorReply(
-      c.setIrqs({ index: 7, flags: 0x21, start: 0, count: 0 }),
+      c.setIrqs({ index: 7, flags: DATA_NONE | ACTION_TRIGGER, start: 0, count: 0 }),
       "SET_IRQS index 7",
     );
     await assertErrorReply(
-      c.setIrqs({ index: 2, flags: 0x09, start: 2, count: 1 }),
+      c.setIrqs({ index: MSIX, flags: DATA_NONE | ACTION_MASK, start: 2, count: 1 }),
       "SET_IRQS vector 2 of 2",
     );
     await assertErrorReply(
-      c.setIrqs({ index: 0, flags: 0x09, start: 0, count: 2 }),
+      c.setIrqs({ index: INTX, flags: DATA_NONE | ACTION_MASK, start: 0, count: 2 }),
       "SET_IRQS INTx count 2",
     );
     await assertErrorReply(
-      c.setIrqs({ index: 2, flags: 0x03 | 0x20, start: 0, count: 1 }),
+      c.setIrqs({ index: MSIX, flags: DATA_NONE | DATA_BOOL | ACTION_TRIGGER, start: 0, count: 1 }),
       "two DATA bits",
     );
     await assertErrorReply(
@@ -367,11 +366,11 @@ Deno.test("malformed: fds on messages that take none get an error reply and are 
         "RESET + eventfds",
       );
       await assertErrorReply(
-        c.setIrqs({ index: 2, flags: 0x21, start: 0, count: 0, fds }),
+        c.setIrqs({ index: MSIX, flags: DATA_NONE | ACTION_TRIGGER, start: 0, count: 0, fds }),
         "SET_IRQS DATA_NONE + fds",
       );
       await assertErrorReply(
-        c.setIrqs({ index: 2, flags: 0x24, start: 0, count: 1, fds }),
+        c.setIrqs({ index: MSIX, flags: DATA_EVENTFD | ACTION_TRIGGER, start: 0, count: 1, fds }),
         "SET_IRQS 3 fds for 1 vector",
       );
       await assertErrorReply(c.request(99, new Uint8Array(4), { fds }), "unknown command + fds");
@@ -382,15 +381,27 @@ Deno.test("malformed: fds on messages that take none get an error reply and are 
       assert.equal(countFds(vfud.pid, MEMFD_LINK), memfdsBefore, "no memfd kept");
       assert.equal(countFds(vfud.pid), allBefore, "fd table unchanged");
       // Installed eventfds are held, replaced ones closed, and SET_IRQS disable releases them.
-      await c.setIrqs({ index: 2, flags: 0x24, start: 0, count: 2, fds: [evs[0].fd, evs[1].fd] });
+      await c.setIrqs({
+        index: MSIX,
+        flags: DATA_EVENTFD | ACTION_TRIGGER,
+        start: 0,
+        count: 2,
+        fds: [evs[0].fd, evs[1].fd],
+      });
       assert.equal(countFds(vfud.pid, EVENTFD_LINK), eventfdsBefore + 2);
-      await c.setIrqs({ index: 2, flags: 0x24, start: 0, count: 2, fds: [evs[2].fd] });
+      await c.setIrqs({
+        index: MSIX,
+        flags: DATA_EVENTFD | ACTION_TRIGGER,
+        start: 0,
+        count: 2,
+        fds: [evs[2].fd],
+      });
       assert.equal(
         countFds(vfud.pid, EVENTFD_LINK),
         eventfdsBefore + 1,
         "count 2 with one fd: vector 1 de-assigned",
       );
-      await c.setIrqs({ index: 2, flags: 0x21, start: 0, count: 0 });
+      await c.setIrqs({ index: MSIX, flags: DATA_NONE | ACTION_TRIGGER, start: 0, count: 0 });
       assert.equal(countFds(vfud.pid, EVENTFD_LINK), eventfdsBefore);
     } finally {
       evs.forEach((e) => e.close());

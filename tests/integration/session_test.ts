@@ -3,6 +3,7 @@
  * from docs/protocol-notes.md and the recorded boot), against a real vfud process.
  */
 import assert from "node:assert/strict";
+import { IrqIndex, IrqSetFlags } from "../../protocol/irq.ts";
 import {
   ArrayRam,
   DmaMapFlags,
@@ -20,6 +21,9 @@ import { CapType } from "../../spec/virtio.ts";
 import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { Command } from "../../protocol/header.ts";
 import { connect, readImage, startVfud } from "./helpers.ts";
+
+const { DATA_NONE, DATA_EVENTFD, ACTION_TRIGGER } = IrqSetFlags;
+const { INTX } = IrqIndex;
 
 const MiB = 1 << 20;
 
@@ -126,13 +130,25 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     await pci.write32(ConfigReg.BAR0 + 4, 0xfebf_1000);
     assert.equal(await pci.read32(ConfigReg.BAR0 + 4), 0xfebf_1000);
 
-    // INTx with one eventfd (flags 0x24), then disabled (0x21, count 0), RESET, INTx again.
+    // INTx with one eventfd, then disabled (DATA_NONE, count 0), RESET, INTx again.
     const ev = new EventFd();
     try {
-      await client.setIrqs({ index: 0, flags: 0x24, start: 0, count: 1, fds: [ev.fd] });
-      await client.setIrqs({ index: 0, flags: 0x21, start: 0, count: 0 });
+      await client.setIrqs({
+        index: INTX,
+        flags: DATA_EVENTFD | ACTION_TRIGGER,
+        start: 0,
+        count: 1,
+        fds: [ev.fd],
+      });
+      await client.setIrqs({ index: INTX, flags: DATA_NONE | ACTION_TRIGGER, start: 0, count: 0 });
       assert.equal(await client.reset(), 16, "RESET reply is exactly the header");
-      await client.setIrqs({ index: 0, flags: 0x24, start: 0, count: 1, fds: [ev.fd] });
+      await client.setIrqs({
+        index: INTX,
+        flags: DATA_EVENTFD | ACTION_TRIGGER,
+        start: 0,
+        count: 1,
+        fds: [ev.fd],
+      });
       assert.equal(ev.take(), 0n, "nothing raised INTx");
     } finally {
       ev.close();
