@@ -18,13 +18,13 @@
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
-import { ErrnoError } from "../sys/errno.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import type { RecordValue } from "../protocol/record.ts";
 import { encodeRecord } from "../protocol/record.ts";
 import { type ArcAction, arcAction, DeviceState, pathTo, stateName } from "./states.ts";
 import { decodeStream, encodeFrame, type Section } from "./stream.ts";
 import { toHex } from "../protocol/hex.ts";
+import { concatBytes } from "../protocol/wire.ts";
 
 /** What the controller migrates: a device with everything the framework keeps for it. */
 export interface MigrationTarget {
@@ -114,14 +114,14 @@ export class MigrationController {
 
   /**
    * Moves to `to` along the path of the state table (spec: the reply is sent once the
-   * transition is complete). Throws `VfioUserError(EINVAL)` for a refused transition (state
+   * transition is complete). Throws `ErrnoError(EINVAL)` for a refused transition (state
    * unchanged) or the error of a failed arc.
    */
   async set(to: number): Promise<void> {
-    if (this.#busy) throw new VfioUserError(Errno.EBUSY, "a state change is in progress");
+    if (this.#busy) throw new ErrnoError(Errno.EBUSY, "a state change is in progress");
     const path = pathTo(this.#state, to);
     if (!path) {
-      throw new VfioUserError(
+      throw new ErrnoError(
         Errno.EINVAL,
         `migration: ${stateName(this.#state)} -> ${stateName(to)} is not a valid transition`,
       );
@@ -154,7 +154,7 @@ export class MigrationController {
   read(max: number): Uint8Array {
     const s = this.#state;
     if (s !== DeviceState.PRE_COPY && s !== DeviceState.STOP_COPY) {
-      throw new VfioUserError(Errno.EINVAL, `MIG_DATA_READ in state ${stateName(s)}`);
+      throw new ErrnoError(Errno.EINVAL, `MIG_DATA_READ in state ${stateName(s)}`);
     }
     if (s === DeviceState.PRE_COPY && this.#pending() === 0) this.#earlyFrame();
     const out = new Uint8Array(Math.min(max, this.#pending()));
@@ -173,10 +173,10 @@ export class MigrationController {
   /** MIG_DATA_WRITE: appends to the incoming stream (RESUMING only; EINVAL otherwise). */
   write(data: Uint8Array): void {
     if (this.#state !== DeviceState.RESUMING) {
-      throw new VfioUserError(Errno.EINVAL, `MIG_DATA_WRITE in state ${stateName(this.#state)}`);
+      throw new ErrnoError(Errno.EINVAL, `MIG_DATA_WRITE in state ${stateName(this.#state)}`);
     }
     if (this.#inBytes + data.length > this.#opts.maxIncoming) {
-      throw new VfioUserError(
+      throw new ErrnoError(
         Errno.E2BIG,
         `migration stream longer than ${this.#opts.maxIncoming} bytes`,
       );
@@ -250,12 +250,7 @@ export class MigrationController {
 
   /** RESUMING → STOP: decode and load; on failure the collected bytes are dropped too. */
   async load(): Promise<void> {
-    const bytes = new Uint8Array(this.#inBytes);
-    let at = 0;
-    for (const p of this.#in) {
-      bytes.set(p, at);
-      at += p.length;
-    }
+    const bytes = concatBytes(this.#in);
     this.#in = [];
     this.#inBytes = 0;
     const { deviceType, stateVersion } = this.target;
@@ -264,7 +259,7 @@ export class MigrationController {
       await this.target.restore(d.sections, d.stateVersion);
     } catch (e) {
       if (e instanceof ErrnoError) throw e;
-      throw new VfioUserError(Errno.EINVAL, `migration stream: ${(e as Error).message}`);
+      throw new ErrnoError(Errno.EINVAL, `migration stream: ${(e as Error).message}`);
     }
   }
 

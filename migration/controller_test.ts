@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import type { RecordValue } from "../protocol/record.ts";
 import { concatBytes } from "../protocol/wire.ts";
 import { MigrationController, type MigrationTarget } from "./controller.ts";
@@ -58,7 +58,7 @@ async function refusedWith(p: Promise<unknown> | (() => unknown), errno: number)
     () => undefined,
     (e) => e,
   );
-  assert.ok(e instanceof VfioUserError, `expected errno ${errno}, got ${e}`);
+  assert.ok(e instanceof ErrnoError, `expected errno ${errno}, got ${e}`);
   assert.equal(e.errno, errno, e.message);
 }
 
@@ -149,7 +149,7 @@ Deno.test("controller: a refused stream keeps RESUMING and drops the bytes", asy
   await refusedWith(c.set(STOP), Errno.EINVAL);
   assert.equal(c.state, RESUMING);
   c.write(stream); // starts over
-  t.failRestore = new VfioUserError(Errno.EFAULT, "ring not mapped");
+  t.failRestore = new ErrnoError(Errno.EFAULT, "ring not mapped");
   await refusedWith(c.set(STOP), Errno.EFAULT);
   assert.equal(c.state, RESUMING);
   t.failRestore = undefined;

@@ -17,13 +17,13 @@
  * Each section: id u16, reserved u16 (0), length u32, then a state record (protocol/record.ts)
  * of that many bytes. Sections of a later frame replace the same sections of earlier ones.
  *
- * Decoding is for untrusted input: every violation throws `VfioUserError` with an errno:
+ * Decoding is for untrusted input: every violation throws `ErrnoError` with an errno:
  * EINVAL (truncated, malformed, trailing data, missing FINAL frame), EBADMSG (CRC mismatch),
  * ENODEV (another device type), ENOTSUP (a newer format or device state version).
  *
  * @module
  */
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import { decodeRecord, encodeRecord, type RecordValue } from "../protocol/record.ts";
 import { crc32c } from "./crc32c.ts";
 
@@ -112,7 +112,7 @@ export interface DecodedStream {
 }
 
 function fail(errno: number, why: string): never {
-  throw new VfioUserError(errno, `migration stream: ${why}`);
+  throw new ErrnoError(errno, `migration stream: ${why}`);
 }
 
 /** Decodes one frame header at `at`; returns the header fields. */
@@ -193,7 +193,7 @@ function decodeSections(body: Uint8Array, into: Map<number, RecordValue>): void 
 
 /**
  * Decodes a whole stream: frames up to and including the FINAL one, which must end it. Later
- * sections replace earlier ones. Throws `VfioUserError` (see the module doc).
+ * sections replace earlier ones. Throws `ErrnoError` (see the module doc).
  */
 export function decodeStream(bytes: Uint8Array, expect: StreamExpectation): DecodedStream {
   const sections = new Map<number, RecordValue>();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Errno, VfioUserError } from "../protocol/errors.ts";
+import { Errno, ErrnoError } from "../sys/errno.ts";
 import { toHex } from "../protocol/hex.ts";
 import { crc32c } from "./crc32c.ts";
 import {
@@ -18,7 +18,7 @@ function refused(bytes: Uint8Array, errno: number, re: RegExp, expect = BLK): vo
   assert.throws(
     () => decodeStream(bytes, expect),
     (e) => {
-      assert.ok(e instanceof VfioUserError, String(e));
+      assert.ok(e instanceof ErrnoError, String(e));
       assert.equal(e.errno, errno, e.message);
       assert.match(e.message, re);
       return true;
@@ -77,7 +77,7 @@ Deno.test("stream: truncated, corrupt, wrong-type, newer and malformed streams a
   for (let n = 0; n < good.length; n++) {
     assert.throws(
       () => decodeStream(good.subarray(0, n), BLK),
-      (x) => (x as VfioUserError).errno === Errno.EINVAL,
+      (x) => (x as ErrnoError).errno === Errno.EINVAL,
     );
   }
   refused(new Uint8Array(0), Errno.EINVAL, /no final frame/);
@@ -86,7 +86,7 @@ Deno.test("stream: truncated, corrupt, wrong-type, newer and malformed streams a
     if (i >= 36 && i < 40) continue; // the CRC itself
     const bad = good.slice();
     bad[i] ^= 0x40;
-    assert.throws(() => decodeStream(bad, BLK), (x) => x instanceof VfioUserError, `byte ${i}`);
+    assert.throws(() => decodeStream(bad, BLK), (x) => x instanceof ErrnoError, `byte ${i}`);
   }
   const flipped = good.slice();
   flipped[HEADER_SIZE + 9] ^= 1;
@@ -144,7 +144,7 @@ Deno.test("stream: seeded fuzzing never crashes and always names an errno", () =
     try {
       decodeStream(b, BLK);
     } catch (e) {
-      assert.ok(e instanceof VfioUserError, String(e));
+      assert.ok(e instanceof ErrnoError, String(e));
       assert.ok(
         ([Errno.EINVAL, Errno.EBADMSG, Errno.ENODEV, Errno.ENOTSUP] as number[]).includes(e.errno),
       );
