@@ -5,7 +5,14 @@
  * devices. (The shared lifecycle suite runs it too: device_lifecycle_test.ts.)
  */
 import assert from "node:assert/strict";
-import { GuestArena, MemfdRam, pci, PciConfig, RegionIndex } from "../../client/mod.ts";
+import {
+  GuestArena,
+  type InterruptMode,
+  MemfdRam,
+  pci,
+  PciConfig,
+  RegionIndex,
+} from "../../client/mod.ts";
 import {
   BAR_SIZE,
   DOORBELL_ID,
@@ -17,17 +24,22 @@ import { connect, startVfud } from "./helpers.ts";
 import { runVfud } from "./conventions_helpers.ts";
 import { DoorbellDriver } from "./kits/doorbell.ts";
 
-/** vfud serving the doorbell, a client with 1 MiB of guest RAM mapped at 0. */
-async function doorbell() {
+/**
+ * vfud serving the doorbell, a client with 1 MiB of guest RAM mapped at 0, and the driver with
+ * interrupts of `mode` and a log of `logSize` entries.
+ */
+async function doorbell(mode: InterruptMode, logSize?: number) {
   const vfud = await startVfud({ device: "doorbell" });
   const client = await connect(vfud);
   const ram = new MemfdRam(1 << 20);
   await client.mapRam(ram);
+  const arena = new GuestArena(0n, ram.bytes);
+  const drv = await DoorbellDriver.create(client, arena, mode, logSize);
   return {
-    vfud,
     client,
-    arena: new GuestArena(0n, ram.bytes),
+    drv,
     async [Symbol.asyncDispose]() {
+      drv.close();
       assert.deepEqual(client.violations, []);
       await client.close();
       ram.close();
@@ -50,7 +62,7 @@ Deno.test("doorbell: a test-only device type, refused unless VFUD_TEST_DEVICES=1
 });
 
 Deno.test("doorbell: identity, one BAR with MSI-X, jobs logged with MSI-X interrupts", async () => {
-  await using d = await doorbell();
+  await using d = await doorbell("msix", 8);
   const cfg = new PciConfig(d.client);
   assert.equal(await cfg.read16(pci.ConfigReg.VENDOR_ID), DOORBELL_PCI.VENDOR);
   assert.equal(await cfg.read16(pci.ConfigReg.DEVICE_ID), DOORBELL_PCI.DEVICE);
@@ -59,47 +71,33 @@ Deno.test("doorbell: identity, one BAR with MSI-X, jobs logged with MSI-X interr
   assert.equal((await cfg.read16(msix.offset + pci.Msix.CONTROL)) & pci.Msix.CONTROL_TABLE_SIZE, 0);
   assert.equal((await d.client.getRegionInfo(RegionIndex.BAR0)).size, BigInt(BAR_SIZE));
   assert.equal((await d.client.getRegionInfo(RegionIndex.BAR1)).size, 0n);
-  const drv = await DoorbellDriver.create(d.client, d.arena, "msix", 8);
-  try {
-    assert.equal(await drv.read(DoorbellReg.ID), DOORBELL_ID);
-    await drv.ring([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]); // more than the log holds
-    assert.ok((await drv.waitCount(10)) >= 1, "MSI-X vector 0 fired");
-    assert.deepEqual([8, 9].map((s) => drv.entry(s)), [[18, 8], [19, 9]], "round the log");
-    assert.deepEqual(drv.entry(7), [17, 7]);
-    assert.equal(await drv.read(DoorbellReg.STATUS), DoorbellStatus.DONE);
-  } finally {
-    drv.close();
-  }
+  const drv = d.drv;
+  assert.equal(await drv.read(DoorbellReg.ID), DOORBELL_ID);
+  await drv.ring([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]); // more than the log holds
+  assert.ok((await drv.waitCount(10)) >= 1, "MSI-X vector 0 fired");
+  assert.deepEqual([8, 9].map((s) => drv.entry(s)), [[18, 8], [19, 9]], "round the log");
+  assert.deepEqual(drv.entry(7), [17, 7]);
+  assert.equal(await drv.read(DoorbellReg.STATUS), DoorbellStatus.DONE);
 });
 
 Deno.test("doorbell: INTx interrupts, acknowledged by STATUS and the unmask, fire again", async () => {
-  await using d = await doorbell();
-  const drv = await DoorbellDriver.create(d.client, d.arena, "intx");
-  try {
-    for (let round = 1; round <= 3; round++) {
-      await drv.ring([round]);
-      assert.equal(await drv.waitCount(round), 1, `round ${round}: one INTx`);
-      assert.deepEqual(drv.entry(round - 1), [round, round - 1]);
-      assert.equal(await drv.read(DoorbellReg.STATUS), 0, "acknowledged");
-    }
-  } finally {
-    drv.close();
+  await using d = await doorbell("intx");
+  for (let round = 1; round <= 3; round++) {
+    await d.drv.ring([round]);
+    assert.equal(await d.drv.waitCount(round), 1, `round ${round}: one INTx`);
+    assert.deepEqual(d.drv.entry(round - 1), [round, round - 1]);
+    assert.equal(await d.drv.read(DoorbellReg.STATUS), 0, "acknowledged");
   }
 });
 
 Deno.test("doorbell: DEVICE_RESET returns it to power-on state", async () => {
-  await using d = await doorbell();
-  const drv = await DoorbellDriver.create(d.client, d.arena, "msix");
-  try {
-    await drv.write(DoorbellReg.SCRATCH, 0x1234);
-    await drv.ring([1, 2]);
-    await drv.waitCount(2);
-    await d.client.reset();
-    for (const reg of [DoorbellReg.COUNT, DoorbellReg.SCRATCH, DoorbellReg.CONTROL]) {
-      assert.equal(await drv.read(reg), 0, `register 0x${reg.toString(16)}`);
-    }
-    assert.equal(await drv.read(DoorbellReg.ID), DOORBELL_ID);
-  } finally {
-    drv.close();
+  await using d = await doorbell("msix");
+  await d.drv.write(DoorbellReg.SCRATCH, 0x1234);
+  await d.drv.ring([1, 2]);
+  await d.drv.waitCount(2);
+  await d.client.reset();
+  for (const reg of [DoorbellReg.COUNT, DoorbellReg.SCRATCH, DoorbellReg.CONTROL]) {
+    assert.equal(await d.drv.read(reg), 0, `register 0x${reg.toString(16)}`);
   }
+  assert.equal(await d.drv.read(DoorbellReg.ID), DOORBELL_ID);
 });

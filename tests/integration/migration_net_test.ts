@@ -18,18 +18,7 @@ import {
   type VfioUserClient,
 } from "../../client/mod.ts";
 import { connect, startVfud, tempDir } from "./helpers.ts";
-import { StreamHub, testFrame, testSeq } from "./stream_hub.ts";
-
-const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
-const PEER_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02);
-
-function seqs(frames: readonly Uint8Array[], dir: string): number[] {
-  return frames.map((f) => testSeq(f, dir)).filter((s): s is number => s !== undefined);
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from }, (_, i) => from + i);
-}
+import { GUEST_MAC, PEER_MAC, seqRange, StreamHub, testFrame, testSeqs } from "./stream_hub.ts";
 
 Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic before, during and after", async () => {
   await using dir = await tempDir();
@@ -55,12 +44,19 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
     let p = 0; // next peer -> guest sequence number
     const received: number[] = []; // peer -> guest, as the driver took them
     const guestSend = (n: number) =>
-      nic.send(range(g, g += n).map((s) => testFrame(PEER_MAC, GUEST_MAC, "g", s, 60 + s % 200)));
+      nic.send(
+        seqRange(g, g += n).map((s) => testFrame(PEER_MAC, GUEST_MAC, "g", s, 60 + s % 200)),
+      );
     const peerSend = (port: typeof portA, n: number) =>
-      port.send(range(p, p += n).map((s) => testFrame(GUEST_MAC, PEER_MAC, "p", s, 60 + s % 300)));
-    const take = async () => received.push(...seqs(await nic.receive(), "p"));
+      port.send(
+        seqRange(p, p += n).map((s) => testFrame(GUEST_MAC, PEER_MAC, "p", s, 60 + s % 300)),
+      );
+    const take = async () => received.push(...testSeqs(await nic.receive(), "p"));
     const gotAll = (port: typeof portA, upTo: number) =>
-      pollUntil(() => (seqs(port.frames, "g").length >= upTo ? true : undefined), `${upTo} frames`);
+      pollUntil(
+        () => (testSeqs(port.frames, "g").length >= upTo ? true : undefined),
+        `${upTo} frames`,
+      );
 
     // Before: both directions on A.
     await guestSend(10);
@@ -96,7 +92,7 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
           stuckSince = 0;
           sentBytes += room * 1514;
           await nic.send(
-            range(g, g += room).map((s) => testFrame(PEER_MAC, GUEST_MAC, "g", s, 1514)),
+            seqRange(g, g += room).map((s) => testFrame(PEER_MAC, GUEST_MAC, "g", s, 1514)),
           );
         }
         await sleep(20);
@@ -126,7 +122,7 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
         nic.rearm = false;
         const first = p;
         await peerSend(portA, 24);
-        burst = range(first, p);
+        burst = seqRange(first, p);
         await pollUntil(
           async () => ((await nic.read(e1000.STATS.RNBC)) > 0 ? true : undefined),
           "frames waiting for descriptors",
@@ -141,7 +137,7 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
         // on a wire to a host that went away); A must not touch guest memory.
         const first = p;
         await peerSend(portA, 5);
-        blackout = range(first, p);
+        blackout = seqRange(first, p);
         const snapshot = ram.bytes.slice();
         await sleep(300);
         assert.ok(
@@ -168,7 +164,7 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
     await guestSend(10);
     await peerSend(portB, 10);
     await pollUntil(
-      () => seqs([...portA.frames, ...portB.frames], "g").length >= g ? true : undefined,
+      () => testSeqs([...portA.frames, ...portB.frames], "g").length >= g ? true : undefined,
       "every transmitted frame at the peer",
     );
     await pollUntil(
@@ -177,13 +173,17 @@ Deno.test("migration: e1000 on a stream cable moves to a second vfud, traffic be
     );
 
     // Guest -> peer: every frame exactly once, in order, across the two connections.
-    const sentByA = seqs(portA.frames, "g");
-    const sentByB = seqs(portB.frames, "g");
-    assert.deepEqual([...sentByA, ...sentByB], range(0, g), "each transmit descriptor sent once");
+    const sentByA = testSeqs(portA.frames, "g");
+    const sentByB = testSeqs(portB.frames, "g");
+    assert.deepEqual(
+      [...sentByA, ...sentByB],
+      seqRange(0, g),
+      "each transmit descriptor sent once",
+    );
     assert.ok(pendingAtStop > 0, "the stop came with transmit descriptors pending");
     assert.ok(sentByB[0] < gAtStop, "B sent what was pending in A");
     // Peer -> guest: in order, never twice; only frames sent to the stopped source are missing.
-    assert.deepEqual(received, range(0, p).filter((s) => !blackout.includes(s)));
+    assert.deepEqual(received, seqRange(0, p).filter((s) => !blackout.includes(s)));
     assert.deepEqual(clientA.violations, []);
     assert.deepEqual(clientB.violations, []);
   } finally {

@@ -23,6 +23,7 @@ import {
   type VfioUserClient,
 } from "../../client/mod.ts";
 import { connect, startVfud } from "./helpers.ts";
+import { ip } from "../netns.ts";
 
 const GUEST_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const BRIDGE_MAC = [0x02, 0x00, 0x00, 0x00, 0x09, 0x01];
@@ -31,13 +32,6 @@ const HOST_IP = [10, 9, 0, 1];
 const SINK_PORT = 9000; // kernel side, receives the guest's datagrams
 const SOURCE_PORT = 9001; // kernel side, sends to the guest
 const GUEST_PORT = 9002;
-
-async function ip(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
 
 function checksum(b: Uint8Array, start: number, end: number): number {
   let s = 0;

@@ -133,22 +133,11 @@ Deno.test("session: QEMU-like realize sequence", async () => {
     // INTx with one eventfd, then disabled (DATA_NONE, count 0), RESET, INTx again.
     const ev = new EventFd();
     try {
-      await client.setIrqs({
-        index: INTX,
-        flags: DATA_EVENTFD | ACTION_TRIGGER,
-        start: 0,
-        count: 1,
-        fds: [ev.fd],
-      });
+      const assign = { index: INTX, flags: DATA_EVENTFD | ACTION_TRIGGER, start: 0, count: 1 };
+      await client.setIrqs({ ...assign, fds: [ev.fd] });
       await client.setIrqs({ index: INTX, flags: DATA_NONE | ACTION_TRIGGER, start: 0, count: 0 });
       assert.equal(await client.reset(), 16, "RESET reply is exactly the header");
-      await client.setIrqs({
-        index: INTX,
-        flags: DATA_EVENTFD | ACTION_TRIGGER,
-        start: 0,
-        count: 1,
-        fds: [ev.fd],
-      });
+      await client.setIrqs({ ...assign, fds: [ev.fd] });
       assert.equal(ev.take(), 0n, "nothing raised INTx");
     } finally {
       ev.close();

@@ -15,6 +15,19 @@ import { framed, readFramed } from "../e2e/stream_peer.ts";
 
 /** Ethertype of test frames. */
 export const TEST_ETHERTYPE = 0x88b5;
+/** The station address the tests give the NIC under test, and the hub's side of the cable. */
+export const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+export const PEER_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02);
+
+/** The sequence numbers of the test frames of direction `dir` among `frames`, in order. */
+export function testSeqs(frames: readonly Uint8Array[], dir: string): number[] {
+  return frames.map((f) => testSeq(f, dir)).filter((s): s is number => s !== undefined);
+}
+
+/** Sequence numbers `from` to `to` (exclusive): what arrived when nothing is lost. */
+export function seqRange(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
 
 /** A test frame from `src` to `dst` with sequence number `seq` in direction `dir` ("g" or "p"). */
 export function testFrame(dst: Uint8Array, src: Uint8Array, dir: string, seq: number, len = 64) {

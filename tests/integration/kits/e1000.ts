@@ -13,19 +13,16 @@ import {
   pollUntil,
   type VfioUserClient,
 } from "../../../client/mod.ts";
-import { type HubPort, StreamHub, testFrame, testSeq } from "../stream_hub.ts";
+import {
+  GUEST_MAC,
+  type HubPort,
+  PEER_MAC,
+  seqRange,
+  StreamHub,
+  testFrame,
+  testSeqs,
+} from "../stream_hub.ts";
 import type { LifecycleKit, Workload } from "./kit.ts";
-
-const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
-const PEER_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02);
-
-function seqs(frames: readonly Uint8Array[], dir: string): number[] {
-  return frames.map((f) => testSeq(f, dir)).filter((s): s is number => s !== undefined);
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from }, (_, i) => from + i);
-}
 
 class NetWorkload implements Workload {
   readonly #nic: E1000Driver;
@@ -45,7 +42,7 @@ class NetWorkload implements Workload {
 
   async start(n: number): Promise<void> {
     this.#nic.reclaim();
-    const frames = range(this.#tx, this.#tx += n).map((s) =>
+    const frames = seqRange(this.#tx, this.#tx += n).map((s) =>
       testFrame(PEER_MAC, GUEST_MAC, "g", s, 60 + (s * 37) % 1400)
     );
     await this.#nic.send(frames);
@@ -56,7 +53,7 @@ class NetWorkload implements Workload {
   }
 
   #send(n: number): Promise<void> {
-    const frames = range(this.#rx, this.#rx += n).map((s) =>
+    const frames = seqRange(this.#rx, this.#rx += n).map((s) =>
       testFrame(GUEST_MAC, PEER_MAC, "p", s, 60 + (s * 53) % 1400)
     );
     return this.#port.send(frames);
@@ -64,14 +61,14 @@ class NetWorkload implements Workload {
 
   async finish(): Promise<void> {
     await this.#send(4); // and the receive path works
-    const sent = () => this.#hub.ports.flatMap((p) => seqs(p.frames, "g"));
+    const sent = () => this.#hub.ports.flatMap((p) => testSeqs(p.frames, "g"));
     await pollUntil(() => (sent().length >= this.#tx ? true : undefined), "frames at the hub");
-    assert.deepEqual(sent(), range(0, this.#tx), "each transmit frame once, in order");
+    assert.deepEqual(sent(), seqRange(0, this.#tx), "each transmit frame once, in order");
     await pollUntil(async () => {
-      this.#received.push(...seqs(await this.#nic.receive(), "p"));
+      this.#received.push(...testSeqs(await this.#nic.receive(), "p"));
       return this.#received.length >= this.#rx ? true : undefined;
     }, "frames at the guest");
-    assert.deepEqual(this.#received, range(0, this.#rx), "each received frame once, in order");
+    assert.deepEqual(this.#received, seqRange(0, this.#rx), "each received frame once, in order");
     await this.#nic.waitTx();
   }
 

@@ -1,5 +1,5 @@
 /**
- * Run inside a private network namespace (`unshare --net`) by tap_test.ts: creates a tap
+ * Run inside a private network namespace (`unshare --net`) by ../tap_test.ts: creates a tap
  * interface with {@link TapBackend}, gives the kernel side 10.77.0.1/24, and plays the host
  * 10.77.0.2 behind the tap: answers the kernel's ARP request and echoes a UDP datagram back with
  * "pong". Then it stops receiving (backpressure): datagrams the kernel sends meanwhile must stay
@@ -10,8 +10,9 @@
  */
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import { PrivateLoop } from "./mod.ts";
-import { TapBackend } from "./tap.ts";
+import { PrivateLoop } from "../mod.ts";
+import { TapBackend } from "../tap.ts";
+import { ip } from "../../../tests/netns.ts";
 
 const IFNAME = "vfudtap0";
 const KERNEL_IP = [10, 77, 0, 1];
@@ -53,13 +54,6 @@ function udpReply(req: Uint8Array, payload: Uint8Array): Uint8Array {
   f.set([(8 + payload.length) >> 8, (8 + payload.length) & 0xff, 0, 0], 38);
   f.set(payload, 42);
   return f;
-}
-
-async function ip(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
 }
 
 async function main(): Promise<number> {
