@@ -8,6 +8,6 @@
  * @module
  */
 export { IdleTracker } from "./idle.ts";
-export { dwordRead, dwordWrite, type Register, RegisterFile } from "./regs.ts";
+export { dwordRead, dwordWrite, type Register, register, RegisterFile } from "./regs.ts";
 export { entryAddr, readEntries, ringDistance, type RingLayout, writeEntries } from "./ring.ts";
 export { SerialRunner } from "./serial_runner.ts";

@@ -76,6 +76,17 @@ export interface Register {
   write?(value: number): void;
 }
 
+/** A {@link Register} from its parts (a read-only one without `write`). */
+export function register(
+  name: string,
+  offset: number,
+  width: 1 | 2 | 4,
+  read: () => number,
+  write?: (value: number) => void,
+): Register {
+  return { name, offset, width, read, write };
+}
+
 /** A table of registers with byte-granular access. */
 export class RegisterFile {
   readonly #regs: readonly Register[];

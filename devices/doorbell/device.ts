@@ -24,7 +24,7 @@ import type { PciConfigSpec } from "../../pci/spec.ts";
 import { GuestFault, isDmaPaused } from "../../dma/guest_memory.ts";
 import { RecordReader } from "../../protocol/record.ts";
 import { Errno, ErrnoError } from "../../sys/errno.ts";
-import { RegisterFile } from "../common/regs.ts";
+import { register, RegisterFile } from "../common/regs.ts";
 import { type RingLayout, writeEntries } from "../common/ring.ts";
 import { SerialRunner } from "../common/serial_runner.ts";
 
@@ -136,13 +136,8 @@ export class Doorbell implements Device {
   #epoch = 0;
 
   constructor() {
-    const r = (name: string, offset: number, read: () => number, write?: (v: number) => void) => ({
-      name,
-      offset,
-      width: 4 as const,
-      read,
-      write,
-    });
+    const r = (name: string, offset: number, read: () => number, write?: (v: number) => void) =>
+      register(name, offset, 4, read, write);
     const field = (name: string, offset: number, key: "logLo" | "logHi" | "scratch") =>
       r(name, offset, () => this.#regs[key], (v) => (this.#regs[key] = v));
     this.#file = new RegisterFile([

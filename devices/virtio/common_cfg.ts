@@ -6,7 +6,7 @@
  * @module
  */
 import { CommonCfg as CC, MAX_QUEUE_SIZE, NO_VECTOR, Status } from "../../spec/virtio.ts";
-import { type Register, RegisterFile } from "../common/regs.ts";
+import { type Register, register, RegisterFile } from "../common/regs.ts";
 import type { QueueState, TransportState } from "./state.ts";
 
 /** Transport actions triggered by common-configuration writes. */
@@ -55,13 +55,14 @@ export function commonConfig(s: TransportState, h: CommonCfgHooks): RegisterFile
     width: 2 | 4,
     get: (q: QueueState) => number,
     set?: (q: QueueState, v: number) => void,
-  ): Register => ({
-    name,
-    offset,
-    width,
-    read: () => (s.selected ? get(s.selected) : 0),
-    write: set && ((v) => s.selected && set(s.selected, v)),
-  });
+  ): Register =>
+    register(
+      name,
+      offset,
+      width,
+      () => (s.selected ? get(s.selected) : 0),
+      set && ((v) => s.selected && set(s.selected, v)),
+    );
   /**
    * A 64-bit queue address as its low and high halves; frozen once the queue is enabled
    * (§4.1.4.3.2).
@@ -74,67 +75,33 @@ export function commonConfig(s: TransportState, h: CommonCfgHooks): RegisterFile
       };
       return queueReg(`${name}_${high ? "hi" : "lo"}`, offset + (high ? 4 : 0), 4, get, set);
     });
-  const featuresLocked = () => (s.status & Status.FEATURES_OK) !== 0;
+  /** The 32 feature bits device_feature_select shows of what the device offers. */
+  const offered = () => window(h.offered, s.deviceFeatureSelect);
+  /** The 32 bits driver_feature_select shows of the driver's features; fixed at FEATURES_OK. */
+  const accepted = () => window(s.driverFeatures, s.driverFeatureSelect);
+  const accept = (v: number) => {
+    if (s.status & Status.FEATURES_OK) return;
+    s.driverFeatures = setWindow(s.driverFeatures, s.driverFeatureSelect, v);
+  };
+  /** A register that is a field of the transport state. */
+  const field = (
+    name: string,
+    offset: number,
+    width: 2 | 4,
+    key: "deviceFeatureSelect" | "driverFeatureSelect" | "queueSelect",
+  ) => register(name, offset, width, () => s[key], (v) => (s[key] = v));
   const regs: Register[] = [
-    {
-      name: "device_feature_select",
-      offset: CC.DEVICE_FEATURE_SELECT,
-      width: 4,
-      read: () => s.deviceFeatureSelect,
-      write: (v) => (s.deviceFeatureSelect = v),
-    },
-    {
-      name: "device_feature",
-      offset: CC.DEVICE_FEATURE,
-      width: 4,
-      read: () => window(h.offered, s.deviceFeatureSelect),
-    },
-    {
-      name: "driver_feature_select",
-      offset: CC.DRIVER_FEATURE_SELECT,
-      width: 4,
-      read: () => s.driverFeatureSelect,
-      write: (v) => (s.driverFeatureSelect = v),
-    },
-    {
-      name: "driver_feature",
-      offset: CC.DRIVER_FEATURE,
-      width: 4,
-      read: () => window(s.driverFeatures, s.driverFeatureSelect),
-      write: (v) => {
-        if (!featuresLocked()) {
-          s.driverFeatures = setWindow(s.driverFeatures, s.driverFeatureSelect, v);
-        }
-      },
-    },
-    {
-      name: "config_msix_vector",
-      offset: CC.CONFIG_MSIX_VECTOR,
-      width: 2,
-      read: () => s.configMsixVector,
-      write: (v) => (s.configMsixVector = vector(v)),
-    },
-    { name: "num_queues", offset: CC.NUM_QUEUES, width: 2, read: () => s.queues.length },
-    {
-      name: "device_status",
-      offset: CC.DEVICE_STATUS,
-      width: 1,
-      read: () => s.status,
-      write: (v) => h.writeStatus(v),
-    },
-    {
-      name: "config_generation",
-      offset: CC.CONFIG_GENERATION,
-      width: 1,
-      read: () => s.configGeneration & 0xff,
-    },
-    {
-      name: "queue_select",
-      offset: CC.QUEUE_SELECT,
-      width: 2,
-      read: () => s.queueSelect,
-      write: (v) => (s.queueSelect = v),
-    },
+    field("device_feature_select", CC.DEVICE_FEATURE_SELECT, 4, "deviceFeatureSelect"),
+    register("device_feature", CC.DEVICE_FEATURE, 4, offered),
+    field("driver_feature_select", CC.DRIVER_FEATURE_SELECT, 4, "driverFeatureSelect"),
+    register("driver_feature", CC.DRIVER_FEATURE, 4, accepted, accept),
+    register("config_msix_vector", CC.CONFIG_MSIX_VECTOR, 2, () => s.configMsixVector, (v) => {
+      s.configMsixVector = vector(v);
+    }),
+    register("num_queues", CC.NUM_QUEUES, 2, () => s.queues.length),
+    register("device_status", CC.DEVICE_STATUS, 1, () => s.status, (v) => h.writeStatus(v)),
+    register("config_generation", CC.CONFIG_GENERATION, 1, () => s.configGeneration & 0xff),
+    field("queue_select", CC.QUEUE_SELECT, 2, "queueSelect"),
     queueReg("queue_size", CC.QUEUE_SIZE, 2, (q) => q.size, (q, v) => {
       if (!q.enabled && isPowerOfTwo(v) && v <= Math.min(q.maxSize, MAX_QUEUE_SIZE)) q.size = v;
     }),
