@@ -166,6 +166,28 @@ export function absentMemory(why: string): GuestMemory {
 }
 
 /**
+ * {@link GuestMemory.transfer} as consecutive mappings of at most `chunk` bytes: each is mapped,
+ * handed to `fn` with its offset, and released (writes flushed) before the next.
+ */
+export async function transferInChunks(
+  mem: Pick<GuestMemory, "map">,
+  addr: bigint,
+  length: number,
+  chunk: number,
+  writable: Writable,
+  fn: (segments: readonly Uint8Array[], offset: number) => Promise<void> | void,
+): Promise<void> {
+  for (let off = 0; off < length; off += chunk) {
+    const m = await mem.map(addr + BigInt(off), Math.min(chunk, length - off), writable);
+    try {
+      await fn(m.segments, off);
+    } finally {
+      await m.release();
+    }
+  }
+}
+
+/**
  * {@link GuestMemory.transferv} done range by range with `transfer` (offsets continue across
  * ranges): the general path, for memory that cannot hand out every range at once.
  */

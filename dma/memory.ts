@@ -10,6 +10,7 @@ import {
   type GuestMapping,
   type GuestMemory,
   type GuestRange,
+  transferInChunks,
   type Writable,
 } from "./guest_memory.ts";
 import type { DmaRegion, DmaTable } from "./table.ts";
@@ -228,14 +229,7 @@ export class SessionMemory implements GuestMemory {
   ): Promise<void> {
     const pieces = this.#resolve(addr, length, writable);
     const chunk = pieces.every((p) => p.region.view) ? length : this.#message(pieces[0]).maxBuffer;
-    for (let off = 0; off < length; off += chunk) {
-      const m = await this.map(addr + BigInt(off), Math.min(chunk, length - off), writable);
-      try {
-        await fn(m.segments, off);
-      } finally {
-        await m.release();
-      }
-    }
+    await transferInChunks(this, addr, length, chunk, writable, fn);
   }
 
   async transferv(

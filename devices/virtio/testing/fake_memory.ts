@@ -11,6 +11,7 @@ import {
   type GuestMemory,
   type GuestRange,
   transferEach,
+  transferInChunks,
 } from "../../../dma/guest_memory.ts";
 import type { DeviceContext } from "../../device.ts";
 import { Errno } from "../../../sys/errno.ts";
@@ -116,14 +117,7 @@ export class FakeGuestMemory implements GuestMemory {
   ): Promise<void> {
     this.#check(addr, length);
     const chunk = this.#opts.chunkSize ?? length;
-    for (let off = 0; off < length; off += chunk) {
-      const m = await this.map(addr + BigInt(off), Math.min(chunk, length - off), writable);
-      try {
-        await fn(m.segments, off);
-      } finally {
-        await m.release();
-      }
-    }
+    await transferInChunks(this, addr, length, chunk, writable, fn);
   }
 
   /** Whether [addr, +length) can be accessed at once (fast path on, mapped, one segment). */
