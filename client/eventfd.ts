@@ -11,7 +11,7 @@ import { C } from "../sys/layout.ts";
 import { DEFAULT_TIMEOUT_MS, withTimeout } from "./util.ts";
 
 /** A non-blocking eventfd owned by the test. */
-export class EventFd {
+export class EventFd implements Disposable {
   #fd: number;
   /** Signals read from the fd but not yet handed out by {@link take}. */
   #pending = 0n;
@@ -88,6 +88,10 @@ export class EventFd {
   #unwatch(): void {
     this.#watchLoop?.remove(this.#fd);
     this.#watchLoop = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** Stops watching and closes the fd (the server's copy, if any, stays valid there). */

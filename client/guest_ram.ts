@@ -8,8 +8,8 @@
 import { check, closeFd, cstr, errno, libc, SysError } from "../sys/ffi.ts";
 import { C } from "../sys/layout.ts";
 
-/** Guest memory the client owns. */
-export interface GuestRam {
+/** Guest memory the client owns (`using ram = new MemfdRam(...)` frees it at scope end). */
+export interface GuestRam extends Disposable {
   /** The bytes, as the guest sees them. */
   readonly bytes: Uint8Array;
   /** Size in bytes. */
@@ -35,6 +35,8 @@ export class ArrayRam implements GuestRam {
   }
 
   close(): void {}
+
+  [Symbol.dispose](): void {}
 }
 
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
@@ -93,6 +95,10 @@ export class MemfdRam implements GuestRam {
 
   get fd(): number | undefined {
     return this.#fd >= 0 ? this.#fd : undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   close(): void {

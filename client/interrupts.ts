@@ -19,7 +19,7 @@ export type InterruptMode = "msix" | "intx" | "poll";
 const TRIGGER = IrqSetFlags.DATA_EVENTFD | IrqSetFlags.ACTION_TRIGGER;
 
 /** The eventfds of one function's interrupts. */
-export class DeviceInterrupts {
+export class DeviceInterrupts implements Disposable {
   readonly mode: InterruptMode;
   /** MSI-X eventfds by vector (msix mode). */
   readonly msix: readonly EventFd[];
@@ -88,6 +88,10 @@ export class DeviceInterrupts {
   unmaskIntx(): Promise<void> {
     const flags = IrqSetFlags.DATA_NONE | IrqSetFlags.ACTION_UNMASK;
     return this.#client.setIrqs({ index: IrqIndex.INTX, flags, start: 0, count: 1 });
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** Closes the eventfds (the server keeps its copies until SET_IRQS or disconnect). */

@@ -99,7 +99,7 @@ interface InFlight {
 }
 
 /** The driver of one virtio-blk function with one request queue. */
-export class VirtioBlkDriver {
+export class VirtioBlkDriver implements Disposable {
   /** The connection to the device (another one after {@link moveTo}). */
   client: VfioUserClient;
   pci: PciConfig;
@@ -550,6 +550,10 @@ export class VirtioBlkDriver {
   }
 
   /** Closes the driver's eventfds (the server keeps its copies until SET_IRQS or disconnect). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   close(): void {
     this.irqs?.close();
   }

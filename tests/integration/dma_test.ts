@@ -11,6 +11,7 @@ import {
   MemfdRam,
   pollUntil,
   randomBytes,
+  type VfioUserClient,
   VirtioBlkDriver,
   withTimeout,
 } from "../../client/mod.ts";
@@ -24,15 +25,28 @@ import {
   assertServesFreshClient,
   connect,
   startVfud,
+  type Vfud,
 } from "./helpers.ts";
 
 const MiB = 1 << 20;
 
-Deno.test("dma: overlapping maps are refused with EEXIST; bad maps with an error", async () => {
+/**
+ * Runs `body` with a vfud and a client; afterwards the client saw no protocol violation and, its
+ * session over, vfud serves the next client.
+ */
+async function session(body: (client: VfioUserClient, vfud: Vfud) => Promise<void>) {
   await using vfud = await startVfud();
-  await using client = await connect(vfud);
-  const ram = new MemfdRam(4 * MiB);
-  try {
+  {
+    await using client = await connect(vfud);
+    await body(client, vfud);
+    assert.deepEqual(client.violations, []);
+  }
+  await assertServesFreshClient(vfud);
+}
+
+Deno.test("dma: overlapping maps are refused with EEXIST; bad maps with an error", () =>
+  session(async (client) => {
+    using ram = new MemfdRam(4 * MiB);
     await client.dmaMap({ iova: 0x100000n, size: 0x100000n, fd: ram.fd });
     await assertErrno(
       client.dmaMap({ iova: 0x100000n, size: 0x100000n, fd: ram.fd }),
@@ -58,37 +72,24 @@ Deno.test("dma: overlapping maps are refused with EEXIST; bad maps with an error
     await assertErrorReply(client.dmaMap({ iova: 0x800000n, size: 0n }), "size 0");
     await assertErrorReply(client.dmaMap({ iova: 0x800000n, size: 0x1000n, flags: 4 }), "flag 4");
     await assertErrorReply(client.dmaMap({ iova: 0xffff_ffff_ffff_f000n, size: 0x2000n }), "wraps");
-    const twoFds = new MemfdRam(4096);
-    try {
-      await assertErrorReply(
-        client.request(
-          Command.DMA_MAP,
-          DmaMap.encodeRequest({ flags: 3, offset: 0n, address: 0x900000n, size: 0x1000n }),
-          { fds: [ram.fd!, twoFds.fd!] },
-        ),
-        "two fds",
-      );
-    } finally {
-      twoFds.close();
-    }
+    using twoFds = new MemfdRam(4096);
+    await assertErrorReply(
+      client.request(
+        Command.DMA_MAP,
+        DmaMap.encodeRequest({ flags: 3, offset: 0n, address: 0x900000n, size: 0x1000n }),
+        { fds: [ram.fd!, twoFds.fd!] },
+      ),
+      "two fds",
+    );
     // The session goes on.
     assert.equal((await client.getInfo()).numRegions >= 9, true);
-    assert.deepEqual(client.violations, []);
-  } finally {
-    await client.close();
-    ram.close();
-  }
-  await assertServesFreshClient(vfud);
-});
+  }));
 
-Deno.test("dma: a map whose fd range passes the end of the memfd cannot crash the daemon", async () => {
-  await using vfud = await startVfud();
-  await using client = await connect(vfud);
-  const ram = new MemfdRam(MiB);
-  let driver: VirtioBlkDriver | undefined;
-  try {
+Deno.test("dma: a map whose fd range passes the end of the memfd cannot crash the daemon", () =>
+  session(async (client, vfud) => {
+    using ram = new MemfdRam(MiB);
     await client.mapRam(ram);
-    driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
+    using driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
     // [0x100000, +1 MiB) backed by memfd bytes [0xff000, +1 MiB): all but 4 KiB lie past its end.
     const accepted = await client.dmaMap({
       iova: 0x100000n,
@@ -109,51 +110,44 @@ Deno.test("dma: a map whose fd range passes the end of the memfd cannot crash th
       assert.fail(`vfud died: ${JSON.stringify(st)}`);
     }
     assert.ok(!accepted, "DMA_MAP of an fd range past the end of the file must be refused");
-  } finally {
-    driver?.close();
-    await client.close();
-    ram.close();
-  }
-});
+  }));
 
-Deno.test("dma: unmapping needs an exact existing range", async () => {
-  await using vfud = await startVfud();
-  await using client = await connect(vfud);
-  await client.dmaMap({ iova: 0x100000n, size: 0x100000n });
-  await assertErrorReply(client.dmaUnmap({ iova: 0x300000n, size: 0x1000n }), "never mapped");
-  await assertErrorReply(client.dmaUnmap({ iova: 0x100000n, size: 0x1000n }), "part of a map");
-  await assertErrorReply(
-    client.dmaUnmap({ iova: 0x100000n, size: 0x100000n, flags: 1 }),
-    "old dirty-bitmap flag",
-  );
-  await assertErrorReply(
-    client.dmaUnmap({ iova: 0x100000n, size: 0x100000n, argsz: 8 }),
-    "argsz < 24",
-  );
-  const e = await client.dmaUnmap({ iova: 0x100000n, size: 0x100000n });
-  assert.deepEqual(
-    [e.address, e.size, e.flags],
-    [0x100000n, 0x100000n, 0],
-    "reply echoes the entry",
-  );
-  await assertErrorReply(client.dmaUnmap({ iova: 0x100000n, size: 0x100000n }), "already unmapped");
-  // The range is free again.
-  await client.dmaMap({ iova: 0x100000n, size: 0x100000n });
-  // DMA_UNMAP ALL (flags 2, address 0, size 0) drops everything.
-  await client.dmaMap({ iova: 0x400000n, size: 0x1000n });
-  await client.dmaUnmap({ iova: 0n, size: 0n, flags: 2 });
-  await client.dmaMap({ iova: 0x100000n, size: 0x100000n });
-  await client.dmaMap({ iova: 0x400000n, size: 0x1000n });
-  assert.deepEqual(client.violations, []);
-});
+Deno.test("dma: unmapping needs an exact existing range", () =>
+  session(async (client) => {
+    await client.dmaMap({ iova: 0x100000n, size: 0x100000n });
+    await assertErrorReply(client.dmaUnmap({ iova: 0x300000n, size: 0x1000n }), "never mapped");
+    await assertErrorReply(client.dmaUnmap({ iova: 0x100000n, size: 0x1000n }), "part of a map");
+    await assertErrorReply(
+      client.dmaUnmap({ iova: 0x100000n, size: 0x100000n, flags: 1 }),
+      "old dirty-bitmap flag",
+    );
+    await assertErrorReply(
+      client.dmaUnmap({ iova: 0x100000n, size: 0x100000n, argsz: 8 }),
+      "argsz < 24",
+    );
+    const e = await client.dmaUnmap({ iova: 0x100000n, size: 0x100000n });
+    assert.deepEqual(
+      [e.address, e.size, e.flags],
+      [0x100000n, 0x100000n, 0],
+      "reply echoes the entry",
+    );
+    await assertErrorReply(
+      client.dmaUnmap({ iova: 0x100000n, size: 0x100000n }),
+      "already unmapped",
+    );
+    // The range is free again.
+    await client.dmaMap({ iova: 0x100000n, size: 0x100000n });
+    // DMA_UNMAP ALL (flags 2, address 0, size 0) drops everything.
+    await client.dmaMap({ iova: 0x400000n, size: 0x1000n });
+    await client.dmaUnmap({ iova: 0n, size: 0n, flags: 2 });
+    await client.dmaMap({ iova: 0x100000n, size: 0x100000n });
+    await client.dmaMap({ iova: 0x400000n, size: 0x1000n });
+  }));
 
-Deno.test("dma: device access after unmap fails cleanly; the daemon and session survive", async () => {
-  await using vfud = await startVfud();
-  await using client = await connect(vfud);
-  const low = new MemfdRam(MiB); // rings, headers, status bytes
-  const high = new MemfdRam(2 * MiB); // data
-  let driver: VirtioBlkDriver | undefined;
-  try {
+Deno.test("dma: device access after unmap fails cleanly; the daemon and session survive", () =>
+  session(async (client, vfud) => {
+    using low = new MemfdRam(MiB); // rings, headers, status bytes
+    using high = new MemfdRam(2 * MiB); // data
     await client.mapRam(low);
     await client.dmaMap({
       iova: 0x100000n,
@@ -161,7 +155,7 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
       fd: high.fd,
       backing: high.bytes,
     });
-    driver = await VirtioBlkDriver.create(client, {
+    using driver = await VirtioBlkDriver.create(client, {
       arena: new GuestArena(0n, low.bytes),
       dataArena: new GuestArena(0x100000n, high.bytes),
     });
@@ -189,7 +183,7 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
     driver.enqueue({ type: ReqType.IN, sector: 0n, readLength: 512 });
     await driver.kick();
     await pollUntil(
-      async () => ((await driver!.deviceStatus()) & Status.DEVICE_NEEDS_RESET ? true : undefined),
+      async () => ((await driver.deviceStatus()) & Status.DEVICE_NEEDS_RESET ? true : undefined),
       "DEVICE_NEEDS_RESET",
     );
     assert.ok((await client.getInfo()).numRegions >= 9, "session still served");
@@ -198,26 +192,15 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
     // Recovery in the same session: map again, reset the device, start over.
     driver.close();
     await client.mapRam(low);
-    driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, low.bytes) });
-    assert.deepEqual(await driver.read(64n, 16), data);
-    assert.deepEqual(client.violations, []);
-  } finally {
-    driver?.close();
-    await client.close();
-    low.close();
-    high.close();
-  }
-  await assertServesFreshClient(vfud);
-});
+    using again = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, low.bytes) });
+    assert.deepEqual(await again.read(64n, 16), data);
+  }));
 
-Deno.test("dma: device writes into a read-only map fail the request, no crash", async () => {
-  await using vfud = await startVfud();
-  await using client = await connect(vfud);
-  const ram = new MemfdRam(MiB);
-  const ro = new MemfdRam(MiB);
-  const roMsg = new ArrayRam(MiB);
-  let driver: VirtioBlkDriver | undefined;
-  try {
+Deno.test("dma: device writes into a read-only map fail the request, no crash", () =>
+  session(async (client, vfud) => {
+    using ram = new MemfdRam(MiB);
+    using ro = new MemfdRam(MiB);
+    using roMsg = new ArrayRam(MiB);
     await client.mapRam(ram);
     await client.dmaMap({
       iova: 0x100000n,
@@ -232,24 +215,18 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
       flags: DmaMapFlags.READ,
       backing: roMsg.bytes,
     });
-    driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
+    using driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
     ro.bytes.fill(0xaa, 0, 4096);
     roMsg.bytes.fill(0xbb, 0, 4096);
     // IN = the device writes guest memory: refused for read-only maps (mmapped or not).
-    const r1 = await driver.submit({
-      type: ReqType.IN,
-      sector: 0n,
-      readLength: 4096,
-      dataAddr: 0x100000n,
-    });
-    assert.equal(r1.status, BlkStatus.IOERR);
-    const r2 = await driver.submit({
-      type: ReqType.IN,
-      sector: 0n,
-      readLength: 4096,
-      dataAddr: 0x200000n,
-    });
-    assert.equal(r2.status, BlkStatus.IOERR);
+    for (const dataAddr of [0x100000n, 0x200000n]) {
+      const r = await driver.submit({ type: ReqType.IN, sector: 0n, readLength: 4096, dataAddr });
+      assert.equal(
+        r.status,
+        BlkStatus.IOERR,
+        `read into the read-only map at 0x${dataAddr.toString(16)}`,
+      );
+    }
     assert.ok(ro.bytes.subarray(0, 4096).every((b) => b === 0xaa), "read-only memory untouched");
     assert.ok(roMsg.bytes.subarray(0, 4096).every((b) => b === 0xbb));
     // OUT = the device reads guest memory: allowed from a read-only map.
@@ -262,12 +239,4 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
     assert.equal(w.status, BlkStatus.OK);
     assert.ok((await driver.read(8n, 8)).every((b) => b === 0xaa));
     assert.ok(!vfud.exited, "daemon alive");
-    assert.deepEqual(client.violations, []);
-  } finally {
-    driver?.close();
-    await client.close();
-    ram.close();
-    ro.close();
-  }
-  await assertServesFreshClient(vfud);
-});
+  }));

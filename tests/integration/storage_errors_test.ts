@@ -122,70 +122,58 @@ async function fillDisk(drv: VirtioBlkDriver): Promise<number[]> {
   return statuses;
 }
 
+/**
+ * A client of the vfud on full storage with 4 MiB of guest RAM and the virtio-blk driver, runs
+ * `body` with the driver, then checks that vfud logged `error`, stays up and serves a fresh client.
+ */
+async function onFullStorage(
+  v: Awaited<ReturnType<typeof startOnFullStorage>>,
+  timeoutMs: number,
+  error: RegExp,
+  body: (drv: VirtioBlkDriver) => Promise<void>,
+): Promise<void> {
+  using ram = new MemfdRam(4 * MiB);
+  {
+    await using c = await VfioUserClient.connect(v.socket, { timeoutMs });
+    await c.version();
+    await c.dmaMap({ iova: 0n, size: BigInt(4 * MiB), fd: ram.fd, backing: ram.bytes });
+    using drv = await VirtioBlkDriver.create(c, { arena: new GuestArena(0n, ram.bytes) });
+    await body(drv);
+  }
+  assert.ok(v.alive(), v.log());
+  await logged(v, error);
+  await noSession(v.socket); // one client at a time: the last one's teardown first
+  await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
+  await c2.version();
+  assert.ok((await c2.getInfo()).numRegions >= 9, "a fresh client is served");
+}
+
 Deno.test("storage: ENOSPC of the image's filesystem reaches the guest as IOERR; vfud serves on", async () => {
   await using v = await startOnFullStorage("file");
-  const ram = new MemfdRam(4 * MiB);
-  try {
-    {
-      await using c = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
-      await c.version();
-      await c.dmaMap({ iova: 0n, size: BigInt(4 * MiB), fd: ram.fd, backing: ram.bytes });
-      const drv = await VirtioBlkDriver.create(c, { arena: new GuestArena(0n, ram.bytes) });
-      try {
-        const st = await fillDisk(drv);
-        const { OK, IOERR } = virtioBlk.BlkStatus;
-        assert.equal(st[0], OK, "the first writes find room");
-        assert.ok(st.includes(IOERR), `no write failed: ${st}`);
-        assert.deepEqual([...new Set(st)].sort(), [OK, IOERR].sort());
-        // Reads of what did land still work, and so does the session.
-        const back = await drv.read(0n, 128);
-        assert.ok(back.every((b) => b === 1));
-      } finally {
-        drv.close();
-      }
-    }
-    assert.ok(v.alive(), v.log());
-    await logged(v, /No space left on device|ENOSPC|errno 28/);
-    await noSession(v.socket); // one client at a time: the last one's teardown first
-    await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
-    await c2.version();
-    assert.ok((await c2.getInfo()).numRegions >= 9, "a fresh client is served");
-  } finally {
-    ram.close();
-  }
+  await onFullStorage(v, 20_000, /No space left on device|ENOSPC|errno 28/, async (drv) => {
+    const st = await fillDisk(drv);
+    const { OK, IOERR } = virtioBlk.BlkStatus;
+    assert.equal(st[0], OK, "the first writes find room");
+    assert.ok(st.includes(IOERR), `no write failed: ${st}`);
+    assert.deepEqual([...new Set(st)].sort(), [OK, IOERR].sort());
+    // Reads of what did land still work, and so does the session.
+    const back = await drv.read(0n, 128);
+    assert.ok(back.every((b) => b === 1));
+  });
 });
 
 Deno.test("storage: EIO from a failing loop device reaches the guest as IOERR (FLUSH); vfud serves on", async () => {
   await using v = await startOnFullStorage("loop");
-  const ram = new MemfdRam(4 * MiB);
-  try {
-    {
-      await using c = await VfioUserClient.connect(v.socket, { timeoutMs: 30_000 });
-      await c.version();
-      await c.dmaMap({ iova: 0n, size: BigInt(4 * MiB), fd: ram.fd, backing: ram.bytes });
-      const drv = await VirtioBlkDriver.create(c, { arena: new GuestArena(0n, ram.bytes) });
-      try {
-        // Writes land in the loop device's page cache; writing them back to its backing file
-        // fails (no room), so the FLUSH (fdatasync) reports EIO, or a write already does.
-        const st = await fillDisk(drv);
-        const flush = await drv.submit({ type: virtioBlk.ReqType.FLUSH });
-        const { IOERR } = virtioBlk.BlkStatus;
-        assert.ok(
-          flush.status === IOERR || st.includes(IOERR),
-          `no I/O error reached the guest: writes ${st}, flush ${flush.status}`,
-        );
-        assert.equal((await drv.read(0n, 8)).length, 4096, "reads still work");
-      } finally {
-        drv.close();
-      }
-    }
-    assert.ok(v.alive(), v.log());
-    await logged(v, /Input\/output error|EIO|errno 5\b/);
-    await noSession(v.socket); // one client at a time: the last one's teardown first
-    await using c2 = await VfioUserClient.connect(v.socket, { timeoutMs: 20_000 });
-    await c2.version();
-    assert.ok((await c2.getInfo()).numRegions >= 9, "a fresh client is served");
-  } finally {
-    ram.close();
-  }
+  await onFullStorage(v, 30_000, /Input\/output error|EIO|errno 5\b/, async (drv) => {
+    // Writes land in the loop device's page cache; writing them back to its backing file
+    // fails (no room), so the FLUSH (fdatasync) reports EIO, or a write already does.
+    const st = await fillDisk(drv);
+    const flush = await drv.submit({ type: virtioBlk.ReqType.FLUSH });
+    const { IOERR } = virtioBlk.BlkStatus;
+    assert.ok(
+      flush.status === IOERR || st.includes(IOERR),
+      `no I/O error reached the guest: writes ${st}, flush ${flush.status}`,
+    );
+    assert.equal((await drv.read(0n, 8)).length, 4096, "reads still work");
+  });
 });
