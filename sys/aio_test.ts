@@ -3,26 +3,23 @@ import { type Aio, type AioKind, openAio } from "./aio.ts";
 import { check, closeFd, cstr, libc } from "./ffi.ts";
 import { C } from "./layout.ts";
 import { EventLoop } from "./event_loop.ts";
+import { withLoop } from "./testing.ts";
 import { ioUringAvailable } from "./io_uring.ts";
 
 const FALLOC_FL_KEEP_SIZE = 1;
 const FALLOC_FL_PUNCH_HOLE = 2;
 
 /** Runs `body` with an engine of `kind` on a loop that runs in the background (bounded). */
-async function withAio(kind: AioKind, body: (aio: Aio, loop: EventLoop) => Promise<void>) {
-  const loop = new EventLoop();
-  const guard = loop.setTimeout(() => loop.stop(), 20_000);
-  const running = loop.run();
-  const aio = openAio(loop, { kind, depth: 8 });
-  try {
-    assert.equal(aio.kind, kind);
-    await body(aio, loop);
-  } finally {
-    aio.close();
-    guard.cancel();
-    loop.stop();
-    await running;
-  }
+function withAio(kind: AioKind, body: (aio: Aio, loop: EventLoop) => Promise<void>) {
+  return withLoop(async (loop) => {
+    const aio = openAio(loop, { kind, depth: 8 });
+    try {
+      assert.equal(aio.kind, kind);
+      await body(aio, loop);
+    } finally {
+      aio.close();
+    }
+  });
 }
 
 function op(f: (done: (res: number) => void) => void): Promise<number> {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { CC } from "../virtio/testing/driver.ts";
 import { BlkStatus, ReqType } from "../../spec/virtio_blk.ts";
 import { FileBackend } from "./file_backend.ts";
-import { blkRig, blkUp, BUF, type GatedAio, withLoop, writeHeader } from "./testing.ts";
+import { blkRig, blkUp, BUF, type GatedAio, withAioLoop, writeHeader } from "./testing.ts";
 
 const SECTORS = 2048;
 
@@ -59,7 +59,7 @@ for (const kind of ["io_uring", "threads"] as const) {
   Deno.test(`virtio-blk (${kind}): a request is not held back by an earlier one in flight`, async () => {
     const path = await image();
     try {
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         const { backend, q0, send } = twoQueues(path, aio);
         aio.holdWhen((w) => w === "readv@0");
         const slow = send(q0, ReqType.IN, 0n, { len: 4096, write: true });
@@ -80,7 +80,7 @@ for (const kind of ["io_uring", "threads"] as const) {
   Deno.test(`virtio-blk (${kind}): FLUSH waits for an earlier write of another queue, nothing waits for FLUSH`, async () => {
     const path = await image();
     try {
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         const { backend, rig, q0, q1, send } = twoQueues(path, aio);
         aio.holdWhen((w) => w === "writev@8192");
         const write = send(q1, ReqType.OUT, 16n, { len: 4096, write: false });

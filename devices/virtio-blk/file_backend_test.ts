@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FileBackend } from "./file_backend.ts";
-import { withLoop } from "./testing.ts";
+import { withAioLoop } from "./testing.ts";
 
 async function image(size: number, fill?: (b: Uint8Array) => void): Promise<string> {
   const path = await Deno.makeTempFile({ prefix: "vfud-fb-", suffix: ".img" });
@@ -18,7 +18,7 @@ for (const kind of ["io_uring", "threads"] as const) {
   Deno.test(`FileBackend (${kind}): asynchronous reads and writes over many segments`, async () => {
     const path = await image(1 << 20);
     try {
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         const b = FileBackend.open({ path, readonly: false, aio });
         try {
           const data = pattern(3 * 4096, 1);
@@ -46,7 +46,7 @@ for (const kind of ["io_uring", "threads"] as const) {
   Deno.test(`FileBackend (${kind}): a read does not wait for a write held in the kernel`, async () => {
     const path = await image(1 << 16, (b) => b.fill(7));
     try {
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         const b = FileBackend.open({ path, readonly: false, aio });
         try {
           aio.holdWhen((w) => w.startsWith("writev"));
@@ -72,7 +72,7 @@ for (const kind of ["io_uring", "threads"] as const) {
   Deno.test(`FileBackend (${kind}): FLUSH waits for the writes issued before it, not later ones`, async () => {
     const path = await image(1 << 16);
     try {
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         const b = FileBackend.open({ path, readonly: false, aio });
         try {
           aio.holdWhen((w) => w === "writev@0");
@@ -105,7 +105,7 @@ for (const kind of ["io_uring", "threads"] as const) {
   Deno.test(`FileBackend (${kind}): O_DIRECT with aligned, misaligned and sub-block transfers`, async () => {
     const path = await image(1 << 20);
     try {
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         // a 4 KiB logical block: 512-byte sectors then need the buffered descriptor
         const alignment = { memory: 4096, offset: 4096, reported: true };
         const b = FileBackend.open({ path, readonly: false, aio, direct: true, alignment });
@@ -146,7 +146,7 @@ for (const kind of ["io_uring", "threads"] as const) {
     const path = await image(1 << 20, (b) => b.fill(0xff));
     try {
       const before = (await Deno.stat(path)).blocks!;
-      await withLoop(kind, async (_loop, aio) => {
+      await withAioLoop(kind, async (_loop, aio) => {
         const b = FileBackend.open({ path, readonly: false, aio });
         try {
           await b.discard(0n, 512n * 1024n);

@@ -15,7 +15,8 @@ import type { VirtioPciDevice } from "../virtio/transport.ts";
 import { type BlockBackend, MemoryBackend } from "./backend.ts";
 import { createVirtioBlk, type VirtioBlkOptions } from "./device.ts";
 import { type Aio, type AioDone, type AioKind, openAio } from "../../sys/aio.ts";
-import { EventLoop } from "../../sys/event_loop.ts";
+import type { EventLoop } from "../../sys/event_loop.ts";
+import { withLoop } from "../../sys/testing.ts";
 
 /** Rings of queue 0. */
 export const RING = 0x1000;
@@ -163,20 +164,16 @@ export class GatedAio implements Aio {
 }
 
 /** A running loop with an engine, stopped (bounded) at the end. */
-export async function withLoop(
+export function withAioLoop(
   kind: AioKind,
   body: (loop: EventLoop, aio: GatedAio) => Promise<void>,
 ): Promise<void> {
-  const loop = new EventLoop();
-  const guard = loop.setTimeout(() => loop.stop(), 20_000);
-  const running = loop.run();
-  const aio = new GatedAio(openAio(loop, { kind, depth: 16 }));
-  try {
-    await body(loop, aio);
-  } finally {
-    aio.close();
-    guard.cancel();
-    loop.stop();
-    await running;
-  }
+  return withLoop(async (loop) => {
+    const aio = new GatedAio(openAio(loop, { kind, depth: 16 }));
+    try {
+      await body(loop, aio);
+    } finally {
+      aio.close();
+    }
+  });
 }

@@ -8,7 +8,7 @@ import { Isr, NO_VECTOR } from "../../spec/virtio.ts";
 import { CC } from "./testing/driver.ts";
 import { bringUp, DATA, modelRig, type Rig, RING0, settle } from "./testing/setup.ts";
 import { SourceModel } from "./testing/source_model.ts";
-import { EventLoop } from "../../sys/event_loop.ts";
+import { withLoop } from "../../sys/testing.ts";
 import { decodeRecord, encodeRecord } from "../../protocol/record.ts";
 import { bounded } from "../../tests/watchdog.ts";
 
@@ -81,10 +81,8 @@ Deno.test("model work: the model raises a configuration change (generation, ISR,
   assert.deepEqual(rig.ctx.triggers, [0, 1], "no vector: no interrupt");
 });
 
-Deno.test("model work: the model reaches the serving loop and starts work from its timers", async () => {
-  const loop = new EventLoop();
-  const running = loop.run();
-  try {
+Deno.test("model work: the model reaches the serving loop and starts work from its timers", () =>
+  withLoop(async (loop) => {
     const rig = modelRig(new SourceModel(), { transport: { loop } });
     const q = bringUp(rig);
     q.send([{ addr: DATA, len: 16, write: true }]);
@@ -100,11 +98,7 @@ Deno.test("model work: the model reaches the serving loop and starts work from i
     await settle(rig);
     assert.deepEqual(q.takeUsed().map((u) => u.len), [4]);
     assert.equal(modelRig(new SourceModel()).model.host!.loop, undefined, "no loop in tests");
-  } finally {
-    loop.stop();
-    await running;
-  }
-});
+  }));
 
 Deno.test("model work: paused, arrivals wait without touching guest memory; saved, they move", async () => {
   const { rig, q } = sourceRig(2);
