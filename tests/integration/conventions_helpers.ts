@@ -15,7 +15,7 @@ import { isListening } from "../../client/mod.ts";
 
 export { isListening };
 
-import { REPO_ROOT, VFUD } from "../vfud.ts";
+import { spawnLogged, VFUD } from "../vfud.ts";
 
 export { MAIN_TS, REPO_ROOT, VFUD } from "../vfud.ts";
 
@@ -118,25 +118,15 @@ export function runVfudAsNobody(dir: string, args: string[]): Promise<RunResult>
  */
 export async function run(argv: readonly string[], o: RunOptions = {}): Promise<RunResult> {
   const deadlineMs = o.deadlineMs ?? RUN_DEADLINE_MS;
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: o.cwd ?? REPO_ROOT,
-    env: o.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const p = spawnLogged(argv, { env: o.env, cwd: o.cwd });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited meanwhile */ }
+    void p.stop("SIGKILL", 0);
   }, deadlineMs);
-  const out = await child.output();
+  const { code } = await p.status;
   clearTimeout(timer);
-  const d = new TextDecoder();
-  const r = { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  const r = { code, stdout: p.stdout(), stderr: p.stderr() };
   if (timedOut) {
     throw new Error(`${argv.join(" ")} still ran after ${deadlineMs} ms:\n${r.stderr}`);
   }
@@ -195,48 +185,19 @@ export function startVfud(
 ): Running {
   const vfud = [...(opts.wrapper ?? []), ...VFUD, ...args];
   const argv = opts.fd ? ["python3", "-c", PY_HELPER, opts.fd.kind, opts.fd.path, ...vfud] : vfud;
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: opts.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const chunks: string[] = [];
-  const sink = () => {
-    const d = new TextDecoder();
-    return new WritableStream<Uint8Array>({ write: (c) => void chunks.push(d.decode(c)) });
-  };
-  const pipes = Promise.all([child.stdout.pipeTo(sink()), child.stderr.pipeTo(sink())]).catch(
-    () => {},
-  );
-  let done = false;
-  const exited = child.status.then(async (s) => {
-    done = true;
-    await pipes;
-    return s.code;
-  });
-  const kill = (sig: Deno.Signal) => {
-    if (done) return;
-    try {
-      child.kill(sig);
-    } catch { /* exited meanwhile */ }
-  };
+  const proc = spawnLogged(argv, { env: opts.env });
+  const exited = proc.status.then((s) => s.code);
   return {
-    child,
-    output: () => chunks.join(""),
+    child: proc.child,
+    output: proc.output,
     exited,
     async signal(sig) {
       const t0 = performance.now();
-      kill(sig);
-      const timer = setTimeout(() => kill("SIGKILL"), 10_000);
-      const code = await exited;
-      clearTimeout(timer);
+      const { code } = await proc.stop(sig, 10_000);
       return { code, ms: performance.now() - t0 };
     },
     async [Symbol.asyncDispose]() {
-      kill("SIGKILL");
-      await exited;
+      await proc.stop("SIGKILL", 0);
     },
   };
 }

@@ -27,7 +27,7 @@ import {
 } from "../../client/mod.ts";
 import { isBoundNameOf } from "../../sys/socket.ts";
 
-import { REPO_ROOT, VFUD } from "../vfud.ts";
+import { spawnLogged, VFUD } from "../vfud.ts";
 import { DEVICE_TABLE } from "../../devices/mod.ts";
 
 export { MAIN_TS, REPO_ROOT } from "../vfud.ts";
@@ -121,69 +121,26 @@ export async function startVfud(opts: VfudOptions = {}): Promise<Vfud> {
     if (opts.device !== undefined) device = opts.device.replaceAll("{dir}", dir.path);
     // a test-only device type (devices/mod.ts) is served where the environment asks for them
     const testOnly = DEVICE_TABLE.find((t) => t.name === device.split(",")[0])?.testOnly;
-    const child = new Deno.Command(VFUD[0], {
-      env: testOnly ? { VFUD_TEST_DEVICES: "1" } : {},
-      args: [
-        ...VFUD.slice(1),
-        `--socket-path=${socketPath}`,
-        "--device",
-        device,
-        `--log-level=${opts.logLevel ?? "warning"}`,
-      ],
-      cwd: REPO_ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const chunks: string[] = [];
-    const decoder = () => {
-      const d = new TextDecoder();
-      return new WritableStream<Uint8Array>({
-        write: (c) => void chunks.push(d.decode(c, { stream: true })),
-      });
-    };
-    const pipes = Promise.all([child.stdout.pipeTo(decoder()), child.stderr.pipeTo(decoder())])
-      .catch(() => {});
-    let exited = false;
-    const status = child.status.then(async (s) => {
-      exited = true;
-      await pipes;
-      return s;
-    });
-    const log = () => chunks.join("");
-    const stop = async (signal: Deno.Signal = "SIGTERM") => {
-      if (!exited) {
-        try {
-          child.kill(signal);
-        } catch { /* already gone */ }
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const killed = new Promise<void>((r) => {
-        timer = setTimeout(() => {
-          if (!exited) {
-            try {
-              child.kill("SIGKILL");
-            } catch { /* gone */ }
-          }
-          r();
-        }, STOP_TIMEOUT_MS);
-      });
-      const s = await Promise.race([status, killed.then(() => status)]);
-      clearTimeout(timer);
-      return s;
-    };
+    const proc = spawnLogged([
+      ...VFUD,
+      `--socket-path=${socketPath}`,
+      "--device",
+      device,
+      `--log-level=${opts.logLevel ?? "warning"}`,
+    ], { env: testOnly ? { VFUD_TEST_DEVICES: "1" } : {} });
+    const stop = (signal: Deno.Signal = "SIGTERM") => proc.stop(signal, STOP_TIMEOUT_MS);
     const vfud: Vfud = {
-      pid: child.pid,
+      pid: proc.child.pid,
       socketPath,
       dir: dir.path,
       image,
       initialImage,
-      child,
-      status,
+      child: proc.child,
+      status: proc.status,
       get exited() {
-        return exited;
+        return proc.exited;
       },
-      log,
+      log: proc.output,
       stop,
       async [Symbol.asyncDispose]() {
         await stop("SIGTERM");

@@ -19,8 +19,8 @@ import {
   VirtioBlkDriver,
 } from "../../client/mod.ts";
 import { isBoundNameOf } from "../../sys/socket.ts";
-import { REPO_ROOT, tempDir } from "./helpers.ts";
-import { VFUD } from "../vfud.ts";
+import { tempDir } from "./helpers.ts";
+import { spawnLogged, VFUD } from "../vfud.ts";
 
 const MiB = 1 << 20;
 
@@ -43,27 +43,13 @@ async function startOnFullStorage(kind: "file" | "loop") {
     : `set -e; mount -t tmpfs -o size=1M vfud-test ${mnt}; truncate -s 8M ${mnt}/back.img
        L=$(losetup --find --show ${mnt}/back.img); echo "loop $L" >&2
        set +e; ${vfud} --device virtio-blk,file=$L; rc=$?; losetup -d $L; exit $rc`;
-  const child = new Deno.Command("unshare", {
-    args: ["-m", "--propagation", "private", "sh", "-c", script],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out: string[] = [];
-  const sink = () =>
-    new WritableStream<Uint8Array>({ write: (c) => void out.push(new TextDecoder().decode(c)) });
-  const pipes = Promise.all([child.stdout.pipeTo(sink()), child.stderr.pipeTo(sink())]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const proc = spawnLogged(["unshare", "-m", "--propagation", "private", "sh", "-c", script]);
+  const child = proc.child;
   const deadline = Date.now() + 30_000;
   while (!isListening(socket)) {
-    if (exited || Date.now() > deadline) {
-      await pipes.catch(() => {});
-      throw new Error(`vfud did not start on full storage:\n${out.join("")}`);
+    if (proc.exited || Date.now() > deadline) {
+      await proc.stop("SIGKILL", 0);
+      throw new Error(`vfud did not start on full storage:\n${proc.output()}`);
     }
     await sleep(20);
   }
@@ -75,22 +61,18 @@ async function startOnFullStorage(kind: "file" | "loop") {
   };
   return {
     socket,
-    log: () => out.join(""),
-    alive: () => !exited,
+    log: proc.output,
+    alive: () => !proc.exited,
     async [Symbol.asyncDispose]() {
-      if (!exited) {
+      // vfud itself gets SIGTERM (under "loop" the shell waits for it to detach the device)
+      if (!proc.exited) {
         try {
           Deno.kill(vfudPid(), "SIGTERM");
         } catch { /* gone */ }
       }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 15_000);
-      await status;
+      const timer = setTimeout(() => proc.stop("SIGKILL", 0), 15_000);
+      await proc.status;
       clearTimeout(timer);
-      await pipes.catch(() => {});
       await dir[Symbol.asyncDispose]();
     },
   };
