@@ -39,6 +39,8 @@ export interface BlockBackend {
 /** Options of {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
   readonly?: boolean;
+  /** The logical block size to report (what an O_DIRECT file would need); default 512. */
+  blockSize?: number;
 }
 
 /** A {@link BlockBackend} over a byte array; counts flushes for tests. */
@@ -46,6 +48,7 @@ export class MemoryBackend implements BlockBackend {
   /** The stored bytes. */
   readonly data: Uint8Array;
   readonly readonly: boolean;
+  readonly blockSize?: number;
   /** Number of completed flush() calls. */
   flushes = 0;
   /** True after close(). */
@@ -55,6 +58,7 @@ export class MemoryBackend implements BlockBackend {
   constructor(init: number | Uint8Array, opts: MemoryBackendOptions = {}) {
     this.data = typeof init === "number" ? new Uint8Array(init) : init;
     this.readonly = opts.readonly ?? false;
+    this.blockSize = opts.blockSize;
   }
 
   get size(): bigint {

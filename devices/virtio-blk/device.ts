@@ -145,10 +145,17 @@ class BlkModel implements VirtioDeviceModel {
 
   /**
    * No state of its own (the configuration is read-only), but what the driver saw of the disk:
-   * a destination with another size, write permission or serial is another disk.
+   * a destination with another size, write permission, serial or logical block size (O_DIRECT
+   * on a file system of another sector size) is another disk. Queue count and sizes, and the
+   * DISCARD/WRITE_ZEROES features, are checked with the transport's record.
    */
   save(): RecordValue {
-    return { capacity: this.#backend.size, readonly: this.#backend.readonly, id: this.#id.slice() };
+    return {
+      capacity: this.#backend.size,
+      readonly: this.#backend.readonly,
+      id: this.#id.slice(),
+      blockSize: this.#backend.blockSize ?? 512,
+    };
   }
 
   restore(raw: unknown): void {
@@ -156,12 +163,16 @@ class BlkModel implements VirtioDeviceModel {
     const capacity = r.u64("capacity");
     const readonly = r.bool("readonly");
     const id = r.bytes("id", ID_BYTES);
+    const blockSize = r.has("blockSize") ? r.uint("blockSize", 32) : 512;
     r.done();
     if (capacity !== this.#backend.size) {
       r.fail("capacity", `the saved disk has ${capacity} bytes, this one ${this.#backend.size}`);
     }
     if (readonly !== this.#backend.readonly) r.fail("readonly", "differs from this disk");
     if (toHex(id) !== toHex(this.#id)) r.fail("id", "another serial");
+    if (blockSize !== (this.#backend.blockSize ?? 512)) {
+      r.fail("blockSize", `${blockSize}, this disk ${this.#backend.blockSize ?? 512}`);
+    }
   }
 
   async flush(): Promise<void> {
