@@ -44,7 +44,7 @@ import type { GuestRam } from "./guest_ram.ts";
 import { connectUnix } from "../sys/socket.ts";
 import { type MessageWire, socketWire } from "../transport/wire.ts";
 import { type ClientDmaMap, ClientDmaMaps } from "./dma_maps.ts";
-import { ClientClosedError, Errno, VfioUserRequestError } from "./errors.ts";
+import { ClientClosedError, Errno, ErrnoError, VfioUserRequestError } from "./errors.ts";
 import { DEFAULT_TIMEOUT_MS, withTimeout } from "./util.ts";
 import {
   decodeVersionReply,
@@ -367,6 +367,8 @@ export class VfioUserClient {
    * Writes `bytes` to the socket as they are (any header, any size field), with `fds` attached
    * to the first byte, waiting for room as needed. Commands issued meanwhile are sent after it;
    * do not call it while a normal send is still queued in the connection (large DMA replies).
+   * Rejects with {@link ClientClosedError} once the connection is closed, the peer closing its
+   * end during the write included, and with `WaitTimeoutError` when no room comes in time.
    */
   sendRaw(bytes: Uint8Array, fds: number[] = []): Promise<void> {
     const prev = this.#rawBusy ?? Promise.resolve();
@@ -383,7 +385,7 @@ export class VfioUserClient {
     let first = true;
     while (off < bytes.length || first) {
       if (this.#isClosed) throw new ClientClosedError("raw send", this.#closedReason);
-      const n = this.#raw.send([bytes.subarray(off)], first ? fds : []);
+      const n = this.#sendRawPart(bytes.subarray(off), first ? fds : []);
       if (n < 0) {
         await this.#writable();
         continue;
@@ -391,6 +393,24 @@ export class VfioUserClient {
       first = false;
       off += n;
       if (bytes.length === 0) break;
+    }
+  }
+
+  /**
+   * One write of a raw send. A peer that closed its end (EPIPE, ECONNRESET: a server ends the
+   * connection on broken framing, possibly while a large message is still being written) ends
+   * the connection here as it does for any other send, with that reason, even when our own loop
+   * has not read the end of stream yet: the caller sees a closed client, not a bare socket error.
+   */
+  #sendRawPart(bytes: Uint8Array, fds: number[]): number {
+    try {
+      return this.#raw.send([bytes], fds);
+    } catch (e) {
+      if (!(e instanceof ErrnoError) || (e.errno !== Errno.EPIPE && e.errno !== Errno.ECONNRESET)) {
+        throw e;
+      }
+      this.#conn.close(e);
+      throw new ClientClosedError("raw send", e);
     }
   }
 

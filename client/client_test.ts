@@ -288,6 +288,41 @@ Deno.test("client: a raw send larger than the socket buffer waits for room", asy
   assert.equal(r.header.id, 42);
 });
 
+Deno.test("client: a raw send into a connection the peer closed ends the connection", async () => {
+  await using p = pair();
+  // The peer is gone before our own loop could see it: the write itself meets EPIPE. That is
+  // the peer ending the connection (as a server does on broken framing), not a failure to
+  // report as something else: the client is closed with that reason.
+  p.peer.conn.close();
+  const e = await p.client.sendRaw(new Uint8Array(64)).catch((e) => e);
+  assert.ok(e instanceof ClientClosedError, String(e));
+  assert.ok(p.client.isClosed);
+  assert.equal((await p.client.closed)?.message, "sendmsg: Broken pipe (errno 32)");
+  const e2 = await p.client.getInfo().catch((e) => e);
+  assert.ok(e2 instanceof ClientClosedError, String(e2));
+});
+
+Deno.test("client: a raw send the peer cuts short by closing on its header ends the connection", async () => {
+  await using p = pair();
+  // Larger than the socket buffers: the peer reads the header (size 15 < 16: broken framing)
+  // and closes while we still write; whichever of our writes or our reads meets the end first,
+  // the raw send ends as a closed connection.
+  const big = new Uint8Array(4 << 20);
+  new DataView(big.buffer).setUint32(4, 15, true);
+  const e = await p.client.sendRaw(big).catch((e) => e);
+  assert.ok(e instanceof ClientClosedError, String(e));
+  assert.ok(p.client.isClosed);
+  assert.ok(p.peer.closed);
+});
+
+Deno.test("client: a raw send to a peer that stops reading times out, the connection still open", async () => {
+  await using p = pair({ timeoutMs: 300 });
+  p.peer.loop.stop(); // the peer keeps its socket open but never reads again
+  const e = await p.client.sendRaw(new Uint8Array(4 << 20)).catch((e) => e);
+  assert.ok(e instanceof WaitTimeoutError, String(e));
+  assert.ok(!p.client.isClosed);
+});
+
 Deno.test("client: disconnection rejects pending requests and resolves `closed`", async () => {
   await using p = pair();
   p.peer.onCommand = () => p.peer.conn.close();
