@@ -141,6 +141,21 @@ Deno.test("malformed: size below 16 ends the connection (framing lost)", async (
   }
 });
 
+Deno.test("malformed: size below 16 at the head of a message larger than the socket buffers ends the connection mid-write", async () => {
+  // The fuzzer's REGION_WRITE of 1 MiB with size field 15: vfud closes on the header while the
+  // client still writes the rest. The write meets EPIPE before the client's loop reads the end
+  // of stream; that is the server ending the session, so the raw send ends as a closed client
+  // (it used to escape as a bare sendmsg error, which the fuzzer counted as a hang).
+  await using vfud = await startVfud();
+  await withClient(vfud, async (c) => {
+    const big = raw({ id: 0x4101, cmd: Command.REGION_WRITE, size: 15 }, new Uint8Array(8 << 20));
+    const e = await c.sendRaw(big).then(() => undefined, (e) => e);
+    assert.equal(e?.name, "ClientClosedError", String(e));
+    assert.ok(c.isClosed);
+  });
+  assert.match(vfud.log(), /message size 15 < 16/);
+});
+
 Deno.test("malformed: bad argsz and payload sizes get error replies; the session goes on", async () => {
   await using vfud = await startVfud();
   await withClient(vfud, async (c) => {
