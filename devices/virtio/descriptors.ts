@@ -31,14 +31,30 @@ interface Desc {
   next: number;
 }
 
-function decode(bytes: Uint8Array, at: number): Desc {
-  const v = new DataView(bytes.buffer, bytes.byteOffset + at, DESC_SIZE);
+function decodeView(v: DataView, at: number): Desc {
   return {
-    addr: v.getBigUint64(0, true),
-    len: v.getUint32(8, true),
-    flags: v.getUint16(12, true),
-    next: v.getUint16(14, true),
+    addr: v.getBigUint64(at, true),
+    len: v.getUint32(at + 8, true),
+    flags: v.getUint16(at + 12, true),
+    next: v.getUint16(at + 14, true),
   };
+}
+
+function decode(bytes: Uint8Array, at: number): Desc {
+  return decodeView(new DataView(bytes.buffer, bytes.byteOffset + at, DESC_SIZE), 0);
+}
+
+/**
+ * Entries of the indirect table `desc` points to (§2.7.5.3): without NEXT, whole descriptors,
+ * at most a queue's worth.
+ */
+function indirectEntries(desc: Desc, queueSize: number): number {
+  const n = desc.len / DESC_SIZE;
+  if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
+  if (!Number.isInteger(n) || n === 0 || n > queueSize) {
+    throw new VirtqueueError(`bad indirect table length ${desc.len}`);
+  }
+  return n;
 }
 
 /** A descriptor table: the ring's own (read per entry) or an indirect one (read at once). */
@@ -63,18 +79,28 @@ function fetchedTable(bytes: Uint8Array, size: number): Table {
 }
 
 async function indirectTable(mem: GuestMemory, desc: Desc, queueSize: number): Promise<Table> {
-  const n = desc.len / DESC_SIZE;
-  if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
-  if (!Number.isInteger(n) || n === 0 || n > queueSize) {
-    throw new VirtqueueError(`bad indirect table length ${desc.len}`);
-  }
+  const n = indirectEntries(desc, queueSize);
   const bytes = new Uint8Array(desc.len);
   await mem.read(desc.addr, bytes);
   return { size: n, get: (index) => Promise.resolve(decode(bytes, index * DESC_SIZE)) };
 }
 
-/** Appends `desc` to `chain`, enforcing readable-before-writable order (§2.7.4.2). */
-function addBuffer(chain: DescChain, desc: Desc): void {
+/**
+ * Checks the step to entry `index` of a table of `size` entries, the walk's `seen`th in that
+ * table: an index out of range, or more steps than entries (a loop), is the driver's error.
+ */
+function checkStep(index: number, seen: number, size: number): void {
+  if (index >= size) throw new VirtqueueError(`descriptor index ${index} out of range`);
+  if (seen > size) throw new VirtqueueError("descriptor chain loops");
+}
+
+/**
+ * Appends `desc` to `chain`, enforcing readable-before-writable order (§2.7.4.2) and the
+ * chain's byte limit; `bytes` is the chain's length so far. Returns the length with `desc`.
+ */
+function addBuffer(chain: DescChain, desc: Desc, bytes: number): number {
+  bytes += desc.len;
+  if (bytes > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain too long");
   const buf = { addr: desc.addr, len: desc.len };
   if (desc.flags & DescFlag.WRITE) {
     chain.writable.push(buf);
@@ -82,6 +108,7 @@ function addBuffer(chain: DescChain, desc: Desc): void {
     if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after writable");
     chain.readable.push(buf);
   }
+  return bytes;
 }
 
 /**
@@ -103,25 +130,9 @@ export function readChain(
 const SCRATCH = new Uint8Array(DESC_SIZE);
 const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
 
-function decodeView(v: DataView, at: number): Desc {
-  return {
-    addr: v.getBigUint64(at, true),
-    len: v.getUint32(at + 8, true),
-    flags: v.getUint16(at + 12, true),
-    next: v.getUint16(at + 14, true),
-  };
-}
-
 /** One descriptor at `addr` read at once, or undefined when it cannot be. */
 function descNow(mem: GuestMemory, addr: bigint): Desc | undefined {
-  if (!mem.readNow!(addr, SCRATCH)) return undefined;
-  const v = SCRATCH_VIEW;
-  return {
-    addr: v.getBigUint64(0, true),
-    len: v.getUint32(8, true),
-    flags: v.getUint16(12, true),
-    next: v.getUint16(14, true),
-  };
+  return mem.readNow!(addr, SCRATCH) ? decodeView(SCRATCH_VIEW, 0) : undefined;
 }
 
 /** Scratch for an indirect table read at once (a chain is parsed without a wait in between). */
@@ -143,19 +154,14 @@ function readChainNow(
   let seen = 0;
   let bytes = 0;
   for (;;) {
-    if (index >= size) throw new VirtqueueError(`descriptor index ${index} out of range`);
-    if (++seen > size) throw new VirtqueueError("descriptor chain loops");
+    checkStep(index, ++seen, size);
     const desc = indirect
       ? decodeView(indirect, index * DESC_SIZE)
       : descNow(mem, table + BigInt(index * DESC_SIZE));
     if (!desc) return undefined;
     if (desc.flags & DescFlag.INDIRECT) {
       if (indirect) throw new VirtqueueError("nested indirect descriptor");
-      const n = desc.len / DESC_SIZE;
-      if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
-      if (!Number.isInteger(n) || n === 0 || n > queueSize) {
-        throw new VirtqueueError(`bad indirect table length ${desc.len}`);
-      }
+      const n = indirectEntries(desc, queueSize);
       if (tableScratch.length < desc.len) tableScratch = new Uint8Array(desc.len);
       const t = tableScratch.subarray(0, desc.len);
       if (!mem.readNow!(desc.addr, t)) return undefined; // the whole table in one access
@@ -166,9 +172,7 @@ function readChainNow(
       seen = 0;
       continue;
     }
-    bytes += desc.len;
-    if (bytes > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain too long");
-    addBuffer(chain, desc);
+    bytes = addBuffer(chain, desc, bytes);
     if (!(desc.flags & DescFlag.NEXT)) return chain;
     index = desc.next;
   }
@@ -193,8 +197,7 @@ async function readChainSlow(
   let seen = 0;
   let bytes = 0;
   for (;;) {
-    if (index >= table.size) throw new VirtqueueError(`descriptor index ${index} out of range`);
-    if (++seen > table.size) throw new VirtqueueError("descriptor chain loops");
+    checkStep(index, ++seen, table.size);
     const desc = await table.get(index);
     if (desc.flags & DescFlag.INDIRECT) {
       if (indirect) throw new VirtqueueError("nested indirect descriptor");
@@ -204,9 +207,7 @@ async function readChainSlow(
       seen = 0;
       continue;
     }
-    bytes += desc.len;
-    if (bytes > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain too long");
-    addBuffer(chain, desc);
+    bytes = addBuffer(chain, desc, bytes);
     if (!(desc.flags & DescFlag.NEXT)) return chain;
     index = desc.next;
   }
