@@ -11,6 +11,7 @@ import {
   putTx,
   rd,
   ready,
+  readyToSend,
   RIG_MAC,
   settle,
   tsoContext,
@@ -18,18 +19,10 @@ import {
 } from "./testing.ts";
 import { ipv4Packet } from "./testing_packets.ts";
 
-const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 const { EOP, RS } = TXD_CMD;
 
-function txReady(mem = {}) {
-  const r = ready({ tx: {}, mem });
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
-  return { ...r, f };
-}
-
 Deno.test("malformed TX ring: zero or unaligned length, head/tail out of range", async () => {
-  const r = txReady();
+  const r = readyToSend();
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(r.f.length, EOP | RS) });
   wr(r.dev, R.TDLEN, 100); // not a multiple of 128: reads as 0
   assert.equal(rd(r.dev, R.TDLEN), 0);
@@ -53,7 +46,7 @@ Deno.test("malformed TX ring: zero or unaligned length, head/tail out of range",
 });
 
 Deno.test("malformed TX ring: descriptors in unmapped memory stop the ring, never hang", async () => {
-  const r = txReady();
+  const r = readyToSend();
   r.mem.addHole(ADDR.TX_RING, 0x100);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(r.f.length, EOP | RS) });
   wr(r.dev, R.TDT, 1);
@@ -67,7 +60,7 @@ Deno.test("malformed TX ring: descriptors in unmapped memory stop the ring, neve
 });
 
 Deno.test("malformed TX: unmapped buffers, huge lengths and bogus TSO contexts drop the frame", async () => {
-  const r = txReady();
+  const r = readyToSend();
   r.mem.addHole(0x90000, 0x1000);
   putTx(r, 0, { addr: 0x90000, lower: legacy(100, EOP | RS) });
   putTx(r, 1, { addr: ADDR.TX_BUF, lower: dataDesc(0xfffff, EOP | RS) });
@@ -93,7 +86,7 @@ Deno.test("malformed TX: unmapped buffers, huge lengths and bogus TSO contexts d
 });
 
 Deno.test("malformed TX: checksum offsets outside the frame leave it unchanged", async () => {
-  const r = txReady();
+  const r = readyToSend();
   const p = ipv4Packet({ payload: 10 });
   r.mem.ram.set(p.frame, ADDR.TX_BUF);
   putTx(r, 0, contextDesc({ tucss: 250, tucso: 255, ipcss: 200, ipcso: 254, tucse: 3 }));
@@ -108,7 +101,7 @@ Deno.test("malformed TX: checksum offsets outside the frame leave it unchanged",
 });
 
 Deno.test("malformed TX: descriptors without EOP are bounded by the frame size limit", async () => {
-  const r = txReady();
+  const r = readyToSend();
   for (let i = 0; i < 16; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(4096, RS) });
   for (let round = 0; round < 4; round++) {
     wr(r.dev, R.TDT, 15);

@@ -6,6 +6,7 @@ import { bufferSize } from "./rx.ts";
 import { mtaHash } from "./rx_filter.ts";
 import {
   ADDR,
+  BCAST,
   descView,
   frame,
   legacy,
@@ -19,7 +20,6 @@ import {
 } from "./testing.ts";
 import { ipv4Packet } from "./testing_packets.ts";
 
-const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 const OTHER = Uint8Array.of(0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc);
 const MCAST = Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb);
 

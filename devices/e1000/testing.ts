@@ -26,6 +26,8 @@ export const ADDR = {
 
 /** Station address of rig devices. */
 export const RIG_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+/** The broadcast address. */
+export const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 
 /** Everything a test touches. */
 export interface Rig {
@@ -80,6 +82,14 @@ export function ready(opts: ReadyOptions = {}): Rig {
   if (opts.tx) setupTx(r, opts.tx.count);
   rd(r.dev, R.ICR);
   return r;
+}
+
+/** A rig ready to transmit, `f` (a broadcast {@link frame}) already at `ADDR.TX_BUF`. */
+export function readyToSend(payload = 60): Rig & { f: Uint8Array } {
+  const r = ready({ tx: {} });
+  const f = frame(BCAST, payload);
+  r.mem.ram.set(f, ADDR.TX_BUF);
+  return { ...r, f };
 }
 
 /** 32-bit register write through BAR0. */

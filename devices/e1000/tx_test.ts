@@ -5,6 +5,7 @@ import { quiesce } from "../device.ts";
 import { bounded } from "../../tests/watchdog.ts";
 import {
   ADDR,
+  BCAST,
   contextDesc,
   dataDesc,
   descView,
@@ -14,19 +15,27 @@ import {
   queueFrames,
   rd,
   ready,
+  readyToSend,
+  type Rig,
   settle,
   tsoContext,
   wr,
 } from "./testing.ts";
 import { ipHeaderOk, ipv4Packet, l4ChecksumOk } from "./testing_packets.ts";
 
-const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 const { EOP, RS, IFCS, TSE, VLE } = TXD_CMD;
 
-Deno.test("TX legacy: one descriptor, RS → DD written back, TXDW and TXQE, counters", async () => {
+/** A NIC with `count` frames queued for a congested backend, after `ms` to try sending them. */
+async function congested(count: number, ms: number): Promise<Rig> {
   const r = ready({ tx: {} });
-  const f = frame(BCAST, 100);
-  r.mem.ram.set(f, ADDR.TX_BUF);
+  r.backend.setCongested(true);
+  queueFrames(r, frame(BCAST, 60), count);
+  await new Promise((res) => setTimeout(res, ms));
+  return r;
+}
+
+Deno.test("TX legacy: one descriptor, RS → DD written back, TXDW and TXQE, counters", async () => {
+  const { f, ...r } = readyToSend(100);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | IFCS | RS) });
   wr(r.dev, R.IMS, ICR.TXDW);
   wr(r.dev, R.TDT, 1);
@@ -43,9 +52,7 @@ Deno.test("TX legacy: one descriptor, RS → DD written back, TXDW and TXQE, cou
 });
 
 Deno.test("TX legacy: a frame over three descriptors; only RS descriptors get DD", async () => {
-  const r = ready({ tx: {} });
-  const f = frame(BCAST, 3000);
-  r.mem.ram.set(f, ADDR.TX_BUF);
+  const { f, ...r } = readyToSend(3000);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(1000, IFCS) });
   putTx(r, 1, { addr: ADDR.TX_BUF + 1000, lower: legacy(1000, IFCS) });
   putTx(r, 2, { addr: ADDR.TX_BUF + 2000, lower: legacy(f.length - 2000, EOP | IFCS | RS) });
@@ -148,10 +155,8 @@ Deno.test("TX TSO: segments with fixed lengths, IDs, sequence numbers, flags and
 });
 
 Deno.test("TX: VLE inserts an 802.1Q tag when CTRL.VME is set", async () => {
-  const r = ready({ tx: {} });
+  const { f, ...r } = readyToSend(80);
   wr(r.dev, R.CTRL, rd(r.dev, R.CTRL) | CTRL.VME);
-  const f = frame(BCAST, 80);
-  r.mem.ram.set(f, ADDR.TX_BUF);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS | VLE), upper: 0x0123 << 16 });
   wr(r.dev, R.TDT, 1);
   await settle(r.dev);
@@ -162,9 +167,7 @@ Deno.test("TX: VLE inserts an 802.1Q tag when CTRL.VME is set", async () => {
 });
 
 Deno.test("TX: kicks during processing are not lost; the ring wraps", async () => {
-  const r = ready({ tx: {} });
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
+  const { f, ...r } = readyToSend();
   let sent = 0;
   for (let round = 0; round < 5; round++) {
     for (let k = 0; k < 7; k++) {
@@ -181,10 +184,7 @@ Deno.test("TX: kicks during processing are not lost; the ring wraps", async () =
 });
 
 Deno.test("TX: a congested backend holds transmission until it drains", async () => {
-  const r = ready({ tx: {} });
-  r.backend.setCongested(true);
-  queueFrames(r, frame(BCAST, 60));
-  await new Promise((res) => setTimeout(res, 5));
+  const r = await congested(1, 5);
   assert.equal(r.wire.received.length, 0);
   assert.equal(rd(r.dev, R.TDH), 0);
   r.backend.setCongested(false);
@@ -194,10 +194,7 @@ Deno.test("TX: a congested backend holds transmission until it drains", async ()
 });
 
 Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer that stopped reading)", async () => {
-  const r = ready({ tx: {} });
-  r.backend.setCongested(true);
-  queueFrames(r, frame(BCAST, 60), 3);
-  await new Promise((res) => setTimeout(res, 5));
+  const r = await congested(3, 5);
   // The client left: the server quiesces the device before taking the next one. Nothing is
   // touching guest memory while frames wait for the backend, so this must not wait for it.
   await bounded("quiesce with a congested backend", () => quiesce(r.dev), 2_000);
@@ -210,19 +207,14 @@ Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer
 });
 
 Deno.test("TX: device reset while waiting on a congested backend does not hang", async () => {
-  const r = ready({ tx: {} });
-  r.backend.setCongested(true);
-  queueFrames(r, frame(BCAST, 60));
-  await new Promise((res) => setTimeout(res, 2));
+  const r = await congested(1, 2);
   await r.dev.reset();
   assert.equal(r.wire.received.length, 0);
   assert.equal(rd(r.dev, R.TDH), 0);
 });
 
 Deno.test("TX: nothing is sent with TCTL.EN clear, without bus mastering or without link", async () => {
-  const r = ready({ tx: {} });
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
+  const { f, ...r } = readyToSend();
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | RS) });
   r.ctx.master = false;
   wr(r.dev, R.TDT, 1);
@@ -242,9 +234,7 @@ Deno.test("TX: nothing is sent with TCTL.EN clear, without bus mastering or with
 
 Deno.test("TX: TDT at exactly the ring size stops the ring (one less is a valid tail)", async () => {
   // count - 1 is the last valid tail: the ring transmits up to it.
-  const r = ready({ tx: {} });
-  const f = frame(BCAST, 60);
-  r.mem.ram.set(f, ADDR.TX_BUF);
+  const { f, ...r } = readyToSend();
   for (let i = 0; i < 15; i++) putTx(r, i, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP) });
   wr(r.dev, R.TDT, 15);
   await settle(r.dev);
