@@ -41,7 +41,7 @@ interface Instance extends AsyncDisposable {
 async function serve(kit: LifecycleKit, dir: string, ram: GuestRam): Promise<Instance> {
   const vfud = await startVfud({ device: kit.device(dir) });
   const client = await connect(vfud);
-  await client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+  await client.mapRam(ram);
   return {
     vfud,
     client,

@@ -149,12 +149,7 @@ Deno.test("dma: device access after unmap fails cleanly; the daemon and session 
     using low = new MemfdRam(MiB); // rings, headers, status bytes
     using high = new MemfdRam(2 * MiB); // data
     await client.mapRam(low);
-    await client.dmaMap({
-      iova: 0x100000n,
-      size: BigInt(high.size),
-      fd: high.fd,
-      backing: high.bytes,
-    });
+    await client.mapRam(high, 0x100000n);
     using driver = await VirtioBlkDriver.create(client, {
       arena: new GuestArena(0n, low.bytes),
       dataArena: new GuestArena(0x100000n, high.bytes),
@@ -202,19 +197,8 @@ Deno.test("dma: device writes into a read-only map fail the request, no crash", 
     using ro = new MemfdRam(MiB);
     using roMsg = new ArrayRam(MiB);
     await client.mapRam(ram);
-    await client.dmaMap({
-      iova: 0x100000n,
-      size: BigInt(ro.size),
-      fd: ro.fd,
-      flags: DmaMapFlags.READ,
-      backing: ro.bytes,
-    });
-    await client.dmaMap({
-      iova: 0x200000n,
-      size: BigInt(roMsg.size),
-      flags: DmaMapFlags.READ,
-      backing: roMsg.bytes,
-    });
+    await client.mapRam(ro, 0x100000n, { flags: DmaMapFlags.READ });
+    await client.mapRam(roMsg, 0x200000n, { flags: DmaMapFlags.READ });
     using driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
     ro.bytes.fill(0xaa, 0, 4096);
     roMsg.bytes.fill(0xbb, 0, 4096);

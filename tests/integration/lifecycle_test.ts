@@ -43,12 +43,7 @@ Deno.test("lifecycle: a new client gets fresh DMA state; device data persists", 
     const client = await connect(vfud);
     const ram = new MemfdRam(4 * MiB, name);
     try {
-      await client.dmaMap({
-        iova: 0x100000n,
-        size: BigInt(ram.size),
-        fd: ram.fd,
-        backing: ram.bytes,
-      });
+      await client.mapRam(ram, 0x100000n);
       await client.dmaMap({ iova: 0x10000000n, size: 0x1000n });
       const driver = await VirtioBlkDriver.create(client, {
         arena: new GuestArena(0x100000n, ram.bytes),

@@ -22,10 +22,6 @@ import { connect, startVfud } from "./helpers.ts";
 
 const MiB = 1 << 20;
 
-async function mapRam(c: VfioUserClient, ram: ArrayRam): Promise<void> {
-  await c.dmaMap({ iova: 0n, size: BigInt(ram.size), backing: ram.bytes });
-}
-
 for (const held of ["DMA_READ", "DMA_WRITE"] as const) {
   for (const where of ["the same vfud", "the destination"] as const) {
     Deno.test(`migration capture: STOP answered while a ${held} waits; the request runs again on ${where}`, async () => {
@@ -35,7 +31,7 @@ for (const held of ["DMA_READ", "DMA_WRITE"] as const) {
       const ca = await connect(a, { timeoutMs: 10_000 });
       let cb: VfioUserClient | undefined;
       const drv = await (async () => {
-        await mapRam(ca, ram);
+        await ca.mapRam(ram);
         return VirtioBlkDriver.create(ca, { arena: new GuestArena(0n, ram.bytes) });
       })();
       try {
@@ -61,7 +57,7 @@ for (const held of ["DMA_READ", "DMA_WRITE"] as const) {
           await src.setState(DeviceState.STOP_COPY);
           const stream = await src.readAll();
           cb = await connect(b);
-          await mapRam(cb, ram);
+          await cb.mapRam(ram);
           const dst = new DeviceMigration(cb);
           await dst.setState(DeviceState.RESUMING);
           await dst.writeAll(stream);

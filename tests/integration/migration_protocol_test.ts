@@ -39,7 +39,7 @@ const NAMES: Record<number, string> = {
 /** A client with guest RAM mapped, the virtio-blk function set up, and its migration handle. */
 async function setUp(v: Vfud, ram: MemfdRam) {
   const client = await connect(v);
-  await client.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+  await client.mapRam(ram);
   const driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
   await driver.write(10n, new Uint8Array(4096).fill(7));
   return { client, driver, mig: new DeviceMigration(client) };
@@ -189,7 +189,7 @@ Deno.test("migration protocol: bad streams are refused with an errno, the device
     other = await connect(nic);
     const e1000Stream = await saveStream(new DeviceMigration(other));
     dst = await connect(b);
-    await dst.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await dst.mapRam(ram);
     const mig = new DeviceMigration(dst);
     const freshConfig = await dst.regionRead(7, 0, 256);
     const common = (await probeVirtioPci(dst)).common;
@@ -253,7 +253,7 @@ Deno.test("migration protocol: bad streams are refused with an errno, the device
       "device id bits",
     );
     smallClient = await connect(small);
-    await smallClient.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await smallClient.mapRam(ram);
     await refused(
       good,
       Errno.EINVAL,

@@ -11,18 +11,9 @@
  */
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import {
-  DeviceMigration,
-  e1000,
-  E1000Driver,
-  GuestArena,
-  MemfdRam,
-  migrate,
-  pollUntil,
-  sleep,
-  type VfioUserClient,
-} from "../../client/mod.ts";
+import { DeviceMigration, e1000, MemfdRam, migrate, pollUntil, sleep } from "../../client/mod.ts";
 import { connect, startVfud } from "./helpers.ts";
+import { nicUp } from "./kits/e1000.ts";
 import { ip } from "../netns.ts";
 
 const GUEST_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -103,9 +94,7 @@ async function main(): Promise<number> {
     return seqs;
   };
 
-  const ram = new MemfdRam(8 << 20);
-  let clientA: VfioUserClient | undefined;
-  let clientB: VfioUserClient | undefined;
+  using ram = new MemfdRam(8 << 20);
   const result = {
     sent: 0,
     fromGuest,
@@ -117,14 +106,9 @@ async function main(): Promise<number> {
     states: [] as number[],
   };
   try {
-    clientA = await connect(a);
-    await clientA.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
-    const nic = await E1000Driver.create(clientA, {
-      arena: new GuestArena(0n, ram.bytes),
-      rxCount: 16,
-      txCount: 64,
-    });
-    await nic.waitLink();
+    await using clientA = await connect(a);
+    await clientA.mapRam(ram);
+    const nic = await nicUp(clientA, ram, 16, 64);
     let g = 0;
     const guestSend = (n: number) =>
       nic.send(Array.from({ length: n }, () => udpFrame(BRIDGE_MAC, `g ${g++}`)));
@@ -143,11 +127,10 @@ async function main(): Promise<number> {
     toGuest(10);
     await until(() => result.received.length >= 10, "datagrams to the guest");
 
-    clientB = await connect(b);
-    await clientB.dmaMap({ iova: 0n, size: BigInt(ram.size), fd: ram.fd, backing: ram.bytes });
+    await using clientB = await connect(b);
+    await clientB.mapRam(ram);
     const src = new DeviceMigration(clientA);
     const dst = new DeviceMigration(clientB);
-    const c2 = clientB;
     await migrate(src, dst, {
       preCopyRounds: 2,
       duringPreCopy: async (round) => {
@@ -174,7 +157,7 @@ async function main(): Promise<number> {
         result.blackout = toGuest(5); // to the stopped source's tap: lost with it
         await sleep(200);
       },
-      beforeResume: () => nic.moveTo(c2),
+      beforeResume: () => nic.moveTo(clientB),
     });
     result.states = [await src.state(), await dst.state()];
     // After: through vtapB. The guest speaks first (the bridge learns where it is now).
@@ -196,9 +179,6 @@ async function main(): Promise<number> {
     result.sent = g;
     result.toGuest = p;
   } finally {
-    await clientA?.close();
-    await clientB?.close();
-    ram.close();
     sink.close();
     source.close();
   }

@@ -24,6 +24,22 @@ import {
 } from "../stream_hub.ts";
 import type { LifecycleKit, Workload } from "./kit.ts";
 
+/** An e1000 driver of `client` with its rings and buffers in `ram` (mapped at 0), link up. */
+export async function nicUp(
+  client: VfioUserClient,
+  ram: GuestRam,
+  rxCount: number,
+  txCount: number,
+): Promise<E1000Driver> {
+  const nic = await E1000Driver.create(client, {
+    arena: new GuestArena(0n, ram.bytes),
+    rxCount,
+    txCount,
+  });
+  await nic.waitLink();
+  return nic;
+}
+
 class NetWorkload implements Workload {
   readonly #nic: E1000Driver;
   readonly #hub: StreamHub;
@@ -88,12 +104,6 @@ export const e1000Kit: LifecycleKit = {
     const hub = shared as StreamHub;
     const index = hub.ports.length === 0 ? 0 : hub.ports.length - 1;
     const port = await hub.port(index);
-    const nic = await E1000Driver.create(client, {
-      arena: new GuestArena(0n, ram.bytes),
-      rxCount: 64,
-      txCount: 128,
-    });
-    await nic.waitLink();
-    return new NetWorkload(nic, hub, index, port);
+    return new NetWorkload(await nicUp(client, ram, 64, 128), hub, index, port);
   },
 };
