@@ -5,17 +5,8 @@
  *
  * @module
  */
-import {
-  E2E_HERE,
-  MiB,
-  parseKeyValues,
-  preparePrerequisites,
-  prng,
-  REPO_ROOT,
-  runGuest,
-  Vfud,
-} from "./lib.ts";
-import { Background, NetNs } from "./netns.ts";
+import { MiB, parseKeyValues, preparePrerequisites, prng, runGuest, Vfud } from "./lib.ts";
+import { type Background, NetNs, startNetPeer } from "./netns.ts";
 import { median } from "./bench_util.ts";
 
 const HOST_IP = "10.0.2.2";
@@ -43,25 +34,13 @@ async function once(dir: string, system: "vfud" | "qemu"): Promise<{ up: number;
     const upFile = `${dir}/up.bin`, downFile = `${dir}/down.bin`; // the guest reads /data/up.bin
     await Deno.writeFile(upFile, prng(1, BYTES));
     await Deno.writeFile(downFile, prng(2, BYTES));
-    peer = await Background.spawn(
-      [
-        ...ns.wrap,
-        Deno.execPath(),
-        "run",
-        "--allow-net",
-        "--allow-read",
-        `${E2E_HERE}net_peer.ts`,
-        HOST_IP,
-        "5001",
-        String(BYTES),
-        "5002",
-        downFile,
-        "200",
-      ],
-      `${dir}/net-peer.log`,
-      REPO_ROOT,
-    );
-    await peer.waitFor(/^PEER listening=/m, 30_000);
+    peer = await startNetPeer(ns, {
+      host: HOST_IP,
+      upBytes: BYTES,
+      downFile,
+      timeoutS: 200,
+      log: `${dir}/net-peer.log`,
+    });
     const common = {
       script: "guest/net-e1000.sh",
       files: [upFile],

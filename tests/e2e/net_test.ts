@@ -25,7 +25,6 @@
  */
 import {
   assertGuestOk,
-  E2E_HERE,
   type GuestRun,
   isListening,
   md5,
@@ -33,12 +32,11 @@ import {
   parseKeyValues,
   preparePrerequisites,
   prng,
-  REPO_ROOT,
   runGuest,
   Vfud,
   workDir,
 } from "./lib.ts";
-import { Background, NetNs } from "./netns.ts";
+import { NetNs, startNetPeer } from "./netns.ts";
 import { StreamPeer } from "./stream_peer.ts";
 
 const GUEST_TIMEOUT_S = 200;
@@ -208,26 +206,14 @@ function tapTest(mem: "shared" | "private", tapBy: "test" | "vfud"): void {
     const upFile = `${dir}/up.bin`, downFile = `${dir}/down.bin`;
     await Deno.writeFile(upFile, up);
     await Deno.writeFile(downFile, down);
-    const peer = await Background.spawn(
-      [
-        ...ns.wrap,
-        Deno.execPath(),
-        "run",
-        "--allow-net",
-        "--allow-read",
-        `${E2E_HERE}net_peer.ts`,
-        HOST_IP,
-        "5001",
-        String(TCP_BYTES),
-        "5002",
-        downFile,
-        String(GUEST_TIMEOUT_S + 30),
-      ],
-      `${dir}/peer.log`,
-      REPO_ROOT,
-    );
+    const peer = await startNetPeer(ns, {
+      host: HOST_IP,
+      upBytes: TCP_BYTES,
+      downFile,
+      timeoutS: GUEST_TIMEOUT_S + 30,
+      log: `${dir}/peer.log`,
+    });
     defer(() => peer.kill());
-    await peer.waitFor(/^PEER listening=/m, 30_000);
 
     const run = await runGuest({
       vfu: [v.socket],

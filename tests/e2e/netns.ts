@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { killAndReap } from "./lib.ts";
+import { E2E_HERE, killAndReap, REPO_ROOT } from "./lib.ts";
 
 const td = new TextDecoder();
 
@@ -231,4 +231,47 @@ export class Background {
   kill(): Promise<void> {
     return killAndReap(this.child, this.#pipes);
   }
+}
+
+/** What {@link startNetPeer} serves. */
+export interface NetPeerOptions {
+  /** Address it listens on (inside the namespace). */
+  host: string;
+  /** Bytes of the guest's upload (port 5001). */
+  upBytes: number;
+  /** What it sends the guest (port 5002). */
+  downFile: string;
+  /** Its own time limit. */
+  timeoutS: number;
+  /** Where its output goes. */
+  log: string;
+}
+
+/** Starts net_peer.ts inside `ns` and waits (bounded) until it listens. */
+export async function startNetPeer(ns: NetNs, opts: NetPeerOptions): Promise<Background> {
+  const peer = await Background.spawn(
+    [
+      ...ns.wrap,
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      "--allow-read",
+      `${E2E_HERE}net_peer.ts`,
+      opts.host,
+      "5001",
+      String(opts.upBytes),
+      "5002",
+      opts.downFile,
+      String(opts.timeoutS),
+    ],
+    opts.log,
+    REPO_ROOT,
+  );
+  try {
+    await peer.waitFor(/^PEER listening=/m, 30_000);
+  } catch (e) {
+    await peer.kill();
+    throw e;
+  }
+  return peer;
 }
