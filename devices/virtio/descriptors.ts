@@ -44,19 +44,6 @@ function decode(bytes: Uint8Array, at: number): Desc {
   return decodeView(new DataView(bytes.buffer, bytes.byteOffset + at, DESC_SIZE), 0);
 }
 
-/**
- * Entries of the indirect table `desc` points to (§2.7.5.3): without NEXT, whole descriptors,
- * at most a queue's worth.
- */
-function indirectEntries(desc: Desc, queueSize: number): number {
-  const n = desc.len / DESC_SIZE;
-  if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
-  if (!Number.isInteger(n) || n === 0 || n > queueSize) {
-    throw new VirtqueueError(`bad indirect table length ${desc.len}`);
-  }
-  return n;
-}
-
 /** A descriptor table: the ring's own (read per entry) or an indirect one (read at once). */
 interface Table {
   readonly size: number;
@@ -78,37 +65,76 @@ function fetchedTable(bytes: Uint8Array, size: number): Table {
   return { size, get: (index) => Promise.resolve(decode(bytes, index * DESC_SIZE)) };
 }
 
-async function indirectTable(mem: GuestMemory, desc: Desc, queueSize: number): Promise<Table> {
-  const n = indirectEntries(desc, queueSize);
+async function indirectTable(mem: GuestMemory, desc: Desc, entries: number): Promise<Table> {
   const bytes = new Uint8Array(desc.len);
   await mem.read(desc.addr, bytes);
-  return { size: n, get: (index) => Promise.resolve(decode(bytes, index * DESC_SIZE)) };
+  return fetchedTable(bytes, entries);
 }
 
 /**
- * Checks the step to entry `index` of a table of `size` entries, the walk's `seen`th in that
- * table: an index out of range, or more steps than entries (a loop), is the driver's error.
+ * One walk along a chain, whatever reads its descriptors: the buffers so far, and where it is.
+ * Enforces what the driver controls: indices in range, no loop, one level of indirection
+ * (§2.7.5.3), readable buffers before writable ones (§2.7.4.2), at most 2^32 bytes (§2.7.5.1).
  */
-function checkStep(index: number, seen: number, size: number): void {
-  if (index >= size) throw new VirtqueueError(`descriptor index ${index} out of range`);
-  if (seen > size) throw new VirtqueueError("descriptor chain loops");
-}
+class ChainWalk {
+  readonly chain: DescChain;
+  /** Entry of the current table to read next. */
+  index: number;
+  /** Entries of the current table. */
+  size: number;
+  /** Steps taken in the current table. */
+  #seen = 0;
+  #bytes = 0;
+  #indirect = false;
 
-/**
- * Appends `desc` to `chain`, enforcing readable-before-writable order (§2.7.4.2) and the
- * chain's byte limit; `bytes` is the chain's length so far. Returns the length with `desc`.
- */
-function addBuffer(chain: DescChain, desc: Desc, bytes: number): number {
-  bytes += desc.len;
-  if (bytes > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain too long");
-  const buf = { addr: desc.addr, len: desc.len };
-  if (desc.flags & DescFlag.WRITE) {
-    chain.writable.push(buf);
-  } else {
-    if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after writable");
-    chain.readable.push(buf);
+  constructor(head: number, queueSize: number) {
+    this.chain = { head, readable: [], writable: [] };
+    this.index = head;
+    this.size = queueSize;
   }
-  return bytes;
+
+  /** Before reading entry `index`: throws on an index out of range or a loop. */
+  step(): void {
+    if (this.index >= this.size) {
+      throw new VirtqueueError(`descriptor index ${this.index} out of range`);
+    }
+    if (++this.#seen > this.size) throw new VirtqueueError("descriptor chain loops");
+  }
+
+  /**
+   * Goes on at the start of the indirect table `desc` points to, which must hold whole
+   * descriptors, at most `queueSize`; returns its entries.
+   */
+  enterIndirect(desc: Desc, queueSize: number): number {
+    if (this.#indirect) throw new VirtqueueError("nested indirect descriptor");
+    const n = desc.len / DESC_SIZE;
+    if (desc.flags & DescFlag.NEXT) throw new VirtqueueError("indirect descriptor with NEXT");
+    if (!Number.isInteger(n) || n === 0 || n > queueSize) {
+      throw new VirtqueueError(`bad indirect table length ${desc.len}`);
+    }
+    this.#indirect = true;
+    this.index = 0;
+    this.size = n;
+    this.#seen = 0;
+    return n;
+  }
+
+  /** Appends the buffer of a direct descriptor; true when it ends the chain. */
+  take(desc: Desc): boolean {
+    this.#bytes += desc.len;
+    if (this.#bytes > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain too long");
+    const buf = { addr: desc.addr, len: desc.len };
+    if (desc.flags & DescFlag.WRITE) {
+      this.chain.writable.push(buf);
+    } else if (this.chain.writable.length > 0) {
+      throw new VirtqueueError("readable descriptor after writable");
+    } else {
+      this.chain.readable.push(buf);
+    }
+    if (!(desc.flags & DescFlag.NEXT)) return true;
+    this.index = desc.next;
+    return false;
+  }
 }
 
 /**
@@ -145,36 +171,24 @@ function readChainNow(
   queueSize: number,
   head: number,
 ): DescChain | undefined {
-  const chain: DescChain = { head, readable: [], writable: [] };
-  let table = descAddr;
-  let size = queueSize;
+  const w = new ChainWalk(head, queueSize);
   /** The indirect table, once read whole. */
   let indirect: DataView | undefined;
-  let index = head;
-  let seen = 0;
-  let bytes = 0;
   for (;;) {
-    checkStep(index, ++seen, size);
+    w.step();
     const desc = indirect
-      ? decodeView(indirect, index * DESC_SIZE)
-      : descNow(mem, table + BigInt(index * DESC_SIZE));
+      ? decodeView(indirect, w.index * DESC_SIZE)
+      : descNow(mem, descAddr + BigInt(w.index * DESC_SIZE));
     if (!desc) return undefined;
     if (desc.flags & DescFlag.INDIRECT) {
-      if (indirect) throw new VirtqueueError("nested indirect descriptor");
-      const n = indirectEntries(desc, queueSize);
+      w.enterIndirect(desc, queueSize);
       if (tableScratch.length < desc.len) tableScratch = new Uint8Array(desc.len);
       const t = tableScratch.subarray(0, desc.len);
       if (!mem.readNow!(desc.addr, t)) return undefined; // the whole table in one access
       indirect = new DataView(t.buffer, 0, desc.len);
-      table = desc.addr;
-      size = n;
-      index = 0;
-      seen = 0;
-      continue;
+    } else if (w.take(desc)) {
+      return w.chain;
     }
-    bytes = addBuffer(chain, desc, bytes);
-    if (!(desc.flags & DescFlag.NEXT)) return chain;
-    index = desc.next;
   }
 }
 
@@ -190,25 +204,15 @@ async function readChainSlow(
   head: number,
   whole?: () => Promise<Uint8Array>,
 ): Promise<DescChain> {
-  const chain: DescChain = { head, readable: [], writable: [] };
+  const w = new ChainWalk(head, queueSize);
   let table = whole ? fetchedTable(await whole(), queueSize) : ringTable(mem, descAddr, queueSize);
-  let indirect = false;
-  let index = head;
-  let seen = 0;
-  let bytes = 0;
   for (;;) {
-    checkStep(index, ++seen, table.size);
-    const desc = await table.get(index);
+    w.step();
+    const desc = await table.get(w.index);
     if (desc.flags & DescFlag.INDIRECT) {
-      if (indirect) throw new VirtqueueError("nested indirect descriptor");
-      table = await indirectTable(mem, desc, queueSize);
-      indirect = true;
-      index = 0;
-      seen = 0;
-      continue;
+      table = await indirectTable(mem, desc, w.enterIndirect(desc, queueSize));
+    } else if (w.take(desc)) {
+      return w.chain;
     }
-    bytes = addBuffer(chain, desc, bytes);
-    if (!(desc.flags & DescFlag.NEXT)) return chain;
-    index = desc.next;
   }
 }
