@@ -4,7 +4,7 @@ import { Errno } from "./errors.ts";
 import { Command } from "./header.ts";
 import { fromHex } from "./hex.ts";
 import { encodeCommand, splitMessage } from "./message.ts";
-import { assertErrno, assertGoldenCommand } from "./testutil.ts";
+import { assertErrno, assertGoldenCommand, assertGoldenReply, patcher } from "./testutil.ts";
 
 // QEMU's first DMA_MAP of the sample boot: guest RAM at 0, 512 MiB, R|W, with an fd.
 const QEMU_DMA_MAP = fromHex(`
@@ -44,11 +44,7 @@ Deno.test("DMA_MAP: read-only BIOS ROM and a >2^53 address stay exact", () => {
 
 Deno.test("DMA_MAP: malformed requests", () => {
   const good = QEMU_DMA_MAP.subarray(16);
-  const patched = (off: number, bytes: string) => {
-    const p = good.slice();
-    p.set(fromHex(bytes), off);
-    return p;
-  };
+  const patched = patcher(good);
   assertErrno(() => DmaMap.decodeRequest(good.subarray(0, 31)), Errno.EINVAL, /31 bytes < 32/);
   assertErrno(() => DmaMap.decodeRequest(new Uint8Array([...good, 0])), Errno.EINVAL, /trailing/);
   assertErrno(() => DmaMap.decodeRequest(patched(0, "18000000")), Errno.EINVAL, /argsz 24/);
@@ -115,9 +111,10 @@ Deno.test("DMA_READ: golden request and reply; data at message offset 32", () =>
   assert.deepEqual(DmaRead.encodeRequest(req), reqBytes);
 
   const replyBytes = fromHex("0010000000000000 0400000000000000 deadbeef");
-  const reply = DmaRead.decodeReply(replyBytes);
-  assert.deepEqual(reply, { address: 0x1000n, data: fromHex("deadbeef") });
-  assert.deepEqual(DmaRead.encodeReply(reply), replyBytes);
+  const reply = assertGoldenReply(DmaRead, replyBytes, {
+    address: 0x1000n,
+    data: fromHex("deadbeef"),
+  });
 
   const msg = encodeCommand(5, Command.DMA_READ, DmaRead.encodeReply(reply));
   assert.deepEqual(msg.subarray(32), fromHex("deadbeef"));

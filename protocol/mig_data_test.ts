@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Errno } from "./errors.ts";
 import { fromHex } from "./hex.ts";
 import { MigDataRead, MigDataWrite } from "./mig_data.ts";
-import { assertErrno } from "./testutil.ts";
+import { assertErrno, assertGoldenReply } from "./testutil.ts";
 
 Deno.test("MIG_DATA_READ: golden request, reply and end-of-stream reply", () => {
   const req = fromHex("08100000 00100000"); // argsz 0x1008, size 0x1000
@@ -10,9 +10,7 @@ Deno.test("MIG_DATA_READ: golden request, reply and end-of-stream reply", () => 
   assert.deepEqual(MigDataRead.encodeRequest({ argsz: 0x1008, size: 0x1000 }), req);
 
   const rep = fromHex("0c000000 04000000 01020304"); // argsz 12, size 4
-  const reply = MigDataRead.decodeReply(rep);
-  assert.deepEqual(reply, { data: fromHex("01020304") });
-  assert.deepEqual(MigDataRead.encodeReply(reply), rep);
+  assertGoldenReply(MigDataRead, rep, { data: fromHex("01020304") });
 
   const end = fromHex("08000000 00000000");
   assert.deepEqual(MigDataRead.decodeReply(end), { data: new Uint8Array(0) });

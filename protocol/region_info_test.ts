@@ -9,7 +9,7 @@ import {
   SparseMmapCap,
   TypeCap,
 } from "./region_info.ts";
-import { assertErrno } from "./testutil.ts";
+import { assertErrno, patcher } from "./testutil.ts";
 
 const { READ, WRITE, MMAP, CAPS } = RegionInfoFlags;
 
@@ -132,11 +132,7 @@ Deno.test("GET_REGION_INFO: a chain of two capabilities, 8-byte aligned", () => 
 });
 
 Deno.test("GET_REGION_INFO: malformed replies", () => {
-  const patched = (off: number, hex: string, base = SPARSE_REPLY) => {
-    const p = base.slice();
-    p.set(fromHex(hex), off);
-    return p;
-  };
+  const patched = patcher(SPARSE_REPLY);
   const d = (p: Uint8Array) => () => DeviceGetRegionInfo.decodeReply(p);
   assertErrno(d(patched(12, "10000000")), Errno.EINVAL, /inside the struct/);
   assertErrno(d(patched(12, "3c000000")), Errno.EINVAL, /past the end/);

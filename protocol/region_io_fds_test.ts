@@ -7,7 +7,7 @@ import {
   IoFdType,
   IoRegionFdFlags,
 } from "./region_io_fds.ts";
-import { assertErrno } from "./testutil.ts";
+import { assertErrno, patcher } from "./testutil.ts";
 
 Deno.test("GET_REGION_IO_FDS: golden request", () => {
   const bytes = fromHex("00010000 00000000 02000000 00000000"); // argsz 256, index 2
@@ -77,11 +77,7 @@ Deno.test("GET_REGION_IO_FDS: cut reply carries argsz and count, no entries", ()
 });
 
 Deno.test("GET_REGION_IO_FDS: malformed replies", () => {
-  const patched = (off: number, hex: string) => {
-    const p = REPLY.slice();
-    p.set(fromHex(hex), off);
-    return p;
-  };
+  const patched = patcher(REPLY);
   const d = (p: Uint8Array) => () => DeviceGetRegionIoFds.decodeReply(p);
   assertErrno(d(patched(0, "58000000")), Errno.EINVAL, /argsz 88 != 96/);
   assertErrno(d(patched(12, "03000000")), Errno.EINVAL, /!= 136/);

@@ -4,7 +4,7 @@ import { Command, Flags } from "./header.ts";
 import { fromHex } from "./hex.ts";
 import { encodeCommand, splitMessage } from "./message.ts";
 import { RegionRead, RegionWrite, RegionWriteMulti } from "./region_rw.ts";
-import { assertErrno, assertGoldenCommand } from "./testutil.ts";
+import { assertErrno, assertGoldenCommand, assertGoldenReply, patcher } from "./testutil.ts";
 
 // QEMU's first config-space read (sample id 12): 256 bytes at 0 of region 7.
 const QEMU_READ = fromHex(`
@@ -17,9 +17,7 @@ Deno.test("REGION_READ: QEMU's request, golden whole message", () => {
 
 Deno.test("REGION_READ: golden reply (ROM BAR read at 0x30)", () => {
   const bytes = fromHex("3000000000000000 07000000 04000000 00000000");
-  const reply = RegionRead.decodeReply(bytes);
-  assert.deepEqual(reply, { offset: 0x30n, region: 7, data: fromHex("00000000") });
-  assert.deepEqual(RegionRead.encodeReply(reply), bytes);
+  assertGoldenReply(RegionRead, bytes, { offset: 0x30n, region: 7, data: fromHex("00000000") });
 });
 
 Deno.test("REGION_READ: malformed", () => {
@@ -51,9 +49,7 @@ Deno.test("REGION_WRITE: QEMU's request, golden whole message; posted variant", 
 
 Deno.test("REGION_WRITE: golden reply", () => {
   const bytes = fromHex("3000000000000000 07000000 04000000");
-  const reply = RegionWrite.decodeReply(bytes);
-  assert.deepEqual(reply, { offset: 0x30n, region: 7, count: 4 });
-  assert.deepEqual(RegionWrite.encodeReply(reply), bytes);
+  assertGoldenReply(RegionWrite, bytes, { offset: 0x30n, region: 7, count: 4 });
 });
 
 Deno.test("REGION_WRITE: malformed", () => {
@@ -88,11 +84,7 @@ Deno.test("REGION_WRITE_MULTI: golden request and reply", () => {
 });
 
 Deno.test("REGION_WRITE_MULTI: malformed", () => {
-  const patched = (off: number, hex: string) => {
-    const p = MULTI.slice();
-    p.set(fromHex(hex), off);
-    return p;
-  };
+  const patched = patcher(MULTI);
   const d = (p: Uint8Array) => () => RegionWriteMulti.decodeRequest(p);
   assertErrno(d(patched(0, "0300000000000000")), Errno.EINVAL, /wr_cnt 3/);
   assertErrno(d(patched(0, "0100000000000000")), Errno.EINVAL, /wr_cnt 1/);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { VfioUserError } from "./errors.ts";
+import { fromHex } from "./hex.ts";
 import { encodeCommand, splitMessage } from "./message.ts";
 
 /** Asserts that `fn` throws a `VfioUserError` with `errno` (and a message matching `re`). */
@@ -33,4 +34,34 @@ export function assertGoldenCommand<T>(codec: RequestCodec<T>, message: Uint8Arr
   assert.deepEqual(req, fields);
   assert.deepEqual(encodeCommand(header.id, header.cmd, codec.encodeRequest(req)), message);
   return req;
+}
+
+/** The reply half of a codec (what it decodes may carry more than what it encodes). */
+export interface ReplyCodec<D extends E, E> {
+  decodeReply(payload: Uint8Array): D;
+  encodeReply(reply: E): Uint8Array;
+}
+
+/**
+ * A golden reply payload: it decodes to `fields`, and encoding them again gives the bytes back.
+ * Returns the decoded reply.
+ */
+export function assertGoldenReply<D extends E, E>(
+  codec: ReplyCodec<D, E>,
+  payload: Uint8Array,
+  fields: D,
+): D {
+  const reply = codec.decodeReply(payload);
+  assert.deepEqual(reply, fields);
+  assert.deepEqual(codec.encodeReply(reply), payload);
+  return reply;
+}
+
+/** For malformed-input tests: `patched(offset, hex)` is a copy of `base` with `hex` at `offset`. */
+export function patcher(base: Uint8Array): (offset: number, hex: string) => Uint8Array {
+  return (offset, hex) => {
+    const p = base.slice();
+    p.set(fromHex(hex), offset);
+    return p;
+  };
 }
