@@ -53,6 +53,13 @@ function readAll(c: MigrationController, chunk = 7): Uint8Array {
   return concatBytes(parts);
 }
 
+/** The whole stream of a fresh source in STOP_COPY: what a destination loads. */
+async function savedStream(): Promise<Uint8Array> {
+  const src = new MigrationController(new FakeTarget());
+  await src.set(STOP_COPY);
+  return readAll(src);
+}
+
 async function refusedWith(p: Promise<unknown> | (() => unknown), errno: number): Promise<void> {
   const e = await (typeof p === "function" ? Promise.resolve().then(p) : p).then(
     () => undefined,
@@ -125,9 +132,7 @@ Deno.test("controller: pre-copy sends early what it can, stop-copy only what cha
 });
 
 Deno.test("controller: the destination loads on RESUMING -> STOP", async () => {
-  const src = new MigrationController(new FakeTarget());
-  await src.set(STOP_COPY);
-  const stream = readAll(src);
+  const stream = await savedStream();
   const t = new FakeTarget();
   const c = new MigrationController(t);
   await refusedWith(() => c.write(stream), Errno.EINVAL);
@@ -139,9 +144,7 @@ Deno.test("controller: the destination loads on RESUMING -> STOP", async () => {
 });
 
 Deno.test("controller: a refused stream keeps RESUMING and drops the bytes", async () => {
-  const src = new MigrationController(new FakeTarget());
-  await src.set(STOP_COPY);
-  const stream = readAll(src);
+  const stream = await savedStream();
   const t = new FakeTarget();
   const c = new MigrationController(t);
   await c.set(RESUMING);
