@@ -34,6 +34,14 @@ async function congested(count: number, ms: number): Promise<Rig> {
   return r;
 }
 
+/** The backend takes frames again: all `count` held go out and the head passes them. */
+async function drained(r: Rig, count: number): Promise<void> {
+  r.backend.setCongested(false);
+  await settle(r.dev);
+  assert.equal(r.wire.received.length, count);
+  assert.equal(rd(r.dev, R.TDH), count);
+}
+
 Deno.test("TX legacy: one descriptor, RS → DD written back, TXDW and TXQE, counters", async () => {
   const { f, ...r } = readyToSend(100);
   putTx(r, 0, { addr: ADDR.TX_BUF, lower: legacy(f.length, EOP | IFCS | RS) });
@@ -187,10 +195,7 @@ Deno.test("TX: a congested backend holds transmission until it drains", async ()
   const r = await congested(1, 5);
   assert.equal(r.wire.received.length, 0);
   assert.equal(rd(r.dev, R.TDH), 0);
-  r.backend.setCongested(false);
-  await settle(r.dev);
-  assert.equal(r.wire.received.length, 1);
-  assert.equal(rd(r.dev, R.TDH), 1);
+  await drained(r, 1);
 });
 
 Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer that stopped reading)", async () => {
@@ -200,10 +205,7 @@ Deno.test("TX: quiesce resolves while the backend stays congested (a stream peer
   await bounded("quiesce with a congested backend", () => quiesce(r.dev), 2_000);
   assert.equal(r.wire.received.length, 0);
   // The peer reads again: the waiting frames go out in order, none lost.
-  r.backend.setCongested(false);
-  await settle(r.dev);
-  assert.equal(r.wire.received.length, 3);
-  assert.equal(rd(r.dev, R.TDH), 3);
+  await drained(r, 3);
 });
 
 Deno.test("TX: device reset while waiting on a congested backend does not hang", async () => {
