@@ -40,28 +40,24 @@ Deno.test("lifecycle: a new client gets fresh DMA state; device data persists", 
   const data = randomBytes(64 * 1024);
   const name = `vfud-it-ram-${crypto.randomUUID()}`;
   {
-    const client = await connect(vfud);
-    const ram = new MemfdRam(4 * MiB, name);
-    try {
-      await client.mapRam(ram, 0x100000n);
-      await client.dmaMap({ iova: 0x10000000n, size: 0x1000n });
-      const driver = await VirtioBlkDriver.create(client, {
-        arena: new GuestArena(0x100000n, ram.bytes),
-      });
-      await driver.write(100n, data);
-      assert.ok(mapsMemfd(vfud.pid, name), "vfud mmapped the guest RAM");
-      assert.equal(
-        countFds(vfud.pid, EVENTFD_LINK),
-        eventfdsIdle + 2,
-        "two MSI-X eventfds installed",
-      );
-      driver.close();
-    } finally {
-      await client.close();
-      ram.close();
-    }
+    using ram = new MemfdRam(4 * MiB, name);
+    await using client = await connect(vfud);
+    await client.mapRam(ram, 0x100000n);
+    await client.dmaMap({ iova: 0x10000000n, size: 0x1000n });
+    const driver = await VirtioBlkDriver.create(client, {
+      arena: new GuestArena(0x100000n, ram.bytes),
+    });
+    await driver.write(100n, data);
+    assert.ok(mapsMemfd(vfud.pid, name), "vfud mmapped the guest RAM");
+    assert.equal(
+      countFds(vfud.pid, EVENTFD_LINK),
+      eventfdsIdle + 2,
+      "two MSI-X eventfds installed",
+    );
+    driver.close();
   }
   // Second client: nothing of the first one's DMA state is left.
+  using ram = new MemfdRam(8 * MiB);
   await using client = await connect(vfud);
   assert.ok(!mapsMemfd(vfud.pid, name), "the old guest RAM was unmapped on disconnect");
   assert.equal(countFds(vfud.pid, EVENTFD_LINK), eventfdsIdle, "the old eventfds were closed");
@@ -71,21 +67,15 @@ Deno.test("lifecycle: a new client gets fresh DMA state; device data persists", 
     "old map gone",
   );
   // A layout that overlaps the old maps is accepted.
-  const ram = new MemfdRam(8 * MiB);
+  await client.mapRam(ram);
+  const driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
   try {
-    await client.mapRam(ram);
-    const driver = await VirtioBlkDriver.create(client, { arena: new GuestArena(0n, ram.bytes) });
-    try {
-      assert.deepEqual(await driver.read(100n, 128), data, "device data persists across clients");
-    } finally {
-      driver.close();
-    }
-    assert.deepEqual(await readImage(vfud.image, 100 * 512, data.length), data);
-    assert.deepEqual(client.violations, []);
+    assert.deepEqual(await driver.read(100n, 128), data, "device data persists across clients");
   } finally {
-    await client.close();
-    ram.close();
+    driver.close();
   }
+  assert.deepEqual(await readImage(vfud.image, 100 * 512, data.length), data);
+  assert.deepEqual(client.violations, []);
 });
 
 Deno.test("lifecycle: a client that disconnects with I/O in flight", async () => {

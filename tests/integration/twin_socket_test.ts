@@ -17,42 +17,37 @@ const CAPS = JSON.stringify({
 
 Deno.test("twin_socket: DMA requests go over the socket handed out with VERSION", async () => {
   await using v = await startVfud();
-  const client = await connect(v, { version: false });
-  const ram = new ArrayRam(8 << 20);
-  try {
-    const r = await client.request(Command.VERSION, encodeVersionPayload(0, 0, CAPS), {
-      keepFds: true,
-    });
-    const reply = decodeVersionReply(r.payload);
-    assert.equal(reply.caps?.twinSocket?.supported, true, "the server accepted twin_socket");
-    assert.equal(r.fds.length, 1, "the VERSION reply carries the twin socket");
-    assert.equal(reply.caps?.twinSocket?.fdIndex, 0);
-    client.attachTwin(r.fds[0]);
+  using ram = new ArrayRam(8 << 20);
+  await using client = await connect(v, { version: false });
+  const r = await client.request(Command.VERSION, encodeVersionPayload(0, 0, CAPS), {
+    keepFds: true,
+  });
+  const reply = decodeVersionReply(r.payload);
+  assert.equal(reply.caps?.twinSocket?.supported, true, "the server accepted twin_socket");
+  assert.equal(r.fds.length, 1, "the VERSION reply carries the twin socket");
+  assert.equal(reply.caps?.twinSocket?.fdIndex, 0);
+  client.attachTwin(r.fds[0]);
 
-    // Message-based guest RAM: every ring and data access is a DMA request to us.
-    await client.dmaMap({ iova: 0n, size: BigInt(ram.bytes.length), backing: ram.bytes });
-    const driver = await VirtioBlkDriver.create(client, {
-      arena: new GuestArena(0n, ram.bytes),
-      interrupts: "msix",
-    });
-    const data = randomBytes(64 * 1024);
-    assert.equal(
-      (await driver.submit({ type: ReqType.OUT, sector: 8n, data })).status,
-      BlkStatus.OK,
-    );
-    const back = await driver.submit({ type: ReqType.IN, sector: 8n, readLength: data.length });
-    assert.equal(back.status, BlkStatus.OK);
-    assert.deepEqual(back.data, data);
-    driver.close();
+  // Message-based guest RAM: every ring and data access is a DMA request to us.
+  await client.mapRam(ram);
+  const driver = await VirtioBlkDriver.create(client, {
+    arena: new GuestArena(0n, ram.bytes),
+    interrupts: "msix",
+  });
+  const data = randomBytes(64 * 1024);
+  assert.equal(
+    (await driver.submit({ type: ReqType.OUT, sector: 8n, data })).status,
+    BlkStatus.OK,
+  );
+  const back = await driver.submit({ type: ReqType.IN, sector: 8n, readLength: data.length });
+  assert.equal(back.status, BlkStatus.OK);
+  assert.deepEqual(back.data, data);
+  driver.close();
 
-    const served = client.dmaStats.reads + client.dmaStats.writes;
-    assert.ok(client.twinRequests > 0, "DMA requests arrived on the twin socket");
-    assert.equal(served, client.twinRequests, "none arrived on the main socket");
-    assert.deepEqual(client.violations, []);
-  } finally {
-    await client.close();
-    ram.close();
-  }
+  const served = client.dmaStats.reads + client.dmaStats.writes;
+  assert.ok(client.twinRequests > 0, "DMA requests arrived on the twin socket");
+  assert.equal(served, client.twinRequests, "none arrived on the main socket");
+  assert.deepEqual(client.violations, []);
 });
 
 Deno.test("twin_socket is not enabled unless the client proposes it", async () => {
