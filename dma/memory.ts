@@ -345,51 +345,56 @@ export class SessionMemory implements GuestMemory {
   }
 
   async read(addr: bigint, dst: Uint8Array): Promise<void> {
-    const pieces = this.#resolve(addr, dst.length, false);
     fullFence(); // our earlier stores to guest RAM become visible before this load (see above)
-    // The regions are held across the waits for DMA replies: a DMA_UNMAP meanwhile must not
-    // free a view used after them (table.ts).
-    for (const p of pieces) p.region.ref();
-    try {
-      let off = 0;
-      for (const p of pieces) {
-        const part = dst.subarray(off, off + p.length);
-        if (p.region.view) {
-          const o = Number(p.addr - p.region.iova);
-          part.set(p.region.view.subarray(o, o + p.length));
-        } else {
-          await this.#message(p).read(p.addr, part);
-        }
-        off += p.length;
-      }
-    } finally {
-      for (const p of pieces) p.region.unref();
-    }
+    await this.#eachPiece(
+      addr,
+      dst,
+      false,
+      (p, part) => p.region.view ? part.set(viewOf(p)) : this.#message(p).read(p.addr, part),
+    );
   }
 
   async write(addr: bigint, src: Uint8Array): Promise<void> {
-    const pieces = this.#resolve(addr, src.length, true);
+    await this.#eachPiece(addr, src, true, (p, part) => {
+      if (!p.region.view) {
+        // Posted (see MessageDma.write); a failure is reported by the MessageDma itself.
+        this.#message(p).write(p.addr, part).catch(() => {});
+        return undefined;
+      }
+      const store = () => {
+        if (!p.region.live) throw fault(addr, src.length, "unmapped while waiting");
+        viewOf(p).set(part);
+      };
+      // Stores to mapped RAM must not overtake posted message writes issued before them.
+      const posted = this.#dma?.settled();
+      return posted ? posted.then(store) : store();
+    });
+    this.#dirty?.mark(addr, src.length);
+  }
+
+  /**
+   * Calls `each` for the pieces of `[addr, addr + buf.length)` in order, with their parts of
+   * `buf`. The regions are held across the waits for DMA replies: a DMA_UNMAP meanwhile must not
+   * free a view used after them (table.ts).
+   */
+  async #eachPiece(
+    addr: bigint,
+    buf: Uint8Array,
+    writable: Writable,
+    each: (p: Piece, part: Uint8Array) => Promise<void> | void,
+  ): Promise<void> {
+    const pieces = this.#resolve(addr, buf.length, writable);
     for (const p of pieces) p.region.ref();
     try {
       let off = 0;
       for (const p of pieces) {
-        const part = src.subarray(off, off + p.length);
-        if (p.region.view) {
-          // Stores to mapped RAM must not overtake posted message writes issued before them.
-          const posted = this.#dma?.settled();
-          if (posted) await posted;
-          if (!p.region.live) throw fault(addr, src.length, "unmapped while waiting");
-          p.region.view.set(part, Number(p.addr - p.region.iova));
-        } else {
-          // Posted (see MessageDma.write); a failure is reported by the MessageDma itself.
-          this.#message(p).write(p.addr, part).catch(() => {});
-        }
+        const waiting = each(p, buf.subarray(off, off + p.length));
+        if (waiting) await waiting;
         off += p.length;
       }
     } finally {
       for (const p of pieces) p.region.unref();
     }
-    this.#dirty?.mark(addr, src.length);
   }
 
   /**
