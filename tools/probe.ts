@@ -2,7 +2,10 @@
  * `vfud probe SOCKET`: connects to a vfio-user server as a client (the in-repo client library,
  * client/) and reports what it offers: the negotiated version and capabilities, device
  * info, every region with its flags and sparse-mmap areas, every IRQ index, and the decoded
- * PCI config space. It only reads: no DMA map, no IRQ set-up, no write, no reset.
+ * PCI config space, and what the device says about itself (tools/probe_device.ts). All of that
+ * is read from registers. A virtio-blk serial number is not in a register: for it the probe
+ * drives the device for one GET_ID request and puts it back (tools/probe_serial.ts), unless
+ * `registersOnly` is set.
  *
  * @module
  */
@@ -21,6 +24,7 @@ import { nameOf } from "../protocol/wire.ts";
 import { decodeConfig, type DecodedConfig } from "./pci_decode.ts";
 import { formatReport } from "./probe_format.ts";
 import { type ProbedDevice, probeDevice } from "./probe_device.ts";
+import { readSerial } from "./probe_serial.ts";
 
 /** One region as the server describes it. */
 export interface ProbedRegion {
@@ -53,8 +57,16 @@ export interface ProbeReport {
   /** Config space (PCI devices); `configSize` is the config region's size. */
   config?: DecodedConfig;
   configSize?: bigint;
-  /** What the device says about itself (capacity, MAC), read without side effects. */
+  /** What the device says about itself (capacity, MAC, serial). */
   deviceInfo?: ProbedDevice;
+}
+
+/** Options of {@link probe}. */
+export interface ProbeOptions {
+  /** Bound of every wait. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Only read registers: no DMA map and no device writes (a virtio-blk serial is not read). */
+  registersOnly?: boolean;
 }
 
 /** Names of the bits of `flags` set in `value` (unknown bits as hex). */
@@ -100,7 +112,8 @@ async function readConfig(client: VfioUserClient, size: bigint, chunk: number) {
 }
 
 /** Probes the server at `socketPath`. */
-export async function probe(socketPath: string, timeoutMs = 5000): Promise<ProbeReport> {
+export async function probe(socketPath: string, opts: ProbeOptions = {}): Promise<ProbeReport> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
   await using client = await VfioUserClient.connect(socketPath, { timeoutMs, serveDma: false });
   const v = await client.version();
   const info = await client.getInfo();
@@ -135,6 +148,13 @@ export async function probe(socketPath: string, timeoutMs = 5000): Promise<Probe
     report.config = decodeConfig(image, regions.slice(0, 6).map((r) => r.size));
     const info = await probeDevice(report.config, (i, off, n) => client.regionRead(i, off, n));
     if (info) report.deviceInfo = info;
+    if (info?.kind === "virtio-blk") {
+      const r = opts.registersOnly
+        ? { unread: "--registers-only" }
+        : await readSerial(client, timeoutMs);
+      if ("serial" in r) info.fields.serial = r.serial;
+      else (info.unread ??= {}).serial = r.unread;
+    }
   }
   return report;
 }
@@ -148,13 +168,20 @@ export function reportJson(report: ProbeReport): string {
   );
 }
 
-const PROBE_USAGE = `Usage: vfud probe [--json] [--timeout=MS] SOCKET-PATH
+const PROBE_USAGE = `Usage: vfud probe [--json] [--registers-only] [--timeout=MS] SOCKET-PATH
 
 Connects to the vfio-user server listening on SOCKET-PATH and prints the negotiated protocol
 version and capabilities, device info, regions (flags, sparse mmap areas), IRQ indexes and the
 decoded PCI config space (ids, class, BARs, capabilities incl. virtio ones), and what the device
-says about itself: a virtio-blk disk's capacity, an e1000's MAC address and link. Read-only.
-A server that serves one client at a time refuses the probe while another client is connected.`;
+says about itself: a virtio-blk disk's capacity and serial, an e1000's MAC address and link.
+
+Everything but the serial is read from registers. The serial is the answer to a GET_ID request:
+the probe maps 16 KiB of its own memory, sets the device up, sends one GET_ID, then resets the
+device (status 0), restores the PCI registers it changed and unmaps. It does so only when no
+driver has set the device up (status 0); otherwise the serial is reported as not read.
+--registers-only skips it: no DMA map and no write at all.
+
+vfud serves one client at a time: while a VMM is connected the probe is refused.`;
 
 /** `vfud probe ...`: returns the exit status (0 ok, 1 probe failed, 2 usage). */
 export async function probeMain(args: string[]): Promise<number> {
@@ -165,6 +192,7 @@ export async function probeMain(args: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         json: { type: "boolean" },
+        "registers-only": { type: "boolean" },
         timeout: { type: "string", default: "5000" },
         help: { type: "boolean", short: "h" },
       },
@@ -183,7 +211,10 @@ export async function probeMain(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const report = await probe(positionals[0], timeout);
+    const report = await probe(positionals[0], {
+      timeoutMs: timeout,
+      registersOnly: values["registers-only"],
+    });
     console.log(values.json ? reportJson(report) : formatReport(report));
     return 0;
   } catch (e) {

@@ -4,8 +4,8 @@
  * geometry from its device configuration structure (virtio 1.x §5.2.4), an e1000's station
  * address (RAL0/RAH0) and link state (STATUS.LU).
  *
- * A virtio-blk serial number is not shown: the device only gives it in answer to a GET_ID
- * request, which needs a driver, a virtqueue and guest memory (a write to the device).
+ * A virtio-blk serial number is not in a register: the device gives it in answer to a GET_ID
+ * request, which needs a driver, a virtqueue and guest memory; tools/probe_serial.ts reads it.
  *
  * @module
  */
@@ -18,6 +18,8 @@ export type RegionReader = (index: number, offset: number, count: number) => Pro
 export interface ProbedDevice {
   kind: string;
   fields: Record<string, string | number | bigint | boolean>;
+  /** Fields the probe did not read, with the reason (a virtio-blk `serial`). */
+  unread?: Record<string, string>;
 }
 
 const VIRTIO_VENDOR = 0x1af4, VIRTIO_BLK_MODERN = 0x1042;
@@ -89,6 +91,10 @@ export function formatDevice(d: ProbedDevice): string {
       : `${bytes} bytes`;
     const rest = ["blkSize", "segMax", "sizeMax", "numQueues"].filter((k) => k in f)
       .map((k) => `${k} ${f[k]}`);
+    // The serial comes from the device: quoted and escaped, so an empty one shows as "".
+    if (typeof f.serial === "string") {
+      rest.push(`serial ${JSON.stringify(f.serial)}${f.serial ? "" : " (empty)"}`);
+    } else if (d.unread?.serial) rest.push(`serial not read (${d.unread.serial})`);
     return `virtio-blk: capacity ${f.capacitySectors} sectors (${human})` +
       (rest.length ? `, ${rest.join(", ")}` : "");
   }

@@ -87,8 +87,10 @@ Deno.test("conventions: an image with a comma (QEMU's ,, escape) is served, prob
   const text = await runVfud(["probe", path]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /virtio-blk: capacity 6144 sectors \(3 MiB\), blkSize 512/);
+  assert.match(text.stdout, /, serial "comma"$/m);
   const json = JSON.parse((await runVfud(["probe", "--json", path])).stdout);
   assert.equal(json.deviceInfo.fields.capacityBytes, "0x300000");
+  assert.equal(json.deviceInfo.fields.serial, "comma");
   assert.equal((await v.signal("SIGTERM")).code, 0);
 });
 
@@ -124,6 +126,11 @@ Deno.test("conventions: vfud probe shows an e1000's MAC address", async () => {
   await waitForSocket(v, path);
   const text = await runVfud(["probe", path]);
   assert.equal(text.code, 0, text.stderr);
-  assert.match(text.stdout, /e1000: mac 02:00:00:12:34:56, macValid true, linkUp false/);
+  assert.match(text.stdout, /^e1000: mac 02:00:00:12:34:56, macValid true, linkUp false$/m);
+  const json = JSON.parse((await runVfud(["probe", "--json", path])).stdout);
+  assert.deepEqual(json.deviceInfo, {
+    kind: "e1000",
+    fields: { mac: "02:00:00:12:34:56", macValid: true, linkUp: false },
+  });
   assert.equal((await v.signal("SIGTERM")).code, 0);
 });
