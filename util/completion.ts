@@ -137,7 +137,7 @@ _vfud() {
   n=$((n - 1))
   if ((n >= 2)) && [[ \${argv[1]} == probe ]]; then
     if [[ $word == -* ]]; then
-      _vfud_words "--json --timeout=" "$word"
+      _vfud_words "--json --registers-only --timeout=" "$word"
       [[ $word == --timeout* ]] && compopt -o nospace 2>/dev/null
     else
       _vfud_files "$word"

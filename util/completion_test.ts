@@ -40,6 +40,7 @@ Deno.test("completion: options, values, device types, device options, files, pro
       "vfud --socket-group=roo",
       "vfud pr",
       "vfud probe --j",
+      "vfud probe --r",
       "vfud probe di",
     ], dir);
     assert.deepEqual(got, [
@@ -66,6 +67,7 @@ Deno.test("completion: options, values, device types, device options, files, pro
       ["root"],
       ["probe"],
       ["--json"],
+      ["--registers-only"],
       ["disk.img"],
     ]);
   } finally {

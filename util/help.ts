@@ -25,7 +25,7 @@ export const SYNOPSIS: readonly string[] = [
   "vfud --socket-path=PATH --device=TYPE,KEY=VALUE,... [OPTION]...",
   "vfud --fd=N --device=TYPE,KEY=VALUE,... [OPTION]...",
   "vfud --device=TYPE,KEY=VALUE,... [OPTION]...    (systemd socket activation)",
-  "vfud probe [--json] [--timeout=MS] SOCKET-PATH",
+  "vfud probe [--json] [--registers-only] [--timeout=MS] SOCKET-PATH",
   "vfud --print-capabilities | --version | --help",
   "vfud                                            (no arguments: a demo disk)",
 ];
@@ -43,10 +43,17 @@ const TRAILER: Section[] = [
   {
     title: "PROBE",
     paras: [
-      "vfud probe connects to a vfio-user server as a client, reads only (no DMA mapping, no " +
-      "interrupt set-up, no write, no reset) and prints the negotiated version, the device's " +
-      "regions and interrupts, its decoded PCI configuration space and, for virtio devices, " +
-      "the device configuration (a disk's capacity). --json prints the same as JSON.",
+      "vfud probe connects to a vfio-user server as a client and prints the negotiated " +
+      "version, the device's regions and interrupts, its decoded PCI configuration space and " +
+      "what the device says about itself (a disk's capacity and serial, a NIC's MAC address " +
+      "and link). --json prints the same as JSON.",
+      "All of it is read from registers but a virtio-blk serial, which the device only gives " +
+      "in answer to a GET_ID request: for it the probe maps 16 KiB of its own memory, sets the " +
+      "device up, sends one GET_ID, resets the device (status 0), restores the PCI registers " +
+      "it changed and unmaps, leaving the device as it found it. It does so only when no " +
+      "driver has set the device up; --registers-only skips it (no mapping, no write). A " +
+      "server serving one client at a time, as vfud does, refuses the probe while a VMM is " +
+      "connected.",
     ],
   },
   {
