@@ -19,7 +19,7 @@ import { ClientRefusal, type ServerRequests } from "./requests.ts";
  * Largest data payload of one DMA message we send or ask for (README, "Message-based DMA":
  * chosen from measurements).
  */
-export const DEFAULT_DMA_CHUNK = 32 * 1024;
+export const DEFAULT_DMA_CHUNK = 128 * 1024;
 
 /**
  * Most DMA_READ reply bytes we let be outstanding at once. QEMU 11.1 sends its reply to a

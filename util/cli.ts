@@ -111,9 +111,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     name: "dma-chunk-size",
     arg: "BYTES",
     complete: ["16K", "32K", "64K", "128K"],
-    default: "32K",
+    default: "128K",
     help: "Largest data payload of one DMA_READ/DMA_WRITE message (also capped by the " +
-      "client's max_data_xfer_size).",
+      "client's max_data_xfer_size and by the 128 KiB DMA_READ reply window).",
   },
   {
     name: "log-level",
@@ -285,7 +285,7 @@ export function parseCli(
     logLevel,
     logFormat,
     maxBounce: parseSize(values["max-bounce-buffer-size"] ?? "16M", "--max-bounce-buffer-size"),
-    dmaChunk: parseSize(values["dma-chunk-size"] ?? "32K", "--dma-chunk-size"),
+    dmaChunk: parseSize(values["dma-chunk-size"] ?? "128K", "--dma-chunk-size"),
     trace,
     demo: false,
   };
