@@ -5,7 +5,7 @@
  * with the most self time, plus the request rate and vfud's CPU seconds.
  *
  * Usage: deno run -A tests/e2e/profile.ts [--job=randread_qd1] [--seconds=5] [--mem=shared]
- *        [--top=30] [--keep=DIR] [-- extra vfud device options, e.g. direct=on]
+ *        [--top=30] [-- extra vfud device options, e.g. direct=on]
  *
  * @module
  */
