@@ -13,7 +13,7 @@
  */
 import { closeFd, errno, libc, SysError } from "./ffi.ts";
 import { Errno } from "./errno.ts";
-import { C } from "./layout.ts";
+import { C, fillIovec, IOVEC_SIZE } from "./layout.ts";
 
 const SYS_IO_URING_SETUP = 425n;
 const SYS_IO_URING_ENTER = 426n;
@@ -27,6 +27,8 @@ const OFF_SQES = 0x10000000n;
 const SETUP_CLAMP = 1 << 4;
 const FEAT_SINGLE_MMAP = 1 << 0;
 const FEAT_SUBMIT_STABLE = 1 << 2;
+const REGISTER_BUFFERS = 0;
+const REGISTER_FILES = 2;
 const REGISTER_EVENTFD = 4;
 const MAP_POPULATE = 0x8000;
 
@@ -36,6 +38,8 @@ export const UringOp = {
   READV: 1,
   WRITEV: 2,
   FSYNC: 3,
+  /** Into a registered buffer: `addr` inside it, `len` bytes, `bufIndex` names it. */
+  READ_FIXED: 4,
   FALLOCATE: 17,
 } as const;
 
@@ -56,7 +60,14 @@ export interface UringSqe {
   flags: number;
   /** Returned with the completion. */
   tag: number;
+  /** IOSQE_* flags; {@link SQE_FIXED_FILE}: `fd` is an index into the registered files. */
+  sqeFlags?: number;
+  /** READ_FIXED: index of the registered buffer. */
+  bufIndex?: number;
 }
+
+/** IOSQE_FIXED_FILE: the sqe's fd is an index into the files given to registerFiles(). */
+export const SQE_FIXED_FILE = 1;
 
 function mapRing(fd: number, size: number, offset: bigint): Deno.PointerObject {
   const ptr = libc.mmap(
@@ -154,15 +165,30 @@ export class IoUring {
    * IORING_REGISTER_EVENTFD_ASYNC: it leaves out completions run as task work, e.g. O_DIRECT.)
    */
   registerEventfd(efd: number): void {
-    const arg = new Int32Array([efd]);
-    const r = libc.io_uring_register(
-      SYS_IO_URING_REGISTER,
-      this.fd,
-      REGISTER_EVENTFD,
-      new Uint8Array(arg.buffer),
-      1,
-    );
-    if (r < 0n) throw new SysError("io_uring_register EVENTFD", errno());
+    this.#register(REGISTER_EVENTFD, "EVENTFD", new Int32Array([efd]), 1);
+  }
+
+  /**
+   * IORING_REGISTER_FILES: afterwards a submission with {@link SQE_FIXED_FILE} names a file by
+   * its index in `fds`. The ring holds its own reference to each file until it is closed.
+   */
+  registerFiles(fds: readonly number[]): void {
+    this.#register(REGISTER_FILES, "FILES", new Int32Array(fds), fds.length);
+  }
+
+  /**
+   * IORING_REGISTER_BUFFERS: pins `bufs` (counted against RLIMIT_MEMLOCK) for READ_FIXED by index.
+   */
+  registerBuffers(bufs: readonly Uint8Array[]): void {
+    const iov = new DataView(new ArrayBuffer(bufs.length * IOVEC_SIZE));
+    fillIovec(iov, bufs);
+    this.#register(REGISTER_BUFFERS, "BUFFERS", iov, bufs.length);
+  }
+
+  #register(opcode: number, name: string, arg: ArrayBufferView, n: number): void {
+    const bytes = new Uint8Array(arg.buffer, arg.byteOffset, arg.byteLength);
+    const r = libc.io_uring_register(SYS_IO_URING_REGISTER, this.fd, opcode, bytes, n);
+    if (r < 0n) throw new SysError(`io_uring_register ${name}`, errno());
   }
 
   /** Queues one submission; false when the submission queue is full (submit first). */
@@ -173,12 +199,14 @@ export class IoUring {
     const v = this.#sqes;
     for (let i = 0; i < SQE_SIZE; i += 8) v.setBigUint64(o + i, 0n, true);
     v.setUint8(o, s.op);
+    if (s.sqeFlags) v.setUint8(o + 1, s.sqeFlags);
     v.setInt32(o + 4, s.fd, true);
     v.setBigUint64(o + 8, s.offset, true);
     v.setBigUint64(o + 16, s.addr, true);
     v.setUint32(o + 24, s.len, true);
     v.setUint32(o + 28, s.flags, true);
     v.setBigUint64(o + 32, BigInt(s.tag >>> 0), true);
+    if (s.bufIndex) v.setUint16(o + 40, s.bufIndex, true);
     this.#sqArray[idx] = idx;
     this.#tail = (this.#tail + 1) >>> 0;
     Atomics.store(this.#sqTail, 0, this.#tail); // the kernel reads it in io_uring_enter
