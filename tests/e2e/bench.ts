@@ -20,7 +20,8 @@
  *
  * Usage: deno task bench [--reps=3] [--seconds=5] [--only=blk,startup,e1000,scale]
  *        [--systems=vfud-shared,vfud-private,qemu,vhost] [--modes=cache,direct]
- *        [--jobs=randread_qd1,...] [--json=bench.json] [-- extra vfud options]
+ *        [--jobs=randread_qd1,...] [--json=bench.json] [--device-options=aio=threads,...]
+ *        [-- extra vfud options]
  * Writes the table to stdout and everything measured to the JSON file.
  *
  * @module
@@ -76,6 +77,8 @@ interface Setup {
   seconds: number;
   jobs: Job[];
   vfudArgs: string[];
+  /** Appended to vfud's virtio-blk device spec (",aio=threads"), or "". */
+  deviceOptions: string;
 }
 
 /** Reads the whole image so it sits in the page cache (cache mode), or drops it (direct). */
@@ -112,7 +115,7 @@ async function runOnce(s: Setup, cell: Cell): Promise<void> {
     } else {
       vfud = await Vfud.start({
         dir: s.dir,
-        device: `virtio-blk,file=${s.image}${direct ? ",direct=on" : ""}`,
+        device: `virtio-blk,file=${s.image}${direct ? ",direct=on" : ""}${s.deviceOptions}`,
         extraArgs: ["--log-level=warning", ...s.vfudArgs],
       });
       guest.vfu = [vfud.socket];
@@ -254,6 +257,7 @@ if (import.meta.main) {
       jobs: { type: "string", default: JOBS.map((j) => j[0]).join(",") },
       json: { type: "string", default: "bench.json" },
       "image-mb": { type: "string", default: "1024" },
+      "device-options": { type: "string", default: "" },
     },
   });
   const only = new Set(values.only.split(","));
@@ -274,6 +278,7 @@ if (import.meta.main) {
     seconds: Number(values.seconds),
     jobs,
     vfudArgs: positionals,
+    deviceOptions: values["device-options"] ? `,${values["device-options"]}` : "",
   };
   const report: Record<string, unknown> = {
     date: new Date().toISOString(),
