@@ -44,6 +44,19 @@ export function sliceBuffers(
   return out;
 }
 
+/** Guest address of bytes [offset, offset+length) of `bufs` when one buffer holds them all. */
+function withinOne(
+  bufs: readonly GuestBuffer[],
+  offset: number,
+  length: number,
+): bigint | undefined {
+  for (const b of bufs) {
+    if (offset < b.len) return offset + length <= b.len ? b.addr + BigInt(offset) : undefined;
+    offset -= b.len;
+  }
+  return undefined;
+}
+
 /**
  * {@link readBuffers} done at once when the bytes lie in the first range that holds `offset` and
  * that range is mmapped (GuestMemory.readNow); false otherwise (nothing copied).
@@ -55,13 +68,8 @@ export function readBuffersNow(
   dst: Uint8Array,
 ): boolean {
   if (!mem.readNow) return false;
-  for (const b of bufs) {
-    if (offset < b.len) {
-      return offset + dst.length <= b.len && mem.readNow(b.addr + BigInt(offset), dst);
-    }
-    offset -= b.len;
-  }
-  return false;
+  const at = withinOne(bufs, offset, dst.length);
+  return at !== undefined && mem.readNow(at, dst);
 }
 
 /** {@link writeBuffers} done at once when it can be (see {@link readBuffersNow}). */
@@ -72,13 +80,8 @@ export function writeBuffersNow(
   src: Uint8Array,
 ): boolean {
   if (!mem.writeNow) return false;
-  for (const b of bufs) {
-    if (offset < b.len) {
-      return offset + src.length <= b.len && mem.writeNow(b.addr + BigInt(offset), src);
-    }
-    offset -= b.len;
-  }
-  return false;
+  const at = withinOne(bufs, offset, src.length);
+  return at !== undefined && mem.writeNow(at, src);
 }
 
 /** Copies bytes [offset, offset+dst.length) of `bufs` into `dst`. */
