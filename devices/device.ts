@@ -35,6 +35,14 @@ export interface DeviceContext {
   trigger(vector: number): void;
   /** Deasserts the INTx line (e.g. when the guest reads an interrupt status register). */
   lowerIntx(): void;
+  /**
+   * Resolves once every guest-memory write the device issued so far is visible to the guest;
+   * undefined when all already are (mmapped memory; message DMA with nothing in flight). A status
+   * register that announces written data (a "descriptor done" cause) waits for it: on PCI a read
+   * completion never passes the device's earlier writes, but message-based writes reach the
+   * guest through the client's main loop, after a register read the vCPU may already have had.
+   */
+  afterWrites?(): Promise<void> | undefined;
   /** True when the guest enabled MSI-X (MSI-X capability Enable bit, function not masked). */
   msixEnabled(): boolean;
   /** True when the guest enabled bus mastering (PCI COMMAND bit 2): DMA is allowed. */

@@ -107,6 +107,7 @@ export class DeviceHost implements MigrationTarget {
     return {
       mem,
       trigger: (v) => this.#trigger(v),
+      afterWrites: () => this.#memory?.settled(),
       lowerIntx: () => {
         this.#intxGen++;
         this.irqs.lowerIntx();

@@ -95,6 +95,8 @@ export class E1000 implements Device {
   readonly #mac: Uint8Array;
   readonly #log: Logger;
   #ctx: DeviceContext | undefined;
+  /** Global resets so far: a cause deferred across one is dropped. */
+  #resets = 0;
   #linkUp = false;
   #ioAddr = 0;
   readonly #pauses = new PauseCount();
@@ -109,7 +111,7 @@ export class E1000 implements Device {
       regs: this.regs,
       log: this.#log,
       dma: () => this.#dma(),
-      raise: (c: number) => this.irq.raise(c),
+      raise: (c: number) => this.#raiseWhenVisible(c),
     };
     this.tx = new TxEngine({
       ...host,
@@ -373,8 +375,25 @@ export class E1000 implements Device {
     else this.rx.kick();
   }
 
+  /**
+   * Latches the causes of the data path (descriptors written back, receive overrun) once the
+   * guest can see those descriptors (DeviceContext.afterWrites). Regression: with message DMA a
+   * guest whose handler read ICR for an earlier interrupt found RXT0 before the descriptor's DD
+   * write reached its memory, consumed the cause, found no frame, and never looked again: the
+   * last ping reply of a burst was lost.
+   */
+  #raiseWhenVisible(causes: number): void {
+    const visible = this.#ctx?.afterWrites?.();
+    if (!visible) return this.irq.raise(causes);
+    const epoch = this.#resets;
+    void visible.then(() => {
+      if (epoch === this.#resets) this.irq.raise(causes);
+    });
+  }
+
   /** Global reset (SDM §14.9): registers, EEPROM logic, interrupts, both units; RA0 reloaded. */
   #macReset(): void {
+    this.#resets++;
     this.regs.reset();
     this.eeprom.reset();
     this.irq.reset();

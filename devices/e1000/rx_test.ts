@@ -263,3 +263,22 @@ Deno.test("RX: MAC loopback (RCTL.LBM) returns transmitted frames", async () => 
   assert.equal(rd(r.dev, R.RDH), 1);
   assert.deepEqual(r.mem.ram.subarray(ADDR.RX_BUF, ADDR.RX_BUF + f.length), f);
 });
+
+Deno.test("RX: RXT0 latches only once the descriptor write-back is visible to the guest", async () => {
+  const r = receiving();
+  wr(r.dev, R.IMS, ICR.RXT0);
+  // Message-based memory with the device's writes still on their way to the guest.
+  let visible!: () => void;
+  r.ctx.pendingWrites = new Promise<void>((res) => (visible = res));
+  r.wire.send(frame(RIG_MAC, 200));
+  await settle(r.dev);
+  // A handler reading ICR now (for an earlier interrupt) must not take RXT0: the descriptor's
+  // DD may not be in its memory yet, and a consumed cause is never announced again.
+  assert.equal(rd(r.dev, R.ICR) & ICR.RXT0, 0);
+  assert.deepEqual(r.ctx.triggers, []);
+  r.ctx.pendingWrites = undefined;
+  visible();
+  await settle(r.dev);
+  assert.ok(rd(r.dev, R.ICR) & ICR.RXT0);
+  assert.deepEqual(r.ctx.triggers, [0]);
+});

@@ -189,6 +189,13 @@ export class FakeContext implements DeviceContext {
     this.lowered++;
   }
 
+  /** What afterWrites() returns (a test's pending writes), undefined: all visible. */
+  pendingWrites: Promise<void> | undefined;
+
+  afterWrites(): Promise<void> | undefined {
+    return this.pendingWrites;
+  }
+
   msixEnabled(): boolean {
     return this.msix;
   }
